@@ -1,0 +1,79 @@
+// ipoib/cni/skel.h — verb dispatch: environment + stdin -> plugin call -> one JSON on stdout.
+//
+//   class MyPlugin : public cni::Plugin { ... };
+//   MyPlugin plugin;
+//   return cni::run_plugin(plugin, cni::real_process_io(), logger);   // the process exit code
+//
+// The core takes its process I/O as injected functions, so tests drive it without a process.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ipoib/base/error.h"
+#include "ipoib/base/log.h"
+#include "ipoib/cni/config.h"
+#include "ipoib/cni/env.h"
+#include "ipoib/cni/result.h"
+
+namespace ipoib::cni {
+
+struct ProcessIo {
+  GetEnv getenv;
+  // Reads all of stdin (bounded: more than 1 MiB is kDecodeFailure). An absent or empty stdin
+  // is an empty string.
+  std::function<Result<std::string>()> read_stdin;
+  std::function<void(std::string_view)> write_stdout;
+};
+
+// getenv(3), fd 0 and fd 1.
+ProcessIo real_process_io();
+
+// What a verb handler receives.
+struct Request {
+  Environment env;
+  NetConf conf;
+  std::string stdin_text;  // verbatim: delegated IPAM gets the whole config
+};
+
+struct Attachment {
+  std::string container_id;
+  std::string ifname;
+  friend bool operator==(const Attachment&, const Attachment&) = default;
+};
+
+// The attachments a GC call says are valid: from "cni.dev/valid-attachments", else the legacy
+// "cni.dev/attachments". nullopt when neither key is present (destroy nothing).
+// kDecodeFailure when a present key is malformed.
+Result<std::optional<std::vector<Attachment>>> parse_gc_attachments(const nlohmann::json& conf);
+
+class Plugin {
+ public:
+  virtual ~Plugin() = default;
+  virtual Result<CniResult> add(const Request& req) = 0;
+  virtual Status del(const Request& req) = 0;
+  virtual Status check(const Request& req) = 0;
+  // `valid` as returned by parse_gc_attachments.
+  virtual Status gc(const Request& req, const std::optional<std::vector<Attachment>>& valid) = 0;
+  virtual Status status(const Request& req) = 0;
+};
+
+// The CNI error document {"cniVersion","code","msg","details"} (details omitted when empty;
+// cniVersion omitted when unknown).
+nlohmann::json error_json(const Error& error, std::optional<CniVersion> version);
+
+// The VERSION document: {"cniVersion": <version>, "supportedVersions": [all seven]}.
+nlohmann::json version_json(CniVersion version);
+
+// Runs one CNI invocation: reads the environment and stdin, validates, dispatches, writes exactly
+// one JSON document (result, error, VERSION) or nothing (successful DEL/CHECK/GC/STATUS).
+// CHECK below 0.4.0 and GC/STATUS below 1.1.0 are kIncompatibleVersion. Any exception escaping
+// the plugin becomes a kInternal error document. Returns the exit status (0 or 1).
+int run_plugin(Plugin& plugin, const ProcessIo& io, Logger& log);
+
+}  // namespace ipoib::cni
