@@ -78,8 +78,11 @@ struct CniResult {
 Result<nlohmann::json> encode_result(const CniResult& r, CniVersion version);
 
 // Decodes a result (prevResult, or a delegated IPAM's stdout) of any supported shape. Tolerates
-// "dns": {}, missing fields and unknown keys. When the document has no cniVersion, `fallback` is
-// used to pick the shape. kDecodeFailure naming the field on malformed input.
+// "dns": {}, null or missing fields, "" gateways and unknown keys. The shape is recognised by its
+// keys (ips/interfaces/routes and ip4/ip6 are unambiguous), so a missing or wrong cniVersion does
+// not matter; `fallback` is kept for callers that know the version. Go's `int,omitempty` fields
+// (interface mtu, route mtu/advmss/priority) decode 0 as absent. kDecodeFailure naming the field
+// on malformed input (including an ips[].interface that indexes no interface).
 Result<CniResult> decode_result(const nlohmann::json& doc, CniVersion fallback);
 
 }  // namespace ipoib::cni

@@ -7,6 +7,7 @@
 // The core takes its process I/O as injected functions, so tests drive it without a process.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <optional>
 #include <string>
@@ -22,6 +23,9 @@
 #include "ipoib/cni/result.h"
 
 namespace ipoib::cni {
+
+// CNI configs are a few KiB; anything near this is hostile or broken.
+inline constexpr std::size_t kMaxStdinBytes = std::size_t{1} << 20;
 
 struct ProcessIo {
   GetEnv getenv;
@@ -73,7 +77,18 @@ nlohmann::json version_json(CniVersion version);
 // Runs one CNI invocation: reads the environment and stdin, validates, dispatches, writes exactly
 // one JSON document (result, error, VERSION) or nothing (successful DEL/CHECK/GC/STATUS).
 // CHECK below 0.4.0 and GC/STATUS below 1.1.0 are kIncompatibleVersion. Any exception escaping
-// the plugin becomes a kInternal error document. Returns the exit status (0 or 1).
+// the plugin or the parsers becomes a kInternal error document. Returns the exit status (0 or 1).
+//
+// Order: stdin is read first (its cniVersion labels even an environment error), then the
+// environment, then the config. VERSION answers with the config's cniVersion (or the latest when
+// stdin is empty, unreadable or names no supported version) and never fails on stdin.
+// Errors are encoded in the config's version when it is known, else without "cniVersion".
+//
+// Logging: once the config is parsed, run_plugin configures `log` from its top-level keys
+//   "logLevel" | "log_level": debug, info, verbose, warning, warn, error, panic, off (any case)
+//   "logFile"  | "log_file" : a path, created 0600 and appended to (Logger::open_file)
+// (the camelCase spelling wins when both are present), sets the tag "ipoib[<pid>] <VERB>
+// <containerID>/<ifname>" and logs each error once at error level. Nothing is logged to stdout.
 int run_plugin(Plugin& plugin, const ProcessIo& io, Logger& log);
 
 }  // namespace ipoib::cni
