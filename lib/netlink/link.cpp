@@ -1,0 +1,437 @@
+// Link requests, the link parser and link operations (see include/ipoib/netlink/link.h).
+#include "ipoib/netlink/link.h"
+
+#include <linux/if.h>
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+
+#include "ipoib/netns/netns.h"
+#include "wire.h"
+
+namespace ipoib::netlink {
+namespace {
+
+constexpr std::uint16_t kCreateFlags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK;
+constexpr std::uint16_t kChangeFlags = NLM_F_REQUEST | NLM_F_ACK;
+// The ipoib kind as iproute2 6.1 sends it: 5 bytes, no NUL (ip/iplink.c addattr_l(...,
+// strlen(type))). The kernel copies it with nla_strscpy, which accepts both forms.
+constexpr std::string_view kIpoibKind = "ipoib";
+constexpr std::string_view kMacvlanKind = "macvlan";
+
+ByteView as_bytes(std::string_view s) {
+  return ByteView(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
+}
+
+ifinfomsg make_ifinfo(int ifindex) {
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  ifi.ifi_index = ifindex;
+  return ifi;
+}
+
+Status validate_index(int ifindex, std::string_view what) {
+  if (ifindex <= 0) {
+    return Error(ErrorCode::kInvalidNetworkConfig,
+                 std::string(what) + ": invalid interface index " + std::to_string(ifindex));
+  }
+  return ok_status();
+}
+
+Status validate_alias(const std::optional<std::string>& alias) {
+  if (alias && alias->size() > kMaxAliasLength) {
+    return Error(ErrorCode::kInvalidNetworkConfig,
+                 "alias longer than " + std::to_string(kMaxAliasLength) + " bytes");
+  }
+  return ok_status();
+}
+
+// RTM_NEWLINK create request: IFLA_LINK, IFLA_IFNAME, IFLA_LINKINFO{KIND, DATA}, IFLA_IFALIAS.
+template <class FillData>
+Result<Bytes> build_child(int parent_ifindex, const std::string& name, std::string_view kind,
+                          const std::optional<std::string>& alias, FillData fill_data) {
+  IPOIB_TRY(validate_index(parent_ifindex, "parent link"));
+  IPOIB_TRY(validate_ifname(name));
+  IPOIB_TRY(validate_alias(alias));
+  const ifinfomsg ifi = make_ifinfo(0);
+  wire::MessageBuilder b(RTM_NEWLINK, kCreateFlags, &ifi, sizeof ifi);
+  b.put_u32(IFLA_LINK, static_cast<std::uint32_t>(parent_ifindex));
+  b.put_string(IFLA_IFNAME, name);
+  b.begin_nest(IFLA_LINKINFO);
+  b.put_bytes(IFLA_INFO_KIND, as_bytes(kind));
+  b.begin_nest(IFLA_INFO_DATA);
+  fill_data(b);
+  b.end_nest();
+  b.end_nest();
+  if (alias) {
+    b.put_bytes(IFLA_IFALIAS, as_bytes(*alias));
+  }
+  return b.build();
+}
+
+Result<Bytes> build_setlink(int ifindex, std::string_view what,
+                            const std::function<void(wire::MessageBuilder&)>& fill,
+                            unsigned change_flags = 0, unsigned flags = 0) {
+  IPOIB_TRY(validate_index(ifindex, what));
+  ifinfomsg ifi = make_ifinfo(ifindex);
+  ifi.ifi_change = change_flags;
+  ifi.ifi_flags = flags;
+  // RTM_NEWLINK without NLM_F_CREATE on an existing index is rtnl_setlink's path as well
+  // (rtnl_newlink → do_setlink), but RTM_SETLINK states the intent and never creates.
+  wire::MessageBuilder b(RTM_SETLINK, kChangeFlags, &ifi, sizeof ifi);
+  fill(b);
+  return b.build();
+}
+
+void parse_linkinfo(ByteView nest, LinkInfo& out, bool& malformed) {
+  wire::AttributeWalker walker(nest);
+  std::uint16_t type = 0;
+  ByteView payload;
+  ByteView data;
+  bool have_data = false;
+  while (walker.next(type, payload)) {
+    switch (type & NLA_TYPE_MASK) {
+      case IFLA_INFO_KIND:
+        out.kind = wire::read_string(payload);
+        break;
+      case IFLA_INFO_DATA:
+        data = payload;
+        have_data = true;
+        break;
+      default:
+        break;
+    }
+  }
+  malformed = malformed || walker.malformed();
+  if (!have_data) {
+    return;
+  }
+  wire::AttributeWalker dw(data);
+  if (out.kind == kIpoibKind) {
+    std::optional<std::uint16_t> pkey;
+    std::optional<std::uint16_t> mode;
+    std::optional<std::uint16_t> umcast;
+    while (dw.next(type, payload)) {
+      switch (type & NLA_TYPE_MASK) {
+        case IFLA_IPOIB_PKEY: pkey = wire::read_u16(payload); break;
+        case IFLA_IPOIB_MODE: mode = wire::read_u16(payload); break;
+        case IFLA_IPOIB_UMCAST: umcast = wire::read_u16(payload); break;
+        default: break;
+      }
+    }
+    if (pkey && mode && umcast) {
+      out.ipoib = IpoibParams{*pkey,
+                              *mode == 1 ? IpoibMode::kConnected : IpoibMode::kDatagram,
+                              *umcast != 0 ? Umcast::kOn : Umcast::kOff};
+    }
+  } else if (out.kind == kMacvlanKind) {
+    while (dw.next(type, payload)) {
+      if ((type & NLA_TYPE_MASK) == IFLA_MACVLAN_MODE) {
+        out.macvlan_mode = wire::read_u32(payload);
+      }
+    }
+  }
+  malformed = malformed || dw.malformed();
+}
+
+Result<std::optional<LinkInfo>> get_link(NetlinkSocket& sock, const Bytes& request,
+                                         const std::string& what) {
+  auto reply = sock.request_with_reply(request, what);
+  if (!reply.ok()) {
+    const auto err = kernel_errno(reply.error());
+    if (err == ENODEV) {
+      return std::optional<LinkInfo>();
+    }
+    return std::move(reply).error();
+  }
+  for (const Bytes& m : *reply) {
+    auto header = read_header(m);
+    if (header.ok() && header->type == RTM_NEWLINK) {
+      IPOIB_TRY_ASSIGN(LinkInfo link, parse_link_message(m));
+      return std::optional<LinkInfo>(std::move(link));
+    }
+  }
+  return Error(ErrorCode::kNetlinkFailure, what + ": no link in the kernel's reply");
+}
+
+}  // namespace
+
+std::string_view to_string(OperState state) {
+  switch (state) {
+    case OperState::kUnknown: return "unknown";
+    case OperState::kNotPresent: return "notpresent";
+    case OperState::kDown: return "down";
+    case OperState::kLowerLayerDown: return "lowerlayerdown";
+    case OperState::kTesting: return "testing";
+    case OperState::kDormant: return "dormant";
+    case OperState::kUp: return "up";
+  }
+  return "unknown";
+}
+
+AdminState LinkInfo::admin_state() const {
+  return (flags & IFF_UP) != 0 ? AdminState::kUp : AdminState::kDown;
+}
+
+Status validate_ifname(std::string_view name) {
+  auto bad = [&](std::string_view why) {
+    return Error(ErrorCode::kInvalidNetworkConfig,
+                 "interface name \"" + std::string(name) + "\": " + std::string(why));
+  };
+  if (name.empty() || name.size() > kMaxIfnameLength) {
+    return bad("must be 1 to 15 bytes");
+  }
+  if (name == "." || name == "..") {
+    return bad("must not be . or ..");
+  }
+  for (char c : name) {
+    // dev_valid_name(): no '/', ':' or isspace().
+    if (c == '/' || c == ':' || c == '\0' || std::isspace(static_cast<unsigned char>(c)) != 0) {
+      return bad("must not contain '/', ':' or whitespace");
+    }
+  }
+  return ok_status();
+}
+
+Result<Bytes> build_ipoib_child_request(const IpoibChildSpec& spec) {
+  // ipoib_new_child_link: pkey 0 and 0x8000 (0 with the full-membership bit) are invalid.
+  if ((spec.pkey & 0x7fff) == 0) {
+    char text[16];
+    std::snprintf(text, sizeof text, "0x%04x", static_cast<unsigned>(spec.pkey));
+    return Error(ErrorCode::kInvalidNetworkConfig,
+                 std::string("pkey ") + text + ": 0 and 0x8000 are not valid");
+  }
+  return build_child(spec.parent_ifindex, spec.name, kIpoibKind, spec.alias,
+                     [&](wire::MessageBuilder& b) {
+                       // u16 in host byte order (ipoib_changelink: nla_get_u16).
+                       b.put_u16(IFLA_IPOIB_PKEY, spec.pkey);
+                       b.put_u16(IFLA_IPOIB_MODE, static_cast<std::uint16_t>(spec.mode));
+                       b.put_u16(IFLA_IPOIB_UMCAST, static_cast<std::uint16_t>(spec.umcast));
+                     });
+}
+
+Result<Bytes> build_macvlan_child_request(const MacvlanChildSpec& spec) {
+  return build_child(spec.parent_ifindex, spec.name, kMacvlanKind, spec.alias,
+                     [](wire::MessageBuilder& b) {
+                       b.put_u32(IFLA_MACVLAN_MODE, MACVLAN_MODE_BRIDGE);
+                     });
+}
+
+Result<LinkInfo> parse_link_message(ByteView message) {
+  IPOIB_TRY_ASSIGN(wire::Decoded d, wire::decode(message, RTM_NEWLINK, sizeof(ifinfomsg), "link"));
+  ifinfomsg ifi{};
+  std::memcpy(&ifi, d.fixed.data(), sizeof ifi);
+  LinkInfo out;
+  out.ifindex = ifi.ifi_index;
+  out.arphrd_type = ifi.ifi_type;
+  out.flags = ifi.ifi_flags;
+  bool malformed = false;
+  wire::AttributeWalker walker(d.attributes);
+  std::uint16_t type = 0;
+  ByteView payload;
+  while (walker.next(type, payload)) {
+    switch (type & NLA_TYPE_MASK) {
+      case IFLA_IFNAME: out.name = wire::read_string(payload); break;
+      case IFLA_LINK:
+        if (auto v = wire::read_u32(payload)) {
+          out.parent_ifindex = static_cast<int>(*v);
+        }
+        break;
+      case IFLA_LINK_NETNSID:
+        if (auto v = wire::read_u32(payload)) {
+          out.link_netnsid = static_cast<int>(*v);
+        }
+        break;
+      case IFLA_LINKINFO: parse_linkinfo(payload, out, malformed); break;
+      case IFLA_IFALIAS: out.alias = wire::read_string(payload); break;
+      case IFLA_MTU: out.mtu = wire::read_u32(payload).value_or(0); break;
+      case IFLA_OPERSTATE: {
+        const std::uint8_t v = wire::read_u8(payload).value_or(0);
+        out.operstate = v <= 6 ? static_cast<OperState>(v) : OperState::kUnknown;
+        break;
+      }
+      case IFLA_CARRIER:
+        if (auto v = wire::read_u8(payload)) {
+          out.carrier = *v != 0 ? Carrier::kUp : Carrier::kDown;
+        }
+        break;
+      case IFLA_ADDRESS: out.hw_address.assign(payload.begin(), payload.end()); break;
+      case IFLA_BROADCAST: out.broadcast.assign(payload.begin(), payload.end()); break;
+      default: break;
+    }
+  }
+  if (malformed || walker.malformed()) {
+    return Error(ErrorCode::kDecodeFailure, "link: malformed attribute");
+  }
+  return out;
+}
+
+Result<Bytes> build_get_link_by_index_request(int ifindex) {
+  IPOIB_TRY(validate_index(ifindex, "get link"));
+  const ifinfomsg ifi = make_ifinfo(ifindex);
+  wire::MessageBuilder b(RTM_GETLINK, NLM_F_REQUEST, &ifi, sizeof ifi);
+  return b.build();
+}
+
+Result<Bytes> build_get_link_by_name_request(std::string_view name) {
+  IPOIB_TRY(validate_ifname(name));
+  const ifinfomsg ifi = make_ifinfo(0);
+  wire::MessageBuilder b(RTM_GETLINK, NLM_F_REQUEST, &ifi, sizeof ifi);
+  b.put_string(IFLA_IFNAME, name);
+  return b.build();
+}
+
+Bytes build_dump_links_request() {
+  const ifinfomsg ifi = make_ifinfo(0);
+  wire::MessageBuilder b(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, &ifi, sizeof ifi);
+  auto r = b.build();
+  return r.ok() ? std::move(r).value() : Bytes();
+}
+
+Result<Bytes> build_delete_link_request(int ifindex) {
+  IPOIB_TRY(validate_index(ifindex, "delete link"));
+  const ifinfomsg ifi = make_ifinfo(ifindex);
+  wire::MessageBuilder b(RTM_DELLINK, kChangeFlags, &ifi, sizeof ifi);
+  return b.build();
+}
+
+Result<Bytes> build_move_link_request(int ifindex, int netns_fd) {
+  if (netns_fd < 0) {
+    return Error(ErrorCode::kInvalidNetworkConfig, "move link: invalid netns fd");
+  }
+  return build_setlink(ifindex, "move link", [&](wire::MessageBuilder& b) {
+    b.put_u32(IFLA_NET_NS_FD, static_cast<std::uint32_t>(netns_fd));
+  });
+}
+
+Result<Bytes> build_rename_link_request(int ifindex, std::string_view new_name) {
+  IPOIB_TRY(validate_ifname(new_name));
+  return build_setlink(ifindex, "rename link", [&](wire::MessageBuilder& b) {
+    b.put_string(IFLA_IFNAME, new_name);
+  });
+}
+
+Result<Bytes> build_set_mtu_request(int ifindex, std::uint32_t mtu_bytes) {
+  return build_setlink(ifindex, "set mtu",
+                       [&](wire::MessageBuilder& b) { b.put_u32(IFLA_MTU, mtu_bytes); });
+}
+
+Result<Bytes> build_set_admin_state_request(int ifindex, AdminState state) {
+  // ifi_change selects the bits of ifi_flags to apply (dev_change_flags via do_setlink).
+  return build_setlink(ifindex, "set link state", [](wire::MessageBuilder&) {}, IFF_UP,
+                       state == AdminState::kUp ? static_cast<unsigned>(IFF_UP) : 0U);
+}
+
+Result<Bytes> build_set_alias_request(int ifindex, std::string_view alias) {
+  IPOIB_TRY(validate_alias(std::string(alias)));
+  return build_setlink(ifindex, "set alias", [&](wire::MessageBuilder& b) {
+    // An empty IFLA_IFALIAS clears the alias (dev_set_alias with len 0).
+    b.put_bytes(IFLA_IFALIAS, as_bytes(alias));
+  });
+}
+
+Result<LinkInfo> create_link(NetlinkSocket& sock, ByteView newlink_request) {
+  IPOIB_TRY_ASSIGN(LinkInfo wanted, parse_link_message(newlink_request));
+  if (wanted.name.empty()) {
+    return Error(ErrorCode::kInternal, "create link: request carries no IFLA_IFNAME");
+  }
+  const std::string what = "create link " + wanted.name;
+  IPOIB_TRY(sock.request(newlink_request, what));
+  IPOIB_TRY_ASSIGN(std::optional<LinkInfo> created, get_link_by_name(sock, wanted.name));
+  if (!created) {
+    // Something deleted or renamed it between the ack and the lookup.
+    return Error(ErrorCode::kNetlinkFailure, what + ": link vanished right after creation");
+  }
+  return std::move(*created);
+}
+
+Result<std::optional<LinkInfo>> get_link_by_index(NetlinkSocket& sock, int ifindex) {
+  IPOIB_TRY_ASSIGN(Bytes req, build_get_link_by_index_request(ifindex));
+  return get_link(sock, req, "get link " + std::to_string(ifindex));
+}
+
+Result<std::optional<LinkInfo>> get_link_by_name(NetlinkSocket& sock, std::string_view name) {
+  IPOIB_TRY_ASSIGN(Bytes req, build_get_link_by_name_request(name));
+  return get_link(sock, req, "get link " + std::string(name));
+}
+
+Result<std::vector<LinkInfo>> list_links(NetlinkSocket& sock) {
+  IPOIB_TRY_ASSIGN(std::vector<Bytes> messages, sock.dump(build_dump_links_request(), "list links"));
+  std::vector<LinkInfo> out;
+  out.reserve(messages.size());
+  for (const Bytes& m : messages) {
+    IPOIB_TRY_CTX(read_header(m), "list links");
+    if (read_header(m)->type != RTM_NEWLINK) {
+      continue;
+    }
+    IPOIB_TRY_ASSIGN(LinkInfo link, parse_link_message(m));
+    out.push_back(std::move(link));
+  }
+  return out;
+}
+
+Result<DeleteOutcome> delete_link(NetlinkSocket& sock, int ifindex) {
+  IPOIB_TRY_ASSIGN(Bytes req, build_delete_link_request(ifindex));
+  Status s = sock.request(req, "delete link " + std::to_string(ifindex));
+  if (!s.ok()) {
+    if (kernel_errno(s.error()) == ENODEV) {
+      return DeleteOutcome::kAbsent;
+    }
+    return std::move(s).error();
+  }
+  return DeleteOutcome::kDeleted;
+}
+
+Status move_link_to_netns(NetlinkSocket& sock, int ifindex, const netns::NetnsHandle& target) {
+  IPOIB_TRY_ASSIGN(Bytes req, build_move_link_request(ifindex, target.fd()));
+  return sock.request(req, "move link " + std::to_string(ifindex) + " to netns " + target.path());
+}
+
+Status rename_link(NetlinkSocket& sock, int ifindex, std::string_view new_name) {
+  IPOIB_TRY_ASSIGN(Bytes req, build_rename_link_request(ifindex, new_name));
+  return sock.request(req, "rename link " + std::to_string(ifindex) + " to " + std::string(new_name));
+}
+
+Status set_link_mtu(NetlinkSocket& sock, int ifindex, std::uint32_t mtu_bytes) {
+  IPOIB_TRY_ASSIGN(Bytes req, build_set_mtu_request(ifindex, mtu_bytes));
+  return sock.request(req, "set mtu " + std::to_string(mtu_bytes) + " on link " +
+                               std::to_string(ifindex));
+}
+
+Status set_link_admin_state(NetlinkSocket& sock, int ifindex, AdminState state) {
+  IPOIB_TRY_ASSIGN(Bytes req, build_set_admin_state_request(ifindex, state));
+  return sock.request(req, std::string(state == AdminState::kUp ? "set up" : "set down") +
+                               " link " + std::to_string(ifindex));
+}
+
+Status set_link_alias(NetlinkSocket& sock, int ifindex, std::string_view alias) {
+  IPOIB_TRY_ASSIGN(Bytes req, build_set_alias_request(ifindex, alias));
+  return sock.request(req, "set alias on link " + std::to_string(ifindex));
+}
+
+Result<std::vector<LinkInfo>> find_links_by_alias(NetlinkSocket& sock, std::string_view tag,
+                                                  AliasMatch match) {
+  std::vector<LinkInfo> out;
+  if (tag.empty()) {
+    return out;
+  }
+  IPOIB_TRY_ASSIGN(std::vector<LinkInfo> links, list_links(sock));
+  for (LinkInfo& link : links) {
+    const bool hit = match == AliasMatch::kExact
+                         ? link.alias == tag
+                         : std::string_view(link.alias).substr(0, tag.size()) == tag;
+    if (hit) {
+      out.push_back(std::move(link));
+    }
+  }
+  return out;
+}
+
+}  // namespace ipoib::netlink

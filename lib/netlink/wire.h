@@ -1,0 +1,82 @@
+// Private to lib/netlink: building requests on libnl's nl_msg and reading messages back.
+#pragma once
+
+#include <linux/netlink.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string_view>
+
+#include "ipoib/base/error.h"
+#include "ipoib/netlink/message.h"
+
+struct nl_msg;
+struct nlattr;
+
+namespace ipoib::netlink::wire {
+
+// One request under construction. Every put* returns false when the message would exceed its
+// buffer (a page), which requests of this module never do; build() turns that into kInternal.
+class MessageBuilder {
+ public:
+  // Header with type/flags, seq 0, pid 0, followed by `header_len` bytes of `fixed_header`.
+  MessageBuilder(std::uint16_t type, std::uint16_t flags, const void* fixed_header,
+                 std::size_t header_len);
+  ~MessageBuilder();
+  MessageBuilder(const MessageBuilder&) = delete;
+  MessageBuilder& operator=(const MessageBuilder&) = delete;
+
+  void put_u32(int type, std::uint32_t value);
+  void put_u16(int type, std::uint16_t value);
+  void put_u8(int type, std::uint8_t value);
+  void put_s32(int type, std::int32_t value);
+  // Bytes exactly as given (no NUL added).
+  void put_bytes(int type, ByteView bytes);
+  // The string followed by its NUL (nla_put_string), as IFLA_IFNAME is sent by iproute2.
+  void put_string(int type, std::string_view text);
+  // Opens a nest without NLA_F_NESTED (iproute2's addattr_nest does not set it).
+  void begin_nest(int type);
+  void end_nest();
+
+  Result<Bytes> build();
+
+ private:
+  nl_msg* msg_ = nullptr;
+  nlattr* nests_[8] = {};
+  int depth_ = 0;
+  bool failed_ = false;
+};
+
+// A decoded message: header, the fixed family header and the attribute run after it.
+struct Decoded {
+  MessageHeader header;
+  ByteView fixed;       // exactly the requested fixed header size
+  ByteView attributes;  // the rest (aligned start)
+};
+// Checks type (when expected_type != 0) and that the fixed header fits.
+Result<Decoded> decode(ByteView message, std::uint16_t expected_type, std::size_t fixed_len,
+                       std::string_view what);
+
+// Walks attributes without copying; returns false at the end, sets `bad` on malformed input.
+class AttributeWalker {
+ public:
+  explicit AttributeWalker(ByteView bytes) : rest_(bytes) {}
+  bool next(std::uint16_t& type, ByteView& payload);
+  [[nodiscard]] bool malformed() const { return malformed_; }
+
+ private:
+  ByteView rest_;
+  bool malformed_ = false;
+};
+
+std::optional<std::uint32_t> read_u32(ByteView payload);
+std::optional<std::uint16_t> read_u16(ByteView payload);
+std::optional<std::uint8_t> read_u8(ByteView payload);
+// A string attribute with or without its NUL; stops at the first NUL.
+std::string read_string(ByteView payload);
+
+// Aligns to NLA_ALIGNTO / NLMSG_ALIGNTO (both 4).
+constexpr std::size_t align4(std::size_t n) { return (n + 3U) & ~std::size_t{3}; }
+
+}  // namespace ipoib::netlink::wire

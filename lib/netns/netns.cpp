@@ -1,0 +1,120 @@
+// Network namespace handles and the scoped switch (see include/ipoib/netns/netns.h).
+#include "ipoib/netns/netns.h"
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <linux/nsfs.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "ipoib/base/errno_error.h"
+
+namespace ipoib::netns {
+namespace {
+
+constexpr const char* kCurrentNetnsPath = "/proc/thread-self/ns/net";
+
+enum class OpenFailure { kAbsent, kNotNetns, kOther };
+
+struct Opened {
+  Fd fd;
+  ino_t inode = 0;
+};
+
+// Opens `path` and checks it is an nsfs file for a network namespace. On failure sets `why` and
+// returns an Error describing it.
+Result<Opened> open_netns_file(const std::string& path, OpenFailure& why) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    const int err = errno;
+    why = err == ENOENT ? OpenFailure::kAbsent : OpenFailure::kOther;
+    return errno_error(ErrorCode::kNamespaceFailure, "open netns " + path, err);
+  }
+  struct statfs fs {};
+  if (::fstatfs(fd.get(), &fs) != 0) {
+    why = OpenFailure::kOther;
+    return errno_error(ErrorCode::kNamespaceFailure, "statfs netns " + path);
+  }
+  // A bind mount removed by `ip netns delete` leaves the empty file on tmpfs behind.
+  if (static_cast<unsigned long>(fs.f_type) != static_cast<unsigned long>(NSFS_MAGIC)) {
+    why = OpenFailure::kNotNetns;
+    return Error(ErrorCode::kNamespaceFailure, "open netns " + path + ": not a namespace file");
+  }
+  const int type = ::ioctl(fd.get(), NS_GET_NSTYPE);
+  if (type != CLONE_NEWNET) {
+    why = OpenFailure::kNotNetns;
+    return Error(ErrorCode::kNamespaceFailure,
+                 "open netns " + path + ": not a network namespace");
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) {
+    why = OpenFailure::kOther;
+    return errno_error(ErrorCode::kNamespaceFailure, "stat netns " + path);
+  }
+  return Opened{std::move(fd), st.st_ino};
+}
+
+}  // namespace
+
+Result<NetnsHandle> NetnsHandle::open(std::string_view path) {
+  std::string p(path);
+  if (p.empty()) {
+    return Error(ErrorCode::kNamespaceFailure, "open netns: empty path");
+  }
+  OpenFailure why = OpenFailure::kOther;
+  IPOIB_TRY_ASSIGN(Opened opened, open_netns_file(p, why));
+  return NetnsHandle(std::move(opened.fd), std::move(p), opened.inode);
+}
+
+Result<std::optional<NetnsHandle>> NetnsHandle::open_if_exists(std::string_view path) {
+  std::string p(path);
+  if (p.empty()) {
+    return Error(ErrorCode::kNamespaceFailure, "open netns: empty path");
+  }
+  OpenFailure why = OpenFailure::kOther;
+  auto opened = open_netns_file(p, why);
+  if (!opened.ok()) {
+    if (why == OpenFailure::kAbsent || why == OpenFailure::kNotNetns) {
+      return std::optional<NetnsHandle>();
+    }
+    return std::move(opened).error();
+  }
+  return std::optional<NetnsHandle>(
+      NetnsHandle(std::move(opened->fd), std::move(p), opened->inode));
+}
+
+Result<NetnsHandle> NetnsHandle::current() { return open(kCurrentNetnsPath); }
+
+Result<ScopedNetns> ScopedNetns::enter(const NetnsHandle& target) {
+  IPOIB_TRY_ASSIGN(NetnsHandle original, NetnsHandle::current());
+  if (::setns(target.fd(), CLONE_NEWNET) != 0) {
+    return errno_error(ErrorCode::kNamespaceFailure, "enter netns " + target.path());
+  }
+  return ScopedNetns(std::move(original));
+}
+
+ScopedNetns::ScopedNetns(ScopedNetns&& other) noexcept : original_(std::move(other.original_)) {
+  other.original_.reset();
+}
+
+ScopedNetns::~ScopedNetns() {
+  if (!original_) {
+    return;
+  }
+  if (::setns(original_->fd(), CLONE_NEWNET) != 0) {
+    // Continuing would run the rest of the plugin against the wrong namespace.
+    const int err = errno;
+    std::fprintf(stderr, "ipoib: fatal: cannot return to network namespace %s: %s\n",
+                 original_->path().c_str(), errno_string(err).c_str());
+    std::abort();
+  }
+}
+
+}  // namespace ipoib::netns
