@@ -1,0 +1,84 @@
+// ipoib/ipam/config.h — the whereabouts `ipam` configuration, merged with its flat file and
+// validated at load.
+//
+//   ConfigSources src;                                   // the standard whereabouts.conf paths
+//   IPOIB_TRY_ASSIGN(IpamConfig c, load_ipam_config(netconf_json["ipam"], src));
+//   c.ranges[0].subnet;        // resolved ranges: the top-level `range` first, then `ipRanges`
+//   c.store_dir;               // "/var/lib/cni/ipoib-ipam" unless configured
+//   for (auto& note : c.notes) log.debug(note);          // keys accepted and ignored
+//
+// Every error is kInvalidNetworkConfig naming the key (departure from whereabouts, which ignores
+// bad bounds and fails every ADD on a bad exclude).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ipoib/base/error.h"
+#include "ipoib/base/ip.h"
+#include "ipoib/base/log.h"
+#include "ipoib/cni/result.h"
+#include "ipoib/ipam/range.h"
+
+namespace ipoib::ipam {
+
+// Where the flat file (whereabouts.conf) is searched after `configuration_path`. Injected so
+// tests do not depend on the host's /etc.
+struct ConfigSources {
+  std::vector<std::string> flat_file_paths = {
+      "/etc/kubernetes/cni/net.d/whereabouts.d/whereabouts.conf",
+      "/etc/cni/net.d/whereabouts.d/whereabouts.conf",
+      "/host/etc/cni/net.d/whereabouts.d/whereabouts.conf",
+  };
+};
+
+inline constexpr std::int64_t kDefaultLockTimeoutMs = 5000;
+
+// Where the store is and which pool file a network uses: all DEL and GC need, so they still work
+// when the rest of the configuration no longer validates.
+struct StoreLocation {
+  std::string store_dir;        // absolute, no ".." (validated)
+  std::string network_name;     // "" = the default pool (whereabouts' default)
+  std::int64_t lock_timeout_ms = kDefaultLockTimeoutMs;
+};
+
+struct StaticAddress {
+  IpPrefix address;
+  std::optional<IpAddress> gateway;
+};
+
+struct IpamConfig {
+  StoreLocation location;
+  std::vector<Range> ranges;            // one address per element; never empty
+  std::vector<std::string> range_keys;  // store key per range: "10.0.0.0/24" (+ "#n" if repeated)
+  AllocationPolicy allocation = AllocationPolicy::kLowestFree;
+  std::vector<cni::Route> routes;
+  cni::Dns dns;
+  std::vector<StaticAddress> addresses;
+  bool enable_overlapping_ranges = true;
+  std::optional<LogLevel> log_level;
+  std::string log_file;
+  std::string flat_file;                // the flat file merged in ("" when none was found)
+  std::vector<std::string> notes;       // debug notes: ignored keys, the flat file used
+};
+
+// Reads the flat file (the first of `configuration_path` and src.flat_file_paths that exists;
+// none is fine), fills the keys `ipam` leaves unset, and validates everything. `ipam` must be an
+// object. A flat file that exists but is not a JSON object is an error naming the file.
+Result<IpamConfig> load_ipam_config(const nlohmann::json& ipam, const ConfigSources& src);
+
+// Just store_dir, network_name and lock_timeout_ms (after the same flat-file merge): what DEL and
+// GC need.
+Result<StoreLocation> load_store_location(const nlohmann::json& ipam, const ConfigSources& src);
+
+// Absolute, not empty, no "." or ".." component, no NUL; kInvalidNetworkConfig naming `key`.
+Status validate_store_dir(const std::string& dir, const std::string& key);
+
+// ^[A-Za-z0-9][A-Za-z0-9_.\-]*$, at most 128 bytes (it becomes part of a file name).
+bool is_valid_network_name(const std::string& name);
+
+}  // namespace ipoib::ipam

@@ -1,0 +1,429 @@
+#include "ipoib/ipam/config.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <map>
+
+#include "ipoib/base/errno_error.h"
+#include "ipoib/base/fd.h"
+#include "ipoib/base/strings.h"
+#include "ipoib/cni/config.h"
+
+namespace ipoib::ipam {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kDefaultStoreDirText = "/var/lib/cni/ipoib-ipam";
+constexpr std::size_t kMaxFlatFileBytes = 1 << 20;
+
+Error bad(const std::string& key, const std::string& msg) {
+  return Error(ErrorCode::kInvalidNetworkConfig, key + ": " + msg);
+}
+
+// Reads an optional string key; a present non-string is an error naming the key.
+Result<std::string> get_string(const json& obj, const std::string& key,
+                               const std::string& display) {
+  const auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) {
+    return std::string();
+  }
+  if (!it->is_string()) {
+    return bad(display, "must be a string");
+  }
+  return it->get<std::string>();
+}
+
+Result<std::vector<std::string>> get_string_list(const json& obj, const std::string& key,
+                                                 const std::string& display) {
+  std::vector<std::string> out;
+  const auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) {
+    return out;
+  }
+  if (!it->is_array()) {
+    return bad(display, "must be a list of strings");
+  }
+  for (std::size_t i = 0; i < it->size(); ++i) {
+    const json& e = (*it)[i];
+    if (!e.is_string()) {
+      return bad(display + "[" + std::to_string(i) + "]", "must be a string");
+    }
+    out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+
+Result<RangeSpec> read_range_spec(const json& obj, const std::string& prefix,
+                                  const std::string& gateway) {
+  RangeSpec s;
+  IPOIB_TRY_ASSIGN(s.range, get_string(obj, "range", prefix + "range"));
+  IPOIB_TRY_ASSIGN(s.range_start, get_string(obj, "range_start", prefix + "range_start"));
+  IPOIB_TRY_ASSIGN(s.range_end, get_string(obj, "range_end", prefix + "range_end"));
+  IPOIB_TRY_ASSIGN(s.exclude, get_string_list(obj, "exclude", prefix + "exclude"));
+  s.gateway = gateway;
+  return s;
+}
+
+// Reads a whole small regular file; nullopt when it does not exist.
+Result<std::optional<std::string>> read_small_file(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  if (!fd.valid()) {
+    if (errno == ENOENT || errno == ENOTDIR) {
+      return std::optional<std::string>();
+    }
+    return errno_error(ErrorCode::kInvalidNetworkConfig, "flat file " + path);
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return Error(ErrorCode::kInvalidNetworkConfig, "flat file " + path + ": not a regular file");
+  }
+  std::string text;
+  char buf[8192];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return errno_error(ErrorCode::kInvalidNetworkConfig, "flat file " + path);
+    }
+    if (n == 0) {
+      break;
+    }
+    text.append(buf, static_cast<std::size_t>(n));
+    if (text.size() > kMaxFlatFileBytes) {
+      return Error(ErrorCode::kInvalidNetworkConfig, "flat file " + path + ": larger than 1 MiB");
+    }
+  }
+  return std::optional<std::string>(std::move(text));
+}
+
+struct Merged {
+  json ipam;
+  std::string flat_file;
+};
+
+// The inline `ipam` object with the flat file's keys filling what it leaves unset.
+Result<Merged> merge_flat_file(const json& ipam, const ConfigSources& src) {
+  if (!ipam.is_object()) {
+    return bad("ipam", "must be an object");
+  }
+  Merged m{ipam, {}};
+  std::vector<std::string> paths;
+  IPOIB_TRY_ASSIGN(std::string configured,
+                   get_string(ipam, "configuration_path", "configuration_path"));
+  if (!configured.empty()) {
+    paths.push_back(configured);
+  }
+  paths.insert(paths.end(), src.flat_file_paths.begin(), src.flat_file_paths.end());
+  for (const std::string& path : paths) {
+    IPOIB_TRY_ASSIGN(std::optional<std::string> text, read_small_file(path));
+    if (!text) {
+      continue;
+    }
+    auto doc = cni::parse_json(*text, "flat file " + path);
+    if (!doc) {
+      return Error(ErrorCode::kInvalidNetworkConfig, doc.error().msg());
+    }
+    json flat = std::move(doc).value();
+    if (flat.is_object() && flat.contains("ipam") && flat["ipam"].is_object()) {
+      flat = flat["ipam"];
+    }
+    if (!flat.is_object()) {
+      return Error(ErrorCode::kInvalidNetworkConfig,
+                   "flat file " + path + ": must be a JSON object");
+    }
+    for (auto it = flat.begin(); it != flat.end(); ++it) {
+      if (!m.ipam.contains(it.key())) {
+        m.ipam[it.key()] = it.value();
+      }
+    }
+    m.flat_file = path;
+    break;  // whereabouts uses the first flat file it finds
+  }
+  return m;
+}
+
+Result<StoreLocation> location_from(const json& ipam) {
+  StoreLocation loc;
+  IPOIB_TRY_ASSIGN(loc.store_dir, get_string(ipam, "store_dir", "store_dir"));
+  if (loc.store_dir.empty()) {
+    loc.store_dir = std::string(kDefaultStoreDirText);
+  }
+  IPOIB_TRY(validate_store_dir(loc.store_dir, "store_dir"));
+  IPOIB_TRY_ASSIGN(loc.network_name, get_string(ipam, "network_name", "network_name"));
+  if (!loc.network_name.empty() && !is_valid_network_name(loc.network_name)) {
+    return bad("network_name", "\"" + loc.network_name.substr(0, 64) +
+                                   "\" must match ^[A-Za-z0-9][A-Za-z0-9_.-]*$ (at most 128 bytes)");
+  }
+  if (const auto it = ipam.find("lock_timeout_ms"); it != ipam.end() && !it->is_null()) {
+    if (!it->is_number_integer() || it->get<std::int64_t>() < 1 ||
+        it->get<std::int64_t>() > 600000) {
+      return bad("lock_timeout_ms", "must be an integer between 1 and 600000");
+    }
+    loc.lock_timeout_ms = it->get<std::int64_t>();
+  }
+  return loc;
+}
+
+bool is_ignored_key(const std::string& key) {
+  static const char* const kIgnored[] = {
+      "kubernetes", "datastore", "sleep_for_race", "reconciler_cron_expression",
+      "etcd_host", "etcd_username", "etcd_password", "etcd_key_file", "etcd_cert_file",
+      "etcd_ca_cert_file", "leader_lease_duration", "leader_renew_deadline",
+      "leader_retry_period"};
+  return std::any_of(std::begin(kIgnored), std::end(kIgnored),
+                     [&](const char* k) { return key == k; }) ||
+         starts_with(key, "etcd_") || starts_with(key, "leader_");
+}
+
+bool is_known_key(const std::string& key) {
+  static const char* const kKnown[] = {
+      "type", "range", "range_start", "range_end", "exclude", "ipRanges", "gateway",
+      "network_name", "routes", "dns", "addresses", "enable_overlapping_ranges", "log_file",
+      "log_level", "configuration_path", "store_dir", "allocation", "lock_timeout_ms",
+      "node_slice_size"};
+  return std::any_of(std::begin(kKnown), std::end(kKnown), [&](const char* k) { return key == k; });
+}
+
+Result<std::optional<IpAddress>> parse_optional_ip(const json& obj, const std::string& key,
+                                                   const std::string& display) {
+  IPOIB_TRY_ASSIGN(std::string text, get_string(obj, key, display));
+  if (text.empty()) {
+    return std::optional<IpAddress>();
+  }
+  auto ip = IpAddress::parse(text);
+  if (!ip) {
+    return bad(display, ip.error().msg());
+  }
+  return std::optional<IpAddress>(*ip);
+}
+
+Status read_routes(const json& ipam, IpamConfig& c) {
+  const auto it = ipam.find("routes");
+  if (it == ipam.end() || it->is_null()) {
+    return ok_status();
+  }
+  if (!it->is_array()) {
+    return bad("routes", "must be a list of {dst, gw}");
+  }
+  for (std::size_t i = 0; i < it->size(); ++i) {
+    const std::string key = "routes[" + std::to_string(i) + "]";
+    const json& e = (*it)[i];
+    if (!e.is_object()) {
+      return bad(key, "must be an object {dst, gw}");
+    }
+    IPOIB_TRY_ASSIGN(std::string dst, get_string(e, "dst", key + ".dst"));
+    auto p = IpPrefix::parse(dst);
+    if (!p) {
+      return bad(key + ".dst", p.error().msg());
+    }
+    cni::Route r;
+    r.dst = *p;
+    IPOIB_TRY_ASSIGN(r.gw, parse_optional_ip(e, "gw", key + ".gw"));
+    if (r.gw && r.gw->family() != p->family()) {
+      return bad(key + ".gw", "family differs from dst");
+    }
+    c.routes.push_back(r);
+  }
+  return ok_status();
+}
+
+Status read_dns(const json& ipam, IpamConfig& c) {
+  const auto it = ipam.find("dns");
+  if (it == ipam.end() || it->is_null()) {
+    return ok_status();
+  }
+  if (!it->is_object()) {
+    return bad("dns", "must be an object");
+  }
+  IPOIB_TRY_ASSIGN(c.dns.nameservers, get_string_list(*it, "nameservers", "dns.nameservers"));
+  IPOIB_TRY_ASSIGN(c.dns.domain, get_string(*it, "domain", "dns.domain"));
+  IPOIB_TRY_ASSIGN(c.dns.search, get_string_list(*it, "search", "dns.search"));
+  IPOIB_TRY_ASSIGN(c.dns.options, get_string_list(*it, "options", "dns.options"));
+  return ok_status();
+}
+
+Status read_addresses(const json& ipam, IpamConfig& c) {
+  const auto it = ipam.find("addresses");
+  if (it == ipam.end() || it->is_null()) {
+    return ok_status();
+  }
+  if (!it->is_array()) {
+    return bad("addresses", "must be a list of {address, gateway}");
+  }
+  for (std::size_t i = 0; i < it->size(); ++i) {
+    const std::string key = "addresses[" + std::to_string(i) + "]";
+    const json& e = (*it)[i];
+    if (!e.is_object()) {
+      return bad(key, "must be an object {address, gateway}");
+    }
+    IPOIB_TRY_ASSIGN(std::string text, get_string(e, "address", key + ".address"));
+    auto p = IpPrefix::parse(text);
+    if (!p) {
+      return bad(key + ".address", p.error().msg());
+    }
+    StaticAddress a{*p, std::nullopt};
+    IPOIB_TRY_ASSIGN(a.gateway, parse_optional_ip(e, "gateway", key + ".gateway"));
+    if (a.gateway && a.gateway->family() != p->family()) {
+      return bad(key + ".gateway", "family differs from the address");
+    }
+    c.addresses.push_back(a);
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+bool is_valid_network_name(const std::string& name) {
+  if (name.empty() || name.size() > 128) {
+    return false;
+  }
+  auto alnum = [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+  };
+  if (!alnum(name[0])) {
+    return false;
+  }
+  return std::all_of(name.begin(), name.end(),
+                     [&](char ch) { return alnum(ch) || ch == '_' || ch == '.' || ch == '-'; });
+}
+
+Status validate_store_dir(const std::string& dir, const std::string& key) {
+  if (dir.empty() || dir[0] != '/') {
+    return bad(key, "\"" + dir.substr(0, 256) + "\" must be an absolute path");
+  }
+  if (dir.size() > 1024 || dir.find('\0') != std::string::npos) {
+    return bad(key, "path too long or contains NUL");
+  }
+  for (std::string_view part : split(std::string_view(dir).substr(1), '/')) {
+    if (part == "." || part == "..") {
+      return bad(key, "\"" + dir + "\" must not contain \".\" or \"..\" components");
+    }
+  }
+  return ok_status();
+}
+
+Result<StoreLocation> load_store_location(const nlohmann::json& ipam, const ConfigSources& src) {
+  IPOIB_TRY_ASSIGN(Merged m, merge_flat_file(ipam, src));
+  return location_from(m.ipam);
+}
+
+Result<IpamConfig> load_ipam_config(const nlohmann::json& ipam_inline, const ConfigSources& src) {
+  IPOIB_TRY_ASSIGN(Merged m, merge_flat_file(ipam_inline, src));
+  const json& ipam = m.ipam;
+  IpamConfig c;
+  c.flat_file = m.flat_file;
+  if (!m.flat_file.empty()) {
+    c.notes.push_back("merged flat file " + m.flat_file);
+  }
+  IPOIB_TRY_ASSIGN(c.location, location_from(ipam));
+
+  if (const auto it = ipam.find("node_slice_size"); it != ipam.end() && !it->is_null()) {
+    return bad("node_slice_size",
+               "per-node slices are not supported by the built-in IPAM and are not needed: its "
+               "store is local to the node, so give each node its own range (range_start/"
+               "range_end or a per-node `range`), or point `store_dir` at a shared POSIX "
+               "filesystem (NFS, Lustre, GPFS, CephFS) to allocate one range cluster-wide");
+  }
+  for (auto it = ipam.begin(); it != ipam.end(); ++it) {
+    if (is_ignored_key(it.key())) {
+      c.notes.push_back("ignoring \"" + it.key() +
+                        "\": it configures whereabouts' Kubernetes/etcd store, not this file store");
+    } else if (!is_known_key(it.key())) {
+      c.notes.push_back("ignoring unknown ipam key \"" + it.key() + "\"");
+    }
+  }
+
+  IPOIB_TRY_ASSIGN(std::string gateway, get_string(ipam, "gateway", "gateway"));
+  if (!gateway.empty()) {
+    auto gw = IpAddress::parse(gateway);
+    if (!gw) {
+      return bad("gateway", gw.error().msg());
+    }
+  }
+  std::vector<std::pair<std::string, RangeSpec>> specs;  // (key prefix for errors, spec)
+  if (ipam.contains("range") && !ipam["range"].is_null()) {
+    IPOIB_TRY_ASSIGN(RangeSpec s, read_range_spec(ipam, "", gateway));
+    if (!s.range.empty()) {
+      specs.emplace_back("", std::move(s));
+    }
+  } else {
+    for (const char* key : {"range_start", "range_end", "exclude"}) {
+      if (ipam.contains(key) && !ipam[key].is_null()) {
+        return bad(key, "given without \"range\"");
+      }
+    }
+  }
+  if (const auto it = ipam.find("ipRanges"); it != ipam.end() && !it->is_null()) {
+    if (!it->is_array()) {
+      return bad("ipRanges", "must be a list of {range, range_start, range_end, exclude}");
+    }
+    for (std::size_t i = 0; i < it->size(); ++i) {
+      const std::string prefix = "ipRanges[" + std::to_string(i) + "].";
+      if (!(*it)[i].is_object()) {
+        return bad("ipRanges[" + std::to_string(i) + "]", "must be an object");
+      }
+      IPOIB_TRY_ASSIGN(RangeSpec s, read_range_spec((*it)[i], prefix, gateway));
+      if (s.range.empty()) {
+        return bad(prefix + "range", "missing");
+      }
+      specs.emplace_back(prefix, std::move(s));
+    }
+  }
+  if (specs.empty()) {
+    return bad("range", "missing: give \"range\" or \"ipRanges\"");
+  }
+  std::map<std::string, int> seen;
+  for (const auto& [prefix, spec] : specs) {
+    auto r = parse_range(spec);
+    if (!r) {
+      return Error(ErrorCode::kInvalidNetworkConfig, prefix + r.error().msg());
+    }
+    const std::string cidr = r->subnet.to_string();
+    const int n = seen[cidr]++;
+    c.range_keys.push_back(n == 0 ? cidr : cidr + "#" + std::to_string(n));
+    c.ranges.push_back(std::move(r).value());
+  }
+
+  IPOIB_TRY(read_routes(ipam, c));
+  IPOIB_TRY(read_dns(ipam, c));
+  IPOIB_TRY(read_addresses(ipam, c));
+
+  if (const auto it = ipam.find("enable_overlapping_ranges"); it != ipam.end() && !it->is_null()) {
+    if (!it->is_boolean()) {
+      return bad("enable_overlapping_ranges", "must be true or false");
+    }
+    c.enable_overlapping_ranges = it->get<bool>();
+    if (!c.enable_overlapping_ranges) {
+      c.notes.push_back(
+          "enable_overlapping_ranges=false: addresses stay unique within the network_name "
+          "anyway (the built-in store never hands out one address twice)");
+    }
+  }
+  IPOIB_TRY_ASSIGN(std::string level, get_string(ipam, "log_level", "log_level"));
+  if (!level.empty()) {
+    c.log_level = parse_log_level(level);
+    if (!c.log_level) {
+      return bad("log_level", "\"" + level + "\" is not debug, verbose, error or panic");
+    }
+  }
+  IPOIB_TRY_ASSIGN(c.log_file, get_string(ipam, "log_file", "log_file"));
+  if (!c.log_file.empty() && c.log_file[0] != '/') {
+    return bad("log_file", "must be an absolute path");
+  }
+  IPOIB_TRY_ASSIGN(std::string allocation, get_string(ipam, "allocation", "allocation"));
+  if (allocation.empty() || allocation == "lowest-free") {
+    c.allocation = AllocationPolicy::kLowestFree;
+  } else if (allocation == "round-robin") {
+    c.allocation = AllocationPolicy::kRoundRobin;
+  } else {
+    return bad("allocation", "\"" + allocation + "\" is not lowest-free or round-robin");
+  }
+  return c;
+}
+
+}  // namespace ipoib::ipam
