@@ -106,6 +106,15 @@ expect "GC --no-attachments: neither key" \
 expect "GC at 1.0.0: refused like libcni 1.3" \
   bash -c '! "$0" --conflist "$1" --cni-path "$2" gc 2>/dev/null' "$driver" "$tmp/net.conflist" "$tmp/bin"
 
+python3 - "$tmp/net.conflist" "$tmp/negotiated.conflist" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); d["cniVersions"] = ["0.4.0", "1.1.0", "1.0.0"]
+json.dump(d, open(sys.argv[2], "w"))
+PY
+"$driver" --conflist "$tmp/negotiated.conflist" --cni-path "$tmp/bin" gc
+expect "GC: cniVersion negotiated from cniVersions like libcni 1.3" \
+  test "$(json_get "$(last GC).stdin" 'd["cniVersion"]')" = '"1.1.0"'
+
 # --- GC --gc-cached-del: libcni 1.3's first phase ----------------------------------------------
 for cid in keep drop; do
   "$driver" "${common[@]/cid1/$cid}" --container-id "$cid" add >/dev/null

@@ -105,16 +105,36 @@ func loadList(path string) (*libcni.NetworkConfigList, error) {
 	return libcni.ConfListFromConf(conf)
 }
 
+// negotiatedVersion is the version libcni 1.3 would use for the list: the highest entry of a
+// `cniVersions` array (libcni >= 1.2 prefers it; 1.1.2 ignores it and uses cniVersion), else
+// cniVersion. Only gc and status use it: add/check/del stay on libcni 1.1.2's own choice.
+func negotiatedVersion(list *libcni.NetworkConfigList) string {
+	best := list.CNIVersion
+	var raw struct {
+		CNIVersions []string `json:"cniVersions"`
+	}
+	if json.Unmarshal(list.Bytes, &raw) != nil {
+		return best
+	}
+	for _, v := range raw.CNIVersions {
+		if newer, err := version.GreaterThanOrEqualTo(v, best); err == nil && newer {
+			best = v
+		}
+	}
+	return best
+}
+
 // execEachPlugin runs `command` on every plugin of the list as libcni 1.3 runs GC and STATUS:
 // the list's name and cniVersion injected, `extra` keys injected, an empty RuntimeConf (so
 // CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME and CNI_ARGS are present and empty). Errors of all
 // plugins are joined, like errors.Join in GCNetworkList.
 func execEachPlugin(ctx context.Context, cni *libcni.CNIConfig, list *libcni.NetworkConfigList,
 	command string, extra map[string]interface{}) error {
-	if ok, _ := version.GreaterThanOrEqualTo(list.CNIVersion, "1.1.0"); !ok {
-		return fmt.Errorf("configuration version %q does not support the %s command", list.CNIVersion, command)
+	cniVersion := negotiatedVersion(list)
+	if ok, _ := version.GreaterThanOrEqualTo(cniVersion, "1.1.0"); !ok {
+		return fmt.Errorf("configuration version %q does not support the %s command", cniVersion, command)
 	}
-	inject := map[string]interface{}{"name": list.Name, "cniVersion": list.CNIVersion}
+	inject := map[string]interface{}{"name": list.Name, "cniVersion": cniVersion}
 	for k, v := range extra {
 		inject[k] = v
 	}
