@@ -101,7 +101,7 @@ write_conf() {  # write_conf VERSION FILE [TYPE-OVERRIDE]
 # Reservations, read back through the tool that owns them.
 reservations() {
   case $mode in
-    debian) ls "$tmp/host-local/$net" 2>/dev/null | grep -vE '^(lock|last_reserved_ip\..*)$' || true ;;
+    debian) find "$tmp/host-local/$net" -type f ! -name lock ! -name 'last_reserved_ip.*' -printf '%f\n' 2>/dev/null || true ;;
     *) "$bin/ipoib" ipam list --json 2>/dev/null || echo "__unavailable__" ;;
   esac
 }
