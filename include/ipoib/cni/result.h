@@ -19,40 +19,42 @@
 
 namespace ipoib::cni {
 
+// Every member has a default initializer so designated initializers may name only some
+// (GCC 12 -Wmissing-field-initializers).
 struct Interface {
-  std::string name;
-  std::string mac;                  // may be empty (delegated results); IPoIB: 20 bytes, hex:colon
-  std::optional<int> mtu;           // encoded at 1.1.0 only
-  std::string sandbox;              // netns path for a container interface; empty on the host
-  std::string socket_path;          // 1.1.0 only, omitted when empty
-  std::string pci_id;               // 1.1.0 only, omitted when empty
+  std::string name{};
+  std::string mac{};                  // may be empty (delegated results); IPoIB: 20 bytes, hex:colon
+  std::optional<int> mtu{};           // encoded at 1.1.0 only
+  std::string sandbox{};              // netns path for a container interface; empty on the host
+  std::string socket_path{};          // 1.1.0 only, omitted when empty
+  std::string pci_id{};               // 1.1.0 only, omitted when empty
   friend bool operator==(const Interface&, const Interface&) = default;
 };
 
 struct IpConfig {
-  IpPrefix address;                 // CIDR with host bits: 10.0.0.5/24
-  std::optional<IpAddress> gateway;
-  std::optional<int> interface;     // index into CniResult::interfaces
+  IpPrefix address{};                 // CIDR with host bits: 10.0.0.5/24
+  std::optional<IpAddress> gateway{};
+  std::optional<int> interface{};     // index into CniResult::interfaces
   friend bool operator==(const IpConfig&, const IpConfig&) = default;
 };
 
 struct Route {
-  IpPrefix dst;
-  std::optional<IpAddress> gw;
+  IpPrefix dst{};
+  std::optional<IpAddress> gw{};
   // 1.1.0 only:
-  std::optional<int> mtu;
-  std::optional<int> advmss;
-  std::optional<int> priority;
-  std::optional<int> table;
-  std::optional<int> scope;
+  std::optional<int> mtu{};
+  std::optional<int> advmss{};
+  std::optional<int> priority{};
+  std::optional<int> table{};
+  std::optional<int> scope{};
   friend bool operator==(const Route&, const Route&) = default;
 };
 
 struct Dns {
-  std::vector<std::string> nameservers;
-  std::string domain;
-  std::vector<std::string> search;
-  std::vector<std::string> options;
+  std::vector<std::string> nameservers{};
+  std::string domain{};
+  std::vector<std::string> search{};
+  std::vector<std::string> options{};
   [[nodiscard]] bool empty() const {
     return nameservers.empty() && domain.empty() && search.empty() && options.empty();
   }
@@ -60,10 +62,10 @@ struct Dns {
 };
 
 struct CniResult {
-  std::vector<Interface> interfaces;
-  std::vector<IpConfig> ips;
-  std::vector<Route> routes;
-  Dns dns;
+  std::vector<Interface> interfaces{};
+  std::vector<IpConfig> ips{};
+  std::vector<Route> routes{};
+  Dns dns{};
   friend bool operator==(const CniResult&, const CniResult&) = default;
 };
 

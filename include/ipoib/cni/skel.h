@@ -46,8 +46,8 @@ struct Request {
 };
 
 struct Attachment {
-  std::string container_id;
-  std::string ifname;
+  std::string container_id{};
+  std::string ifname{};
   friend bool operator==(const Attachment&, const Attachment&) = default;
 };
 
