@@ -1,0 +1,561 @@
+// The ipoib CNI plugin: composes the config parser, the child kind, the link operations and the
+// IPAM into ADD, DEL, CHECK, GC and STATUS. This is the deciding layer: it logs; the modules
+// below it return errors.
+#include "ipoib/plugin/ipoib_plugin.h"
+
+#include <sys/random.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <utility>
+
+#include "ipoib/ib/port.h"
+#include "ipoib/ipam/ipam.h"
+#include "ipoib/netlink/message.h"
+#include "ipoib/plugin/delegate.h"
+#include "ipoib/plugin/tag.h"
+#include "undo.h"
+
+namespace ipoib::plugin {
+namespace {
+
+using netlink::LinkInfo;
+
+// A name no runtime would pick, unique enough to create the child next to other ADDs running
+// in parallel: "ipt" + 12 hex digits = 15 bytes (IFNAMSIZ - 1).
+std::string temporary_name() {
+  unsigned char bytes[6] = {};
+  std::size_t got = 0;
+  while (got < sizeof bytes) {
+    const ssize_t n = ::getrandom(bytes + got, sizeof bytes - got, 0);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      break;  // fall back to whatever we have; EEXIST on create is retried by the caller
+    }
+    got += static_cast<std::size_t>(n);
+  }
+  char name[16];
+  std::snprintf(name, sizeof name, "ipt%02x%02x%02x%02x%02x%02x", bytes[0], bytes[1], bytes[2],
+                bytes[3], bytes[4], bytes[5]);
+  return name;
+}
+
+std::string format_mac(const netlink::Bytes& hw) {
+  std::string out;
+  char byte[4];
+  for (std::size_t i = 0; i < hw.size(); ++i) {
+    std::snprintf(byte, sizeof byte, i == 0 ? "%02x" : ":%02x", hw[i]);
+    out += byte;
+  }
+  return out;
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+Result<std::string> tag_for(const cni::Environment& env) {
+  std::string tag = attachment_tag(env.container_id, env.ifname);
+  if (tag.size() > netlink::kMaxAliasLength) {
+    return Error(ErrorCode::kInvalidEnvironment,
+                 "CNI_CONTAINERID: too long to tag the interface (" + std::to_string(tag.size()) +
+                     " > " + std::to_string(netlink::kMaxAliasLength) + " bytes)");
+  }
+  return tag;
+}
+
+Result<LinkInfo> find_master(LinkSession& host, const std::string& master) {
+  IPOIB_TRY_ASSIGN(std::optional<LinkInfo> link, host.link_by_name(master));
+  if (!link) {
+    return Error(ErrorCode::kInvalidNetworkConfig,
+                 "master: " + master + " does not exist in the host network namespace");
+  }
+  return std::move(*link);
+}
+
+// Keeps the first error, logs the later ones (DEL and GC go on after a failure).
+class FirstError {
+ public:
+  explicit FirstError(Logger& log) : log_(log) {}
+  void add(Status s, std::string_view what) {
+    if (s.ok()) {
+      return;
+    }
+    Error e = std::move(s).error().with_context(what);
+    if (first_) {
+      log_.error(e.msg());
+    } else {
+      first_ = std::move(e);
+    }
+  }
+  Status result() && {
+    if (first_) {
+      return std::move(*first_);
+    }
+    return ok_status();
+  }
+
+ private:
+  Logger& log_;
+  std::optional<Error> first_;
+};
+
+template <class T>
+Status as_status(Result<T> r) {
+  if (!r.ok()) {
+    return std::move(r).error();
+  }
+  return ok_status();
+}
+
+// Deletes every link carrying `tag` in the session's namespace (the child in the pod, or a
+// refunded dev<N> in the host). Only exact tag matches: never an interface we did not tag.
+Status delete_tagged(LinkSession& session, const std::string& tag, Logger& log,
+                     std::string_view where) {
+  IPOIB_TRY_ASSIGN(auto links, session.links_by_alias(tag, netlink::AliasMatch::kExact));
+  for (const LinkInfo& link : links) {
+    IPOIB_TRY_ASSIGN(netlink::DeleteOutcome outcome, session.delete_link(link.ifindex));
+    if (outcome == netlink::DeleteOutcome::kDeleted) {
+      log.info("deleted " + link.name + " (" + tag + ") in the " + std::string(where) +
+               " netns");
+    }
+  }
+  return ok_status();
+}
+
+class IpoibPlugin final : public cni::Plugin {
+ public:
+  IpoibPlugin(PluginSeams seams, Logger& log) : s_(std::move(seams)), log_(log) {}
+
+  Result<cni::CniResult> add(const cni::Request& req) override;
+  Status del(const cni::Request& req) override;
+  Status check(const cni::Request& req) override;
+  Status gc(const cni::Request& req,
+            const std::optional<std::vector<cni::Attachment>>& valid) override;
+  Status status(const cni::Request& req) override;
+
+ private:
+  Result<std::unique_ptr<cni::Plugin>> make_ipam(const IpamSection& section,
+                                                 const cni::Request& req) {
+    auto ipam = s_.ipam(section, req);
+    if (!ipam.ok()) {
+      return std::move(ipam).error().with_context("ipam " + section.type);
+    }
+    return ipam;
+  }
+
+  PluginSeams s_;
+  Logger& log_;
+};
+
+// Where the child being created is, for the undo step.
+struct ChildWhereabouts {
+  enum class Netns { kHost, kPod } netns = Netns::kHost;
+  int ifindex = 0;    // in `netns`; 0 when not known yet
+  std::string name;   // its current name there
+};
+
+Result<cni::CniResult> IpoibPlugin::add(const cni::Request& req) {
+  const cni::Environment& env = req.env;
+  // 1. Everything that needs no kernel changes: config, tag, master, the pod netns.
+  IPOIB_TRY_ASSIGN(IpoibConfig cfg, parse_ipoib_config(req.conf));
+  IPOIB_TRY_ASSIGN(std::string tag, tag_for(env));
+  IPOIB_TRY_ASSIGN(std::unique_ptr<LinkSession> host, s_.links->open_host());
+  IPOIB_TRY_ASSIGN(LinkInfo master, find_master(*host, cfg.master));
+  IPOIB_TRY(s_.kind->validate_master(master));
+  IPOIB_TRY_ASSIGN(ParentFacts facts, s_.kind->parent_facts(master));
+  IPOIB_TRY_ASSIGN(ChildSpec spec, resolve_child_spec(cfg, facts));
+  IPOIB_TRY_ASSIGN(netns::NetnsHandle pod_ns, netns::NetnsHandle::open(env.netns));
+  IPOIB_TRY_ASSIGN(std::unique_ptr<LinkSession> pod, s_.links->open_netns(pod_ns));
+  {
+    IPOIB_TRY_ASSIGN(std::optional<LinkInfo> existing, pod->link_by_name(env.ifname));
+    if (existing) {
+      return Error(ErrorCode::kInvalidEnvironment,
+                   "CNI_IFNAME: an interface named " + env.ifname + " already exists in " +
+                       env.netns);
+    }
+  }
+  std::unique_ptr<cni::Plugin> ipam;
+  if (cfg.ipam.kind != IpamKind::kNone) {
+    IPOIB_TRY_ASSIGN(ipam, make_ipam(cfg.ipam, req));
+  }
+
+  // From here on every step that changes something pushes its undo; `undo` is declared after
+  // the sessions and the IPAM it uses, so it unwinds before they are destroyed.
+  ChildWhereabouts child;
+  UndoStack undo(log_);
+
+  // 2. Create the child in the host netns (the parent is looked up in the socket's netns).
+  std::string tmp = temporary_name();
+  IPOIB_TRY_ASSIGN(netlink::Bytes request, s_.kind->build_create_request(spec, tmp, tag));
+  auto created = host->create_link(request);
+  if (!created.ok() && netlink::kernel_errno(created.error()) == EEXIST) {
+    tmp = temporary_name();  // a parallel ADD drew the same name: once more
+    IPOIB_TRY_ASSIGN(request, s_.kind->build_create_request(spec, tmp, tag));
+    created = host->create_link(request);
+  }
+  if (!created.ok()) {
+    return std::move(created).error().with_context("create " + std::string(s_.kind->name()) +
+                                                   " child of " + cfg.master);
+  }
+  child = {ChildWhereabouts::Netns::kHost, created->ifindex, tmp};
+  undo.push("delete the child", [&]() -> Status {
+    LinkSession& session = child.netns == ChildWhereabouts::Netns::kHost ? *host : *pod;
+    int ifindex = child.ifindex;
+    if (ifindex == 0) {
+      IPOIB_TRY_ASSIGN(std::optional<LinkInfo> found, session.link_by_name(child.name));
+      if (!found) {
+        return ok_status();
+      }
+      ifindex = found->ifindex;
+    }
+    return as_status(session.delete_link(ifindex));
+  });
+  IPOIB_TRY_CTX(host->set_alias(child.ifindex, tag), "tag " + tmp);
+
+  // 3. Into the pod, under its final name.
+  IPOIB_TRY_CTX(host->move_link(child.ifindex, pod_ns), "move " + tmp + " to " + env.netns);
+  // The index may change in the new netns (__dev_change_net_namespace): find it by name.
+  child = {ChildWhereabouts::Netns::kPod, 0, tmp};
+  {
+    IPOIB_TRY_ASSIGN(std::optional<LinkInfo> moved, pod->link_by_name(tmp));
+    if (!moved) {
+      return Error(ErrorCode::kNetlinkFailure, tmp + " vanished after the move to " + env.netns);
+    }
+    child.ifindex = moved->ifindex;
+  }
+  {
+    Status renamed = pod->rename_link(child.ifindex, env.ifname);
+    if (!renamed.ok()) {
+      if (netlink::kernel_errno(renamed.error()) == EEXIST) {
+        return Error(ErrorCode::kInvalidEnvironment,
+                     "CNI_IFNAME: an interface named " + env.ifname + " already exists in " +
+                         env.netns);
+      }
+      return std::move(renamed).error().with_context("rename " + tmp + " to " + env.ifname);
+    }
+    child.name = env.ifname;
+  }
+
+  // 4. Addresses.
+  cni::CniResult ipam_result;
+  if (ipam) {
+    auto allocated = ipam->add(req);
+    if (!allocated.ok()) {
+      return std::move(allocated).error().with_context("ipam " + cfg.ipam.type);
+    }
+    ipam_result = std::move(*allocated);
+    undo.push("release the IPAM reservation", [&]() -> Status { return ipam->del(req); });
+  }
+
+  IPOIB_TRY_CTX(pod->set_mtu(child.ifindex, spec.mtu_bytes),
+                "set MTU " + std::to_string(spec.mtu_bytes) + " on " + env.ifname);
+  const bool has_ipv6 = std::any_of(ipam_result.ips.begin(), ipam_result.ips.end(),
+                                    [](const cni::IpConfig& ip) { return !ip.address.address().is_v4(); });
+  if (has_ipv6) {
+    IPOIB_TRY_CTX(pod->enable_ipv6(env.ifname), "enable IPv6 on " + env.ifname);
+  }
+  for (const cni::IpConfig& ip : ipam_result.ips) {
+    IPOIB_TRY_CTX(pod->add_address(child.ifindex, ip.address),
+                  "add address " + ip.address.to_string() + " to " + env.ifname);
+  }
+  // Up before routes: fib_check_nh() refuses a nexthop through a link that is down.
+  IPOIB_TRY_CTX(pod->set_up(child.ifindex), "set " + env.ifname + " up");
+  for (const cni::Route& route : ipam_result.routes) {
+    netlink::RouteSpec rs;
+    rs.destination = route.dst;
+    rs.gateway = route.gw;
+    rs.ifindex = child.ifindex;
+    if (route.priority) {
+      rs.metric = static_cast<std::uint32_t>(*route.priority);
+    }
+    if (route.mtu) {
+      rs.mtu_bytes = static_cast<std::uint32_t>(*route.mtu);
+    }
+    if (route.table) {
+      rs.table = static_cast<std::uint32_t>(*route.table);
+    }
+    IPOIB_TRY_CTX(pod->add_route(rs), "add route " + route.dst.to_string() + " via " +
+                                          (route.gw ? route.gw->to_string() : env.ifname));
+  }
+
+  // 5. The result, from the link as the kernel now reports it.
+  IPOIB_TRY_ASSIGN(std::optional<LinkInfo> final_link, pod->link_by_index(child.ifindex));
+  if (!final_link) {
+    return Error(ErrorCode::kNetlinkFailure, env.ifname + " vanished from " + env.netns);
+  }
+  const ArpHardware hw = s_.kind->arp_hardware();
+  if (final_link->hw_address.size() != hw.address_length) {
+    log_.warning(env.ifname + " has a " + std::to_string(final_link->hw_address.size()) +
+                 "-byte hardware address, expected " + std::to_string(hw.address_length));
+  }
+  for (const cni::IpConfig& ip : ipam_result.ips) {
+    if (!ip.address.address().is_v4()) {
+      continue;
+    }
+    // Neighbours learn the new address now rather than after their ARP entries expire; a lost
+    // announcement only delays that, so it is not worth failing the ADD.
+    Status announced = pod->announce_ipv4(*final_link, ip.address.address());
+    if (!announced.ok()) {
+      log_.warning("gratuitous ARP for " + ip.address.address().to_string() + " on " +
+                   env.ifname + ": " + announced.error().msg());
+    }
+  }
+
+  cni::CniResult result;
+  result.interfaces.push_back({.name = env.ifname,
+                               .mac = format_mac(final_link->hw_address),
+                               .mtu = static_cast<int>(final_link->mtu),
+                               .sandbox = env.netns,
+                               .socket_path = {},
+                               .pci_id = {}});
+  for (cni::IpConfig ip : ipam_result.ips) {
+    ip.interface = 0;
+    result.ips.push_back(std::move(ip));
+  }
+  result.routes = std::move(ipam_result.routes);
+  result.dns = std::move(ipam_result.dns);
+  undo.commit();
+  log_.info("ADD " + env.container_id + "/" + env.ifname + ": " + std::string(s_.kind->name()) +
+            " child of " + cfg.master + " pkey " + format_pkey(spec.pkey) + " " +
+            std::string(to_string(spec.mode)) + " mtu " + std::to_string(final_link->mtu));
+  return result;
+}
+
+Status IpoibPlugin::del(const cni::Request& req) {
+  const cni::Environment& env = req.env;
+  // Only the IPAM section: DEL must work when the master is gone or the rest no longer parses.
+  IPOIB_TRY_ASSIGN(IpamSection section, parse_ipam_section(req.conf.raw));
+  IPOIB_TRY_ASSIGN(std::string tag, tag_for(env));
+  FirstError errors(log_);
+
+  // The child in the pod (deleting it also removes its addresses and routes).
+  if (!env.netns.empty()) {
+    auto pod_ns = netns::NetnsHandle::open_if_exists(env.netns);
+    if (!pod_ns.ok()) {
+      errors.add(std::move(pod_ns).error(), "open " + env.netns);
+    } else if (*pod_ns) {
+      auto pod = s_.links->open_netns(**pod_ns);
+      if (!pod.ok()) {
+        errors.add(std::move(pod).error(), "enter " + env.netns);
+      } else {
+        errors.add(delete_tagged(**pod, tag, log_, "pod"), "delete " + env.ifname);
+      }
+    } else {
+      log_.debug("DEL: " + env.netns + " is gone");
+    }
+  }
+  // A child refunded to the host when its netns was destroyed without DEL (netns_refund), or
+  // one a crashed ADD left there under its temporary name.
+  {
+    auto host = s_.links->open_host();
+    if (!host.ok()) {
+      errors.add(std::move(host).error(), "host netns");
+    } else {
+      errors.add(delete_tagged(**host, tag, log_, "host"), "delete refunded child");
+    }
+  }
+  // The reservation, last: the address stays unusable for others until the link is gone.
+  if (section.kind != IpamKind::kNone) {
+    auto ipam = make_ipam(section, req);
+    if (!ipam.ok()) {
+      errors.add(std::move(ipam).error(), "DEL");
+    } else {
+      errors.add((*ipam)->del(req), "ipam " + section.type);
+    }
+  }
+  return std::move(errors).result();
+}
+
+Status IpoibPlugin::check(const cni::Request& req) {
+  const cni::Environment& env = req.env;
+  IPOIB_TRY_ASSIGN(IpoibConfig cfg, parse_ipoib_config(req.conf));
+  if (!req.conf.prev_result) {
+    return Error(ErrorCode::kInvalidNetworkConfig, "prevResult: required for CHECK");
+  }
+  const cni::CniResult& prev = *req.conf.prev_result;
+  IPOIB_TRY_ASSIGN(std::string tag, tag_for(env));
+
+  // Host side first: sysfs (IB port) answers only there.
+  IPOIB_TRY_ASSIGN(std::unique_ptr<LinkSession> host, s_.links->open_host());
+  IPOIB_TRY_ASSIGN(LinkInfo master, find_master(*host, cfg.master));
+  IPOIB_TRY_ASSIGN(ParentFacts facts, s_.kind->parent_facts(master));
+  IPOIB_TRY_ASSIGN(ChildSpec spec, resolve_child_spec(cfg, facts));
+
+  // prevResult must describe our interface.
+  std::optional<int> our_index;
+  for (std::size_t i = 0; i < prev.interfaces.size(); ++i) {
+    const cni::Interface& itf = prev.interfaces[i];
+    if (itf.name == env.ifname && (itf.sandbox.empty() || itf.sandbox == env.netns)) {
+      our_index = static_cast<int>(i);
+      break;
+    }
+  }
+  if (!our_index) {
+    return Error(ErrorCode::kCheckFailed,
+                 "prevResult has no interface " + env.ifname + " in " + env.netns);
+  }
+  const cni::Interface& expected = prev.interfaces[static_cast<std::size_t>(*our_index)];
+
+  IPOIB_TRY_ASSIGN(netns::NetnsHandle pod_ns, netns::NetnsHandle::open(env.netns));
+  IPOIB_TRY_ASSIGN(std::unique_ptr<LinkSession> pod, s_.links->open_netns(pod_ns));
+  IPOIB_TRY_ASSIGN(std::optional<LinkInfo> link, pod->link_by_name(env.ifname));
+  if (!link) {
+    return Error(ErrorCode::kCheckFailed, env.ifname + " does not exist in " + env.netns);
+  }
+  if (link->alias != tag) {
+    return Error(ErrorCode::kCheckFailed,
+                 env.ifname + " in " + env.netns + " was not created by this plugin for " +
+                     env.container_id + " (alias \"" + link->alias + "\")");
+  }
+  IPOIB_TRY(s_.kind->verify_child(*link, spec));
+  if (!expected.mac.empty() && lower(expected.mac) != format_mac(link->hw_address)) {
+    return Error(ErrorCode::kCheckFailed, env.ifname + " has hardware address " +
+                                              format_mac(link->hw_address) + ", prevResult " +
+                                              expected.mac);
+  }
+  const int want_mtu = expected.mtu.value_or(spec.mtu_bytes);
+  if (static_cast<int>(link->mtu) != want_mtu) {
+    return Error(ErrorCode::kCheckFailed, env.ifname + " has MTU " + std::to_string(link->mtu) +
+                                              ", expected " + std::to_string(want_mtu));
+  }
+  if (link->admin_state() != netlink::AdminState::kUp) {
+    return Error(ErrorCode::kCheckFailed, env.ifname + " is down");
+  }
+  if (link->carrier == netlink::Carrier::kDown ||
+      link->operstate == netlink::OperState::kLowerLayerDown) {
+    std::string why = s_.kind->explain_carrier_down(master, spec);
+    return Error(ErrorCode::kCheckFailed,
+                 env.ifname + " has no carrier (operstate " +
+                     std::string(netlink::to_string(link->operstate)) + ")" +
+                     (why.empty() ? std::string(": the partition's broadcast group is not joined "
+                                                "(yet)")
+                                  : ": " + why));
+  }
+
+  IPOIB_TRY_ASSIGN(std::vector<netlink::AddressInfo> addrs, pod->addresses(link->ifindex));
+  for (const cni::IpConfig& ip : prev.ips) {
+    if (ip.interface && *ip.interface != *our_index) {
+      continue;
+    }
+    const bool found = std::any_of(addrs.begin(), addrs.end(), [&](const netlink::AddressInfo& a) {
+      return a.prefix.address() == ip.address.address() && a.prefix.length() == ip.address.length();
+    });
+    if (!found) {
+      return Error(ErrorCode::kCheckFailed,
+                   env.ifname + " lacks address " + ip.address.to_string());
+    }
+  }
+  for (const cni::Route& route : prev.routes) {
+    IPOIB_TRY_ASSIGN(std::vector<netlink::RouteInfo> routes, pod->routes(route.dst.family()));
+    const bool found = std::any_of(routes.begin(), routes.end(), [&](const netlink::RouteInfo& r) {
+      return r.destination.network() == route.dst.network() &&
+             (!route.gw || r.gateway == route.gw) &&
+             (!route.table || r.table == static_cast<std::uint32_t>(*route.table));
+    });
+    if (!found) {
+      return Error(ErrorCode::kCheckFailed,
+                   env.netns + " lacks route " + route.dst.to_string() +
+                       (route.gw ? " via " + route.gw->to_string() : std::string()));
+    }
+  }
+
+  if (cfg.ipam.kind != IpamKind::kNone) {
+    IPOIB_TRY_ASSIGN(std::unique_ptr<cni::Plugin> ipam, make_ipam(cfg.ipam, req));
+    IPOIB_TRY_CTX(ipam->check(req), "ipam " + cfg.ipam.type);
+  }
+  return ok_status();
+}
+
+Status IpoibPlugin::gc(const cni::Request& req,
+                       const std::optional<std::vector<cni::Attachment>>& valid) {
+  IPOIB_TRY_ASSIGN(IpoibConfig cfg, parse_ipoib_config(req.conf));
+  FirstError errors(log_);
+  // Without a valid list there is no information: destroy nothing (CNI SPEC.md GC).
+  if (valid) {
+    auto host = s_.links->open_host();
+    if (!host.ok()) {
+      errors.add(std::move(host).error(), "host netns");
+    } else {
+      auto master = (*host)->link_by_name(cfg.master);
+      auto tagged = (*host)->links_by_alias(kTagPrefix, netlink::AliasMatch::kPrefix);
+      if (!master.ok()) {
+        errors.add(std::move(master).error(), "master " + cfg.master);
+      } else if (!tagged.ok()) {
+        errors.add(std::move(tagged).error(), "list tagged children");
+      } else if (*master) {
+        // Children of this network's master only: another network's GC owns its own.
+        for (const LinkInfo& link : *tagged) {
+          const auto attachment = parse_attachment_tag(link.alias);
+          if (!attachment || !link.parent_ifindex ||
+              *link.parent_ifindex != (*master)->ifindex) {
+            continue;
+          }
+          if (std::find(valid->begin(), valid->end(), *attachment) != valid->end()) {
+            continue;
+          }
+          auto deleted = (*host)->delete_link(link.ifindex);
+          if (deleted.ok()) {
+            log_.info("GC: deleted " + link.name + " (" + link.alias + ")");
+          }
+          errors.add(as_status(std::move(deleted)), "GC delete " + link.name);
+        }
+      }
+    }
+  }
+  if (cfg.ipam.kind != IpamKind::kNone) {
+    auto ipam = make_ipam(cfg.ipam, req);
+    if (!ipam.ok()) {
+      errors.add(std::move(ipam).error(), "GC");
+    } else {
+      errors.add((*ipam)->gc(req, valid), "ipam " + cfg.ipam.type);
+    }
+  }
+  return std::move(errors).result();
+}
+
+Status IpoibPlugin::status(const cni::Request& req) {
+  IPOIB_TRY_ASSIGN(IpoibConfig cfg, parse_ipoib_config(req.conf));
+  IPOIB_TRY_ASSIGN(std::unique_ptr<LinkSession> host, s_.links->open_host());
+  IPOIB_TRY_ASSIGN(std::optional<LinkInfo> master, host->link_by_name(cfg.master));
+  if (!master) {
+    return Error(ErrorCode::kNotAvailable, "master " + cfg.master + " does not exist");
+  }
+  IPOIB_TRY(s_.kind->master_ready(*master));
+  if (cfg.ipam.kind != IpamKind::kNone) {
+    IPOIB_TRY_ASSIGN(std::unique_ptr<cni::Plugin> ipam, make_ipam(cfg.ipam, req));
+    IPOIB_TRY_CTX(ipam->status(req), "ipam " + cfg.ipam.type);
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+IpamFactory default_ipam_factory(Logger& log) {
+  return [&log](const IpamSection& section,
+                const cni::Request&) -> Result<std::unique_ptr<cni::Plugin>> {
+    if (section.kind == IpamKind::kBuiltin) {
+      return ipam::make_builtin_ipam(log);
+    }
+    return make_delegated_ipam(section.type, process_environment(), real_exec());
+  };
+}
+
+std::unique_ptr<cni::Plugin> make_plugin(PluginSeams seams, Logger& log) {
+  return std::make_unique<IpoibPlugin>(std::move(seams), log);
+}
+
+std::unique_ptr<cni::Plugin> make_ipoib_plugin(Logger& log) {
+  PluginSeams seams;
+  seams.kind = make_ipoib_kind(ib::make_system_port_query());
+  seams.links = make_kernel_link_ops();
+  seams.ipam = default_ipam_factory(log);
+  return make_plugin(std::move(seams), log);
+}
+
+}  // namespace ipoib::plugin
