@@ -3,6 +3,7 @@
 
 #include <linux/if.h>
 #include <linux/if_link.h>
+#include <linux/veth.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 
@@ -224,6 +225,25 @@ Result<Bytes> build_macvlan_child_request(const MacvlanChildSpec& spec) {
                      });
 }
 
+Result<Bytes> build_veth_pair_request(const VethPairSpec& spec) {
+  IPOIB_TRY(validate_ifname(spec.name));
+  IPOIB_TRY(validate_ifname(spec.peer_name));
+  const ifinfomsg ifi = make_ifinfo(0);
+  wire::MessageBuilder b(RTM_NEWLINK, kCreateFlags, &ifi, sizeof ifi);
+  b.put_string(IFLA_IFNAME, spec.name);
+  b.begin_nest(IFLA_LINKINFO);
+  b.put_string(IFLA_INFO_KIND, "veth");
+  b.begin_nest(IFLA_INFO_DATA);
+  // veth_newlink: VETH_INFO_PEER carries a whole ifinfomsg followed by the peer's attributes.
+  b.begin_nest(VETH_INFO_PEER);
+  b.append_raw(&ifi, sizeof ifi);
+  b.put_string(IFLA_IFNAME, spec.peer_name);
+  b.end_nest();
+  b.end_nest();
+  b.end_nest();
+  return b.build();
+}
+
 Result<LinkInfo> parse_link_message(ByteView message) {
   IPOIB_TRY_ASSIGN(wire::Decoded d, wire::decode(message, RTM_NEWLINK, sizeof(ifinfomsg), "link"));
   ifinfomsg ifi{};
@@ -348,6 +368,16 @@ Result<LinkInfo> create_link(NetlinkSocket& sock, ByteView newlink_request) {
   if (!created) {
     // Something deleted or renamed it between the ack and the lookup.
     return Error(ErrorCode::kNetlinkFailure, what + ": link vanished right after creation");
+  }
+  if (!wanted.alias.empty() && created->alias != wanted.alias) {
+    // rtnl_newlink ignores IFLA_IFALIAS when creating (only do_setlink applies it), so the tag
+    // is set here; if that fails the new link is removed again rather than left untagged.
+    Status tagged = set_link_alias(sock, created->ifindex, wanted.alias);
+    if (!tagged.ok()) {
+      (void)delete_link(sock, created->ifindex);
+      return std::move(tagged).error().with_context(what);
+    }
+    created->alias = wanted.alias;
   }
   return std::move(*created);
 }

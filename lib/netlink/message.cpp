@@ -69,6 +69,15 @@ void MessageBuilder::put_string(int type, std::string_view text) {
                            with_nul.size()));
 }
 
+void MessageBuilder::append_raw(const void* data, std::size_t len) {
+  if (failed_) {
+    return;
+  }
+  if (nlmsg_append(msg_, const_cast<void*>(data), len, NLMSG_ALIGNTO) < 0) {
+    failed_ = true;
+  }
+}
+
 void MessageBuilder::begin_nest(int type) {
   if (failed_) {
     return;

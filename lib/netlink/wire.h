@@ -35,6 +35,8 @@ class MessageBuilder {
   void put_bytes(int type, ByteView bytes);
   // The string followed by its NUL (nla_put_string), as IFLA_IFNAME is sent by iproute2.
   void put_string(int type, std::string_view text);
+  // Raw bytes at the current position, 4-byte aligned (a family header inside a nest).
+  void append_raw(const void* data, std::size_t len);
   // Opens a nest without NLA_F_NESTED (iproute2's addattr_nest does not set it).
   void begin_nest(int type);
   void end_nest();

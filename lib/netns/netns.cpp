@@ -92,6 +92,28 @@ Result<std::optional<NetnsHandle>> NetnsHandle::open_if_exists(std::string_view 
 
 Result<NetnsHandle> NetnsHandle::current() { return open(kCurrentNetnsPath); }
 
+Result<NetnsHandle> NetnsHandle::create() {
+  IPOIB_TRY_ASSIGN(NetnsHandle original, current());
+  if (::unshare(CLONE_NEWNET) != 0) {
+    return errno_error(ErrorCode::kNamespaceFailure, "create netns");
+  }
+  OpenFailure why = OpenFailure::kOther;
+  auto fresh = open_netns_file(kCurrentNetnsPath, why);
+  // Go back before anything else: from here on this thread must not act in the new namespace.
+  if (::setns(original.fd(), CLONE_NEWNET) != 0) {
+    const int err = errno;
+    std::fprintf(stderr, "ipoib: fatal: cannot return to network namespace %s: %s\n",
+                 original.path().c_str(), errno_string(err).c_str());
+    std::abort();
+  }
+  if (!fresh.ok()) {
+    return std::move(fresh).error().with_context("create netns");
+  }
+  std::string path = "/proc/" + std::to_string(::getpid()) + "/fd/" +
+                     std::to_string(fresh->fd.get());
+  return NetnsHandle(std::move(fresh->fd), std::move(path), fresh->inode);
+}
+
 Result<ScopedNetns> ScopedNetns::enter(const NetnsHandle& target) {
   IPOIB_TRY_ASSIGN(NetnsHandle original, NetnsHandle::current());
   if (::setns(target.fd(), CLONE_NEWNET) != 0) {

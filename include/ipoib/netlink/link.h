@@ -74,7 +74,9 @@ struct IpoibChildSpec {
   std::uint16_t pkey = 0;      // IFLA_IPOIB_PKEY; 0 and 0x8000 are refused (EINVAL) by the driver
   IpoibMode mode = IpoibMode::kDatagram;
   Umcast umcast = Umcast::kOff;
-  std::optional<std::string> alias;  // IFLA_IFALIAS tag, appended after IFLA_LINKINFO
+  // IFLA_IFALIAS tag, appended after IFLA_LINKINFO. The kernel does not apply it at creation;
+  // create_link() sets it right after (see there).
+  std::optional<std::string> alias;
 };
 
 // Builds RTM_NEWLINK, flags REQUEST|CREATE|EXCL|ACK, ifinfomsg all zero, then IFLA_LINK (u32),
@@ -97,6 +99,14 @@ struct MacvlanChildSpec {
   std::optional<std::string> alias;
 };
 Result<Bytes> build_macvlan_child_request(const MacvlanChildSpec& spec);
+
+// A veth pair {name, peer_name}, both in the socket's netns — the parent link of test builds
+// (IFLA_LINKINFO {KIND "veth", INFO_DATA {VETH_INFO_PEER {ifinfomsg, IFLA_IFNAME}}}).
+struct VethPairSpec {
+  std::string name;
+  std::string peer_name;
+};
+Result<Bytes> build_veth_pair_request(const VethPairSpec& spec);
 
 // IPoIB parameters read back from IFLA_INFO_DATA (ipoib_fill_info fills all three).
 struct IpoibParams {
@@ -147,6 +157,9 @@ Result<Bytes> build_set_alias_request(int ifindex, std::string_view alias);
 // ---- operations; each acts in the namespace `sock` was opened in ----
 
 // Sends a NEWLINK request built above, then reads the new link back by the request's name.
+// The kernel ignores IFLA_IFALIAS in a create request (rtnl_newlink applies it only on the
+// do_setlink path), so when the request carries one this sets it with RTM_SETLINK right after;
+// if that fails the new link is deleted and the error returned — never an untagged child.
 // A refusal is kernel_error("create link <name>", errno, extack): EEXIST (name taken), ENODEV
 // (parent missing or not ARPHRD_INFINIBAND), EINVAL (parent is a child, bad pkey), EBUSY
 // (connected mode raced the rtnl lock), EOPNOTSUPP with "Unknown device type" (kind not

@@ -45,6 +45,13 @@ class NetnsHandle {
   // The calling thread's current network namespace (/proc/thread-self/ns/net).
   static Result<NetnsHandle> current();
 
+  // Creates a new, empty network namespace (only lo, down) without entering it: unshare() then
+  // switch straight back. It is anonymous — no bind mount — so it disappears with the last
+  // handle, even if the process crashes; path() is "/proc/<pid>/fd/<n>", which other processes
+  // (e.g. the plugin binary run by a test as CNI_NETNS) can open while this handle lives.
+  // Errors are kNamespaceFailure (EPERM without CAP_SYS_ADMIN).
+  static Result<NetnsHandle> create();
+
   NetnsHandle(NetnsHandle&&) noexcept = default;
   NetnsHandle& operator=(NetnsHandle&&) noexcept = default;
   NetnsHandle(const NetnsHandle&) = delete;
