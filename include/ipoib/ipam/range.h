@@ -28,11 +28,11 @@ struct Interval {
 
 // What the configuration says about one range (one element of `ipRanges`, or the top level).
 struct RangeSpec {
-  std::string range;        // "10.0.0.5/24" (host bits allowed) or "10.0.0.5-10.0.0.25/24"
-  std::string range_start;  // optional
-  std::string range_end;    // optional
-  std::vector<std::string> exclude;  // CIDRs or bare IPs
-  std::string gateway;      // optional; skipped when inside the range
+  std::string range{};        // "10.0.0.5/24" (host bits allowed) or "10.0.0.5-10.0.0.25/24"
+  std::string range_start{};  // optional
+  std::string range_end{};    // optional
+  std::vector<std::string> exclude{};  // CIDRs or bare IPs
+  std::string gateway{};      // optional; skipped when inside the range
 };
 
 struct Range {

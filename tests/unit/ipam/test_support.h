@@ -1,0 +1,66 @@
+// Helpers shared by the IPAM unit tests: a temporary directory and a fake CNI process.
+#pragma once
+
+#include <ftw.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "ipoib/cni/skel.h"
+
+namespace ipam_test {
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/ipam-test-XXXXXX";
+    path_ = ::mkdtemp(tmpl);
+  }
+  ~TempDir() {
+    ::nftw(
+        path_.c_str(),
+        [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
+        FTW_DEPTH | FTW_PHYS);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+inline void write_file(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+}
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+// One CNI invocation without a process.
+struct Invocation {
+  std::map<std::string, std::string> env;
+  std::string stdin_text;
+  std::string stdout_text;
+  int rc = -1;
+
+  ipoib::cni::ProcessIo io() {
+    ipoib::cni::ProcessIo pio;
+    pio.getenv = [this](std::string_view k) -> std::optional<std::string> {
+      auto it = env.find(std::string(k));
+      if (it == env.end()) return std::nullopt;
+      return it->second;
+    };
+    pio.read_stdin = [this]() -> ipoib::Result<std::string> { return stdin_text; };
+    pio.write_stdout = [this](std::string_view s) { stdout_text += s; };
+    return pio;
+  }
+};
+
+}  // namespace ipam_test
