@@ -41,7 +41,15 @@ std::vector<CheckResult> run_node(const NodeSpec& node, doctor::DoctorOptions* t
   doctor::DoctorOptions options = tweak != nullptr ? *tweak : options_for(tree);
   options.roots = doctor::Roots::under(tree.path());
   options.use_verbs = doctor::DoctorOptions::UseVerbs::kNo;
-  return doctor::run_checks(options);
+  auto results = doctor::run_checks(options);
+  // Every problem comes with its fix; nothing else carries one.
+  for (const CheckResult& r : results) {
+    INFO(r.id);
+    const bool problem = r.status == CheckStatus::kFail || r.status == CheckStatus::kWarn;
+    CHECK(r.fix.empty() == !problem);
+    CHECK_FALSE(r.finding.empty());
+  }
+  return results;
 }
 
 std::string dump(const std::vector<CheckResult>& results) { return doctor::render_table(results); }
@@ -460,4 +468,26 @@ TEST_CASE("CLI: table, JSON shape and exit status", "[doctor]") {
     CHECK(doctor::run_cli({"--help"}, out, err) == 0);
     CHECK_THAT(out.str(), Catch::Contains("--sysfs-root DIR"));
   }
+}
+
+TEST_CASE("the real host: one JSON document whose exit status matches its FAILs", "[doctor]") {
+  // Whatever this machine is, the run must complete, print exactly one well-formed document and
+  // exit 1 exactly when a check failed.
+  std::ostringstream out;
+  std::ostringstream err;
+  const int status = doctor::run_cli({"--json"}, out, err);
+  const auto doc = nlohmann::json::parse(out.str());
+  bool any_fail = false;
+  for (const auto& check : doc.at("checks")) {
+    CHECK_FALSE(check.at("id").get<std::string>().empty());
+    CHECK_FALSE(check.at("finding").get<std::string>().empty());
+    const std::string s = check.at("status");
+    CHECK((s == "PASS" || s == "WARN" || s == "FAIL" || s == "SKIP"));
+    if (s == "FAIL" || s == "WARN") {
+      CHECK_FALSE(check.at("fix").get<std::string>().empty());
+    }
+    any_fail = any_fail || s == "FAIL";
+  }
+  CHECK(status == (any_fail ? 1 : 0));
+  CHECK(doc.at("ok") == !any_fail);
 }
