@@ -372,7 +372,9 @@ class Checker {
     if (!port_) {
       return std::nullopt;
     }
-    if (!starts_with(port_->device, "mlx5")) {
+    // The device name can be renamed by udev (ibp59s0); the driver link cannot.
+    const std::string driver = driver_name(port_->device);
+    if (driver != "mlx5_core" && !(driver.empty() && starts_with(port_->device, "mlx5"))) {
       return false;
     }
     auto param = ib::read_trimmed(sys_.join("sys/module/ib_ipoib/parameters/ipoib_enhanced"));
@@ -380,6 +382,19 @@ class Checker {
       return false;
     }
     return true;
+  }
+
+  // Basename of /sys/class/infiniband/<dev>/device/driver ("mlx5_core"); "" when unreadable.
+  std::string driver_name(const std::string& device) const {
+    const std::string link = sys_.join("sys/class/infiniband/" + device + "/device/driver");
+    char target[4096];
+    const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+    if (n <= 0) {
+      return {};
+    }
+    const std::string_view path(target, static_cast<std::size_t>(n));
+    const auto slash = path.rfind('/');
+    return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
   }
 
   void check_connected_mode() {
@@ -678,32 +693,72 @@ class Checker {
       status = CheckStatus::kFail;
       problems.push_back("not writable by this user");
     }
+    // Layout (ipoib/ipam/store.h): `lock`, `pool-<name>` files 0600, `.tmp.*` leftovers of a
+    // crashed writer. The store opens everything O_NOFOLLOW, so a symlink there is an error.
+    std::vector<std::string> notes;
+    int leftovers = 0;
     if (auto entries = ib::list_directory(dir); entries.ok()) {
       for (const std::string& name : *entries) {
-        if (name != "lock" && !name.ends_with(".lock")) {
+        const std::string path = dir + "/" + name;
+        struct stat entry {};
+        if (::lstat(path.c_str(), &entry) != 0) {
           continue;
         }
-        const std::string lock = dir + "/" + name;
-        if (ib::path_kind(lock) != ib::PathKind::kFile) {
+        if (starts_with(name, ".tmp.")) {
+          ++leftovers;
+          continue;
+        }
+        const bool is_lock = name == "lock" || name.ends_with(".lock");
+        const bool is_pool = starts_with(name, "pool-");
+        if (!is_lock && !is_pool) {
+          continue;
+        }
+        if (!S_ISREG(entry.st_mode)) {
           status = CheckStatus::kFail;
-          problems.push_back("lock file " + name + " is not a regular file");
+          problems.push_back(name + " is not a regular file" +
+                             std::string(S_ISLNK(entry.st_mode) ? " (a symlink: refused)" : ""));
           continue;
         }
-        Fd fd(::open(lock.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+        if ((entry.st_mode & 0022) != 0) {
+          status = CheckStatus::kFail;
+          problems.push_back(name + " is writable by other users");
+        }
+        if (!is_lock) {
+          continue;
+        }
+        // The doctor holds no lock, so opening and closing the file cannot drop anyone's fcntl
+        // lock (those are per process). F_GETLK reports a holder without taking the lock.
+        Fd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
         if (!fd.valid()) {
           status = CheckStatus::kFail;
           problems.push_back("lock file " + name + " cannot be opened read-write");
+          continue;
+        }
+        struct flock probe {};
+        probe.l_type = F_WRLCK;
+        probe.l_whence = SEEK_SET;
+        if (::fcntl(fd.get(), F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK) {
+          notes.push_back(name + " held by pid " + std::to_string(probe.l_pid) +
+                          " right now (an operation in progress)");
         }
       }
     }
+    if (leftovers > 0) {
+      notes.push_back(std::to_string(leftovers) +
+                      " .tmp.* leftover(s) of an interrupted write (removed by the next operation)");
+    }
     if (problems.empty()) {
-      add(row("store.dir", title, CheckStatus::kPass,
-              dir_abs + ": directory, mode " + mode_text + ", writable, lock files usable"));
+      std::string finding = dir_abs + ": directory, mode " + mode_text + ", writable, lock usable";
+      for (const std::string& note : notes) {
+        finding += "; " + note;
+      }
+      add(row("store.dir", title, CheckStatus::kPass, finding));
       return;
     }
     add(row("store.dir", title, status, dir_abs + ": " + join(problems, "; "),
-            "chown root:root " + dir_abs + " && chmod 0700 " + dir_abs +
-                " (run the doctor as root: the plugin runs as root)"));
+            "chown -R root:root " + dir_abs + " && chmod 0700 " + dir_abs + " && chmod 0600 " +
+                dir_abs + "/lock " + dir_abs + "/pool-* (remove symlinks or directories named "
+                "lock/pool-*; run the doctor as root: the plugin runs as root)"));
   }
 
   const DoctorOptions& options_;

@@ -2,6 +2,11 @@
 // scenario asserts the specific check's status and that its fix text is there.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -490,4 +495,76 @@ TEST_CASE("the real host: one JSON document whose exit status matches its FAILs"
   }
   CHECK(status == (any_fail ? 1 : 0));
   CHECK(doc.at("ok") == !any_fail);
+}
+
+TEST_CASE("enhanced IPoIB is recognised by the driver, not the device name", "[doctor]") {
+  NodeSpec node;
+  node.device = "ibp59s0";   // udev-renamed mlx5 device
+  node.driver = "mlx5_core";
+  doctor::DoctorOptions options;
+  options.mode = "connected";
+  auto results = run_node(node, &options);
+  CHECK(find(results, "mode.connected").status == CheckStatus::kFail);
+  CHECK_THAT(find(results, "mode.connected").finding, Catch::Contains("ibp59s0 runs enhanced IPoIB"));
+
+  node.device = "mlx4_0";
+  node.driver = "mlx4_core";
+  results = run_node(node, &options);
+  CHECK(find(results, "mode.connected").status == CheckStatus::kPass);
+  CHECK(find(results, "ipoib.enhanced").status == CheckStatus::kPass);
+}
+
+TEST_CASE("store directory layout problems and a lock held by another process", "[doctor]") {
+  FixtureTree tree;
+  build_node(tree, NodeSpec{});
+  auto options = options_for(tree);
+  options.store_dir = "/store";
+  tree.dir("store", 0700);
+  tree.file("store/lock", "", 0600);
+  tree.file("store/pool-net", "{}", 0600);
+  tree.file("store/.tmp.123", "", 0600);
+
+  auto results = doctor::run_checks(options);
+  CHECK(find(results, "store.dir").status == CheckStatus::kPass);
+  CHECK_THAT(find(results, "store.dir").finding, Catch::Contains("1 .tmp.* leftover"));
+
+  // Another process holds the store lock (fcntl locks are per process: fork one).
+  int ready[2];
+  REQUIRE(::pipe(ready) == 0);
+  const pid_t holder = ::fork();
+  REQUIRE(holder >= 0);
+  if (holder == 0) {
+    const int fd = ::open(tree.abs("store/lock").c_str(), O_RDWR | O_CLOEXEC);
+    struct flock lock {};
+    lock.l_type = F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    const char ok = (fd >= 0 && ::fcntl(fd, F_SETLK, &lock) == 0) ? '1' : '0';
+    (void)::write(ready[1], &ok, 1);
+    ::pause();
+    ::_exit(0);
+  }
+  char ok = '0';
+  REQUIRE(::read(ready[0], &ok, 1) == 1);
+  results = doctor::run_checks(options);
+  ::kill(holder, SIGKILL);
+  ::waitpid(holder, nullptr, 0);
+  ::close(ready[0]);
+  ::close(ready[1]);
+  REQUIRE(ok == '1');
+  CHECK(find(results, "store.dir").status == CheckStatus::kPass);
+  CHECK_THAT(find(results, "store.dir").finding,
+             Catch::Contains("lock held by pid " + std::to_string(holder)));
+
+  std::filesystem::permissions(tree.abs("store/pool-net"), static_cast<std::filesystem::perms>(0666));
+  results = doctor::run_checks(options);
+  CHECK(find(results, "store.dir").status == CheckStatus::kFail);
+  CHECK_THAT(find(results, "store.dir").finding, Catch::Contains("pool-net is writable by other users"));
+
+  std::filesystem::permissions(tree.abs("store/pool-net"), static_cast<std::filesystem::perms>(0600));
+  tree.remove("store/lock");
+  tree.symlink("store/lock", "/etc/passwd");
+  results = doctor::run_checks(options);
+  CHECK(find(results, "store.dir").status == CheckStatus::kFail);
+  CHECK_THAT(find(results, "store.dir").finding, Catch::Contains("a symlink: refused"));
+  CHECK_THAT(find(results, "store.dir").fix, Catch::Contains("chmod 0700 /store"));
 }
