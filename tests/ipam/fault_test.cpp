@@ -1,0 +1,119 @@
+// Filesystem faults, as root in a private mount namespace (exit 77 otherwise): a full
+// filesystem (small tmpfs), a read-only store, a truncated pool file. Each must give a clear
+// error and leave the committed data intact.
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "ipoib/ipam/pool.h"
+#include "proc_support.h"
+
+namespace {
+
+int fail(const std::string& msg) {
+  std::fprintf(stderr, "FAIL: %s\n", msg.c_str());
+  return 1;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+int code_of(const ipam_proc::CallResult& r) {
+  if (r.out.empty()) return 0;
+  return nlohmann::json::parse(r.out).value("code", 0);
+}
+
+}  // namespace
+
+int main() {
+  if (::geteuid() != 0) {
+    std::fprintf(stderr, "SKIP: needs root for mounts\n");
+    return 77;
+  }
+  if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    std::fprintf(stderr, "SKIP: cannot create a private mount namespace\n");
+    return 77;
+  }
+  ipam_proc::TempDir tmp;
+  const std::string mnt = tmp.path() + "/mnt";
+  ::mkdir(mnt.c_str(), 0700);
+  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=32k,mode=0700") != 0) {
+    std::fprintf(stderr, "SKIP: cannot mount tmpfs\n");
+    return 77;
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{mnt};
+  const std::string store = mnt + "/store";
+  const std::string pool_file = store + "/pool-_default";
+  const auto cfg = ipam_proc::conf(store, {{"range", "10.50.0.0/16"}});
+
+  // 1. Full filesystem: ADD until the store cannot grow.
+  std::map<std::string, std::string> committed;
+  ipam_proc::CallResult last;
+  for (int i = 0; i < 5000; ++i) {
+    const std::string cid = "full-container-with-a-long-identifier-" + std::to_string(i);
+    last = ipam_proc::call("ADD", cfg, cid);
+    if (last.rc != 0) break;
+    committed[cid] = nlohmann::json::parse(last.out)["ips"][0]["address"];
+  }
+  if (last.rc == 0) return fail("a 32 KiB tmpfs never filled up");
+  if (code_of(last) != 5 || last.out.find("no space left") == std::string::npos) {
+    return fail("full filesystem: unclear error: " + last.out);
+  }
+  auto pool = ipam_proc::load_pool(store);
+  if (!pool) return fail("store does not load after ENOSPC: " + pool.error().msg());
+  if (pool->reservations.size() != committed.size()) return fail("ENOSPC lost or added reservations");
+  if (ipam_proc::count_temp_files(store) != 0) return fail("ENOSPC left a temporary file");
+  std::printf("full filesystem: %zu reservations kept; error: %s\n", committed.size(), last.out.c_str());
+
+  // Space freed elsewhere -> operations work again (DEL shrinks the file).
+  if (ipam_proc::call("DEL", cfg, committed.begin()->first).rc != 0) {
+    std::printf("note: DEL on a full filesystem failed too (it needs room for the new file)\n");
+  }
+
+  // 2. Read-only store: clear error, nothing changed.
+  const std::string before = slurp(pool_file);
+  if (::mount(nullptr, mnt.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr) != 0) {
+    return fail("remount read-only");
+  }
+  auto ro = ipam_proc::call("ADD", cfg, "ro-container");
+  if (ro.rc == 0 || code_of(ro) != 5 || ro.out.find("read-only") == std::string::npos) {
+    return fail("read-only store: unclear error: " + ro.out);
+  }
+  auto st = ipam_proc::call("STATUS", cfg, "");
+  if (code_of(st) != 50 || st.out.find("read-only") == std::string::npos) {
+    return fail("read-only store: STATUS should be 50 naming it: " + st.out);
+  }
+  if (slurp(pool_file) != before) return fail("read-only store changed");
+  if (!ipoib::ipam::decode_pool(before, pool_file).ok()) return fail("pool no longer decodes");
+  std::printf("read-only: %s\n", ro.out.c_str());
+  if (::mount(nullptr, mnt.c_str(), nullptr, MS_REMOUNT, "size=1m") != 0) return fail("remount rw");
+
+  // 3. Truncated pool file: detected (103, naming the file), never reset or overwritten.
+  const std::string text = slurp(pool_file);
+  {
+    std::ofstream(pool_file, std::ios::binary | std::ios::trunc) << text.substr(0, text.size() / 2);
+  }
+  const std::string truncated = slurp(pool_file);
+  auto tr = ipam_proc::call("ADD", cfg, "after-truncation");
+  if (code_of(tr) != 103 || tr.out.find(pool_file) == std::string::npos) {
+    return fail("truncated store: expected code 103 naming the file: " + tr.out);
+  }
+  if (ipam_proc::call("DEL", cfg, committed.rbegin()->first).rc == 0) {
+    return fail("DEL on a corrupt pool must report it, not succeed silently");
+  }
+  if (slurp(pool_file) != truncated) return fail("truncated store was modified");
+  std::printf("truncated: %s\n", tr.out.c_str());
+  std::printf("ok\n");
+  return 0;
+}
