@@ -2,7 +2,8 @@
 # End-to-end through libcni 1.1.2 (cni-driver) against real network namespaces.
 #
 #   e2e.sh debian      CNI_DRIVER            # Debian's macvlan + host-local: proves the harness
-#   e2e.sh ipoib       CNI_DRIVER BINARY     # our plugin (test build: macvlan child over a veth)
+#   e2e.sh ipoib       CNI_DRIVER BINARY [ADMIN]  # our plugin (test build: macvlan child over a
+#                                                 # veth); ADMIN = the full ipoib, for `ipam list`
 #   e2e.sh whereabouts CNI_DRIVER BINARY     # Debian's macvlan + our binary named `whereabouts`
 #
 # For conflists at 0.3.1, 0.4.0 and 1.0.0 and for both of Multus' CNI_ARGS shapes (thick, and
@@ -16,6 +17,7 @@ set -euo pipefail
 mode=${1:?usage: $0 debian|ipoib|whereabouts CNI_DRIVER [BINARY]}
 driver=${2:?missing CNI_DRIVER}
 binary=${3:-}
+admin=${4:-}
 [[ $mode == debian || -n $binary ]] || { echo "e2e: mode $mode needs BINARY" >&2; exit 2; }
 
 debian_cni=${DEBIAN_CNI_DIR:-/usr/lib/cni}
@@ -72,6 +74,7 @@ case $mode in
     ;;
   ipoib)
     cp "$binary" "$bin/ipoib"
+    [[ -n $admin ]] && cp "$admin" "$tmp/ipoib-admin"
     # The seed's NetworkAttachmentDefinition config, verbatim apart from master (and cniVersion).
     template='{
   "cniVersion": "@V@",
@@ -88,6 +91,7 @@ case $mode in
     ln -s "$debian_cni/macvlan" "$bin/macvlan"
     cp "$binary" "$bin/ipoib"
     ln "$bin/ipoib" "$bin/whereabouts"
+    ln "$bin/ipoib" "$tmp/ipoib-admin"
     template='{"cniVersion":"@V@","type":"macvlan","name":"jarvice-ipoib","master":"@M@",
       "ipam":{"type":"whereabouts","range":"192.168.0.0/24"}}'
     ;;
@@ -107,7 +111,7 @@ reservations() {
     debian) find "$tmp/host-local/$net" -type f ! -name lock ! -name 'last_reserved_ip.*' -printf '%f\n' 2>/dev/null || true ;;
     # Every object with an "ip" key in the listing, as "IP CONTAINER-ID" lines: exact matches,
     # not substrings of range bounds.
-    *) "$bin/ipoib" ipam list --json 2>/dev/null | python3 -c '
+    *) "$tmp/ipoib-admin" ipam list --json 2>/dev/null | python3 -c '
 import json, sys
 def walk(v):
     if isinstance(v, dict):
@@ -120,9 +124,9 @@ walk(json.load(sys.stdin))' || echo "__unavailable__" ;;
   esac
 }
 ipam_list_works=yes
-if [[ $mode != debian ]] && ! "$bin/ipoib" ipam list --json >/dev/null 2>&1; then
+if [[ $mode != debian ]] && ! "$tmp/ipoib-admin" ipam list --json >/dev/null 2>&1; then
   ipam_list_works=no
-  echo "note: '$bin/ipoib ipam list --json' fails here; reservation checks rely on CHECK and re-ADD"
+  echo "note: no working 'ipoib ipam list --json'; reservation checks rely on CHECK only"
 fi
 host_children() { ip -o link show | grep "@$host_if:" | grep -vc ": $peer_if@" || true; }
 
