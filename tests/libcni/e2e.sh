@@ -106,7 +106,9 @@ write_conf() {  # write_conf VERSION FILE [TYPE-OVERRIDE]
 }
 
 # Reservations, read back through the tool that owns them.
+ipam_list_works=yes
 reservations() {
+  [[ $ipam_list_works == no ]] && { echo "__unavailable__"; return; }
   case $mode in
     debian) find "$tmp/host-local/$net" -type f ! -name lock ! -name 'last_reserved_ip.*' -printf '%f\n' 2>/dev/null || true ;;
     # Every object with an "ip" key in the listing, as "IP CONTAINER-ID" lines: exact matches,
@@ -120,10 +122,9 @@ def walk(v):
         for x in v.values(): walk(x)
     elif isinstance(v, list):
         for x in v: walk(x)
-walk(json.load(sys.stdin))' || echo "__unavailable__" ;;
+walk(json.load(sys.stdin))' 2>/dev/null || echo "__unavailable__" ;;
   esac
 }
-ipam_list_works=yes
 if [[ $mode != debian ]] && ! "$tmp/ipoib-admin" ipam list --json >/dev/null 2>&1; then
   ipam_list_works=no
   echo "note: no working 'ipoib ipam list --json'; reservation checks rely on CHECK only"
@@ -178,6 +179,7 @@ cycle() {  # cycle VERSION SHAPE
   if "${d[@]}" del >"$tmp/del.out" 2>&1; then pass "$what: DEL"; else bad "$what: DEL: $(cat "$tmp/del.out")"; fi
   expect "$what: no net1 in the netns after DEL" bash -c '! ip -n "$0" link show net1 >/dev/null 2>&1' "$ns1"
   expect "$what: no child of $host_if on the host after DEL" test "$(host_children)" = 0
+  [[ $ipam_list_works == yes ]] &&
   expect "$what: no reservation after DEL" bash -c '! grep -q "^${0%/*}\( \|$\)" <<<"$1"' "$addr" "$(reservations)"
   expect "$what: no libcni cache entry after DEL" test ! -e "$tmp/cache/results/$net-$cid-net1"
   if "${d[@]}" del >"$tmp/del.out" 2>&1; then pass "$what: second DEL"; else bad "$what: second DEL: $(cat "$tmp/del.out")"; fi
