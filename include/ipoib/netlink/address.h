@@ -39,7 +39,8 @@ Result<Bytes> build_add_address_request(int ifindex, const IpPrefix& prefix);
 Result<Bytes> build_delete_address_request(int ifindex, const IpPrefix& prefix);
 // Dump of all addresses of one family, or both when std::nullopt.
 Bytes build_dump_addresses_request(std::optional<IpFamily> family);
-// Parses one RTM_NEWADDR message. kDecodeFailure when malformed. Fuzzed.
+// Parses one RTM_NEWADDR message. kDecodeFailure when malformed. Fuzzed by
+// tests/fuzz/fuzz_netlink_messages.cpp.
 Result<AddressInfo> parse_address_message(ByteView message);
 
 // EEXIST when the address is already there; EADDRNOTAVAIL-type refusals as kernel errors.

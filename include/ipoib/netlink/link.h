@@ -140,7 +140,7 @@ struct LinkInfo {
 
 // Parses one RTM_NEWLINK message (a kernel reply or a request built here). kDecodeFailure on a
 // wrong message type, truncation or malformed attributes; unknown attributes are skipped.
-// Fuzzed by tests/fuzz/fuzz_netlink_link.cpp.
+// Fuzzed by tests/fuzz/fuzz_netlink_messages.cpp.
 Result<LinkInfo> parse_link_message(ByteView message);
 
 // Other link requests, pure like the builders above (flags REQUEST|ACK; seq/pid 0).

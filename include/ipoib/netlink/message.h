@@ -42,7 +42,7 @@ struct Attribute {
 
 // Splits a run of attributes (e.g. the bytes after ifinfomsg, or a nest's payload). Trailing
 // padding is allowed; a truncated or overlong attribute is kDecodeFailure. Never reads out of
-// bounds — fuzzed by tests/fuzz/fuzz_netlink_attributes.cpp.
+// bounds — fuzzed by tests/fuzz/fuzz_netlink_messages.cpp.
 Result<std::vector<Attribute>> split_attributes(ByteView bytes);
 
 // The header fields of one message, for tests and callers that dispatch on type.

@@ -53,7 +53,8 @@ Result<Bytes> build_add_route_request(const RouteSpec& spec);
 // RTM_DELROUTE matching destination, table, and gateway/oif/metric when set.
 Result<Bytes> build_delete_route_request(const RouteSpec& spec);
 Bytes build_dump_routes_request(std::optional<IpFamily> family);
-// Parses one RTM_NEWROUTE message. kDecodeFailure when malformed. Fuzzed.
+// Parses one RTM_NEWROUTE message. kDecodeFailure when malformed. Fuzzed by
+// tests/fuzz/fuzz_netlink_messages.cpp.
 Result<RouteInfo> parse_route_message(ByteView message);
 
 // EEXIST when an identical route exists; ENETUNREACH when the gateway is not reachable through

@@ -394,3 +394,45 @@ TEST_CASE("kernel errno survives in the error and is recognisable") {
   CHECK_FALSE(kernel_errno(Error(ErrorCode::kIoFailure, "x", "netlink errno 17 (EEXIST)")).has_value());
   CHECK_FALSE(kernel_errno(Error(ErrorCode::kNetlinkFailure, "x")).has_value());
 }
+
+TEST_CASE("parsers survive corrupted messages (deterministic mutations; run under ASan too)") {
+  // The fuzzer (tests/fuzz/fuzz_netlink_messages.cpp) needs clang; this keeps a cheap version
+  // of it in every build: flip, truncate and stretch valid messages, and parse them all.
+  std::vector<Bytes> seeds;
+  seeds.push_back(testing::read_hex_file(kGolden));
+  IpoibChildSpec spec = reference_spec();
+  spec.alias = "tag";
+  seeds.push_back(*build_ipoib_child_request(spec));
+  seeds.push_back(*build_veth_pair_request({.name = "a", .peer_name = "b"}));
+  seeds.push_back(*build_add_address_request(3, *IpPrefix::parse("fd00::1/64")));
+  RouteSpec r;
+  r.destination = *IpPrefix::parse("10.0.0.0/8");
+  r.ifindex = 2;
+  r.mtu_bytes = 1500;
+  seeds.push_back(*build_add_route_request(r));
+  std::uint32_t state = 12345;
+  auto next = [&] {
+    state = state * 1103515245U + 12345U;
+    return state >> 8;
+  };
+  int parsed = 0;
+  for (int round = 0; round < 20000; ++round) {
+    Bytes m = seeds[next() % seeds.size()];
+    const unsigned edits = 1 + next() % 4;
+    for (unsigned e = 0; e < edits; ++e) {
+      switch (next() % 3) {
+        case 0: m[next() % m.size()] = static_cast<std::uint8_t>(next()); break;
+        case 1: m.resize(std::max<std::size_t>(1, m.size() - next() % 8)); break;
+        default: m.push_back(static_cast<std::uint8_t>(next())); break;
+      }
+    }
+    parsed += parse_link_message(m).ok() ? 1 : 0;
+    parsed += parse_address_message(m).ok() ? 1 : 0;
+    parsed += parse_route_message(m).ok() ? 1 : 0;
+    if (m.size() > 16) {
+      (void)split_attributes(ByteView(m).subspan(16));
+    }
+  }
+  // Some mutations only touch payload bytes, so some messages still parse.
+  CHECK(parsed > 0);
+}
