@@ -70,7 +70,7 @@ void configure_logger(const json& raw, const Environment& env, Logger& log) {
 }
 
 Result<Output> dispatch(Plugin& plugin, const ProcessIo& io, Logger& log,
-                        std::optional<CniVersion>& error_version) {
+                        ConfigLogging config_logging, std::optional<CniVersion>& error_version) {
   // Stdin first: even an environment error is reported in the config's version when it has one.
   auto stdin_text = io.read_stdin();
   if (stdin_text.ok()) {
@@ -90,7 +90,9 @@ Result<Output> dispatch(Plugin& plugin, const ProcessIo& io, Logger& log,
   req.stdin_text = std::move(stdin_text).value();
   IPOIB_TRY_ASSIGN(req.conf, parse_netconf(req.stdin_text));
   error_version = req.conf.version;
-  configure_logger(req.conf.raw, req.env, log);
+  if (config_logging == ConfigLogging::kHonour) {
+    configure_logger(req.conf.raw, req.env, log);
+  }
   log.debug("config " + req.conf.name + " cniVersion " + std::string(to_string(req.conf.version)));
 
   switch (req.env.command) {
@@ -165,6 +167,10 @@ ProcessIo real_process_io() {
   };
   io.read_stdin = []() -> Result<std::string> {
     std::string out;
+    // A person typing `CNI_COMMAND=VERSION ipoib` has no config to give: do not wait for one.
+    if (::isatty(STDIN_FILENO) == 1) {
+      return out;
+    }
     char buf[65536];
     while (true) {
       const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
@@ -241,7 +247,7 @@ nlohmann::json version_json(CniVersion version) {
           {"supportedVersions", std::move(supported)}};
 }
 
-int run_plugin(Plugin& plugin, const ProcessIo& io, Logger& log) {
+int run_plugin(Plugin& plugin, const ProcessIo& io, Logger& log, ConfigLogging config_logging) {
   std::optional<CniVersion> version;
   std::string out;
   int status = 0;
@@ -254,7 +260,7 @@ int run_plugin(Plugin& plugin, const ProcessIo& io, Logger& log) {
   // document. The fallback text is built without allocation-heavy work in case that failed.
   try {
     try {
-      auto result = dispatch(plugin, io, log, version);
+      auto result = dispatch(plugin, io, log, config_logging, version);
       if (!result.ok()) {
         fail(result.error());
       } else if (*result) {

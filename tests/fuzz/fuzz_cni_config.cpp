@@ -3,15 +3,21 @@
 // Input: "<network config>\0<CNI_ARGS>" (the part after the first NUL is CNI_ARGS; without a NUL
 // the whole input is the config). Exercises parse_netconf (with prevResult), parse_cni_args,
 // parse_gc_attachments, decode_result on the document itself, error_json, and checks that every
-// decoded result survives an encode -> decode -> encode round trip in every CNI version.
+// decoded result survives an encode -> decode -> encode round trip in every CNI version. Each
+// input also goes through run_plugin (the verb picked from the input's length, the CNI_ARGS part
+// as CNI_ARGS) with a plugin that echoes prevResult: stdout must hold exactly one JSON document,
+// or nothing after a successful DEL/CHECK/GC/STATUS.
 //
 // The same entry point is compiled into unit.cni, which replays tests/fuzz/regressions/ and the
 // seed corpus in every normal build.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <string_view>
+#include <vector>
 
+#include "ipoib/base/log.h"
 #include "ipoib/cni/args.h"
 #include "ipoib/cni/config.h"
 #include "ipoib/cni/result.h"
@@ -58,6 +64,57 @@ void round_trip(const CniResult& r) {
   }
 }
 
+// ADD answers with the config's prevResult (when it has an address), so whatever the parsers
+// accepted is encoded back through the real output path.
+class EchoPlugin : public Plugin {
+ public:
+  Result<CniResult> add(const Request& req) override {
+    if (req.conf.prev_result) {
+      return *req.conf.prev_result;
+    }
+    CniResult r;
+    r.ips.push_back({.address = IpPrefix::parse("10.0.0.5/24").value()});
+    return r;
+  }
+  Status del(const Request&) override { return {}; }
+  Status check(const Request&) override { return {}; }
+  Status gc(const Request&, const std::optional<std::vector<Attachment>>&) override { return {}; }
+  Status status(const Request&) override { return {}; }
+};
+
+void check_run_plugin(std::string_view config, std::string_view args, std::size_t size) {
+  static constexpr const char* kVerbs[] = {"ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS"};
+  const std::string verb = kVerbs[size % 6];
+  std::vector<std::string> writes;
+  ProcessIo io;
+  io.getenv = [&](std::string_view name) -> std::optional<std::string> {
+    if (name == "CNI_COMMAND") return verb;
+    if (name == "CNI_CONTAINERID") return std::string("fuzz");
+    if (name == "CNI_NETNS") return std::string("/var/run/netns/fuzz");
+    if (name == "CNI_IFNAME") return std::string("net1");
+    if (name == "CNI_PATH") return std::string("/opt/cni/bin");
+    if (name == "CNI_ARGS") return std::string(args);
+    return std::nullopt;
+  };
+  io.read_stdin = [&]() -> Result<std::string> { return std::string(config); };
+  io.write_stdout = [&](std::string_view text) { writes.emplace_back(text); };
+  EchoPlugin plugin;
+  Logger log;
+  log.set_level(LogLevel::kOff);
+  // kIgnore: a fuzzed "logFile" must not create files.
+  const int code = run_plugin(plugin, io, log, ConfigLogging::kIgnore);
+  FUZZ_ASSERT(code == 0 || code == 1);
+  FUZZ_ASSERT(writes.size() <= 1);
+  if (writes.empty()) {
+    FUZZ_ASSERT(code == 0 && verb != "ADD" && verb != "VERSION");
+    return;
+  }
+  auto doc = parse_json(writes[0], "stdout");  // one document, nothing after it
+  FUZZ_ASSERT(doc.ok());
+  FUZZ_ASSERT(doc->is_object());
+  FUZZ_ASSERT(code == 0 || doc->contains("code"));
+}
+
 void check_args(std::string_view text) {
   auto args = parse_cni_args(text);
   if (!args.ok()) {
@@ -83,6 +140,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     args = input.substr(nul + 1);
   }
   check_args(args);
+  check_run_plugin(config, args, size);
 
   const auto sniffed = sniff_version(config);
   auto conf = parse_netconf(config);

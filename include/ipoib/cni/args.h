@@ -34,6 +34,8 @@ struct CniArgs {
 // '=' or with an empty key is kInvalidEnvironment. Keys this project does not know (anything but
 // IgnoreUnknown, the K8S_* keys, IP, MAC, GATEWAY) are kInvalidEnvironment naming the key unless
 // IgnoreUnknown is set anywhere in the string. A duplicated key keeps its last value.
+// IgnoreUnknown itself must be 1/0/true/false (any case), else kInvalidEnvironment (libcni's
+// UnmarshallableBool). Unlike libcni, values may contain '=' and empty elements are skipped.
 Result<CniArgs> parse_cni_args(std::string_view text);
 
 }  // namespace ipoib::cni

@@ -36,6 +36,9 @@ struct NetConf {
 // with the supported list in details; missing or invalid "name" -> kInvalidNetworkConfig;
 // malformed prevResult -> kDecodeFailure. An absent cniVersion means 0.1.0 (spec). Unknown keys
 // (deviceID, pciBusID, ...) are ignored. Nesting deeper than 64 levels -> kDecodeFailure.
+// A known key of the wrong JSON type (name, type, cniVersion(s), capabilities, runtimeConfig,
+// args, args.cni) -> kDecodeFailure naming it, as Go's json.Unmarshal fails in libcni's skel;
+// null counts as absent.
 Result<NetConf> parse_netconf(std::string_view text);
 
 // Parses just enough to pick the version for encoding an error: the config's cniVersion when it

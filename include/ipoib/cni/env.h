@@ -38,12 +38,17 @@ struct Environment {
 // VERSION and STATUS: nothing beyond CNI_COMMAND). All missing variables are reported at once:
 // kInvalidEnvironment "required environment variables missing: CNI_CONTAINERID, CNI_IFNAME".
 // VERSION never validates the other variables (libcni sends "dummy").
-// Unknown CNI_COMMAND -> kInvalidEnvironment naming it.
+// Unknown CNI_COMMAND (case-sensitive, as libcni's skel) -> kInvalidEnvironment naming it.
+// ADD/CHECK/DEL then validate, with libcni's messages, all kInvalidEnvironment: the container ID
+// (is_valid_identifier; details = the ID), the ifname (is_valid_ifname) and CNI_ARGS
+// (parse_cni_args). ADD/CHECK also need an absolute CNI_NETNS; DEL accepts any (or none).
+// GC/STATUS keep a CNI_ARGS that does not parse as empty args instead of failing.
 Result<Environment> read_environment(const GetEnv& getenv);
 
 // ^[A-Za-z0-9][A-Za-z0-9_.\-]*$ — used for container IDs and network names.
 bool is_valid_identifier(std::string_view s);
-// Non-empty, <= 15 bytes, not "." or "..", no '/', ':' or whitespace.
+// Non-empty, <= 15 bytes, not "." or "..", no '/', ':' or whitespace — whitespace as Go's
+// unicode.IsSpace on UTF-8 runes (libcni), which covers the kernel's isspace() (dev_valid_name).
 bool is_valid_ifname(std::string_view s);
 
 }  // namespace ipoib::cni

@@ -89,6 +89,10 @@ nlohmann::json version_json(CniVersion version);
 //   "logFile"  | "log_file" : a path, created 0600 and appended to (Logger::open_file)
 // (the camelCase spelling wins when both are present), sets the tag "ipoib[<pid>] <VERB>
 // <containerID>/<ifname>" and logs each error once at error level. Nothing is logged to stdout.
-int run_plugin(Plugin& plugin, const ProcessIo& io, Logger& log);
+enum class ConfigLogging { kHonour, kIgnore };
+// kIgnore leaves `log` as the caller set it up (fuzzers and tests feeding hostile configs must
+// not create files named by their input).
+int run_plugin(Plugin& plugin, const ProcessIo& io, Logger& log,
+               ConfigLogging config_logging = ConfigLogging::kHonour);
 
 }  // namespace ipoib::cni

@@ -442,10 +442,66 @@ TEST_CASE("the config's logFile and logLevel configure the logger", "[cni][skel]
   // stdout still carries only the error document.
   CHECK(p.document().at("msg") == "range exhausted");
 
+  // ConfigLogging::kIgnore leaves the logger alone and creates nothing.
+  const std::string ignored_path = dir + "/ignored.log";
+  Logger quiet;
+  quiet.set_level(LogLevel::kOff);
+  FakeProcess p3 = process("DEL", config("1.0.0", {{"logFile", ignored_path}, {"logLevel", "debug"}}));
+  CHECK(run_plugin(plugin, p3.io(), quiet, ConfigLogging::kIgnore) == 0);
+  CHECK(quiet.level() == LogLevel::kOff);
+  struct stat ignored_st {};
+  CHECK(::stat(ignored_path.c_str(), &ignored_st) != 0);
+
   // snake_case spellings work too.
   Logger log2;
   log2.set_stderr(false);
   FakeProcess p2 = process("DEL", config("1.0.0", {{"log_level", "ERROR"}}));
   CHECK(run_plugin(plugin, p2.io(), log2) == 0);
   CHECK(log2.level() == LogLevel::kError);
+}
+
+namespace {
+
+// Runs `fn` with fd 0 reading `bytes` from a temporary file; restores fd 0 afterwards.
+template <class Fn>
+void with_stdin_bytes(const std::string& bytes, Fn fn) {
+  char path[] = "/tmp/cni-stdin-XXXXXX";
+  const int fd = ::mkstemp(path);
+  REQUIRE(fd >= 0);
+  ::unlink(path);
+  REQUIRE(::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+  REQUIRE(::lseek(fd, 0, SEEK_SET) == 0);
+  const int saved = ::dup(STDIN_FILENO);
+  REQUIRE(saved >= 0);
+  REQUIRE(::dup2(fd, STDIN_FILENO) == STDIN_FILENO);
+  ::close(fd);
+  fn();
+  ::dup2(saved, STDIN_FILENO);
+  ::close(saved);
+}
+
+}  // namespace
+
+TEST_CASE("real_process_io reads stdin up to 1 MiB", "[cni][skel]") {
+  const ProcessIo io = real_process_io();
+  with_stdin_bytes(std::string(kMaxStdinBytes, 'x'), [&] {
+    const auto text = io.read_stdin();
+    REQUIRE(text.ok());
+    CHECK(text->size() == kMaxStdinBytes);
+  });
+  with_stdin_bytes(std::string(kMaxStdinBytes + 1, 'x'), [&] {
+    const auto text = io.read_stdin();
+    REQUIRE_FALSE(text.ok());
+    CHECK(text.error().code() == ErrorCode::kDecodeFailure);
+    CHECK(text.error().msg() == "stdin exceeds 1048576 bytes");
+  });
+  with_stdin_bytes("", [&] { CHECK(io.read_stdin().value().empty()); });
+}
+
+TEST_CASE("real_process_io getenv reads the process environment", "[cni][skel]") {
+  const ProcessIo io = real_process_io();
+  REQUIRE(::setenv("IPOIB_CNI_TEST_VAR", "v=1", 1) == 0);
+  CHECK(io.getenv("IPOIB_CNI_TEST_VAR") == std::optional<std::string>("v=1"));
+  ::unsetenv("IPOIB_CNI_TEST_VAR");
+  CHECK_FALSE(io.getenv("IPOIB_CNI_TEST_VAR").has_value());
 }
