@@ -1,0 +1,512 @@
+// The ipoib plugin end to end: the real `ipoib-testkind` binary (plugin library + macvlan
+// stand-in kind) driven through the CNI protocol, in fresh network namespaces of the real kernel.
+// Each test has its own "host" netns (holding the veth master) and pod netns, removed by scope
+// guards. Needs root: exits 77 otherwise.
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+
+#include <set>
+
+#include <csignal>
+
+#include "harness.h"
+
+using itest::json;
+
+namespace {
+
+const std::string kBinary = IPOIB_TESTKIND_PATH;
+const std::vector<std::string> kVersions = {"0.1.0", "0.2.0", "0.3.0", "0.3.1",
+                                            "0.4.0", "1.0.0", "1.1.0"};
+int g_counter = 0;
+
+std::string unique(const std::string& what) {
+  return "plg" + std::to_string(::getpid()) + "_" + std::to_string(++g_counter) + what;
+}
+
+// A host netns with master "plgm" (a veth whose peer is up, so it has carrier), a pod netns and
+// an IPAM store directory.
+struct Topology {
+  itest::NetnsGuard host{unique("h")};
+  itest::NetnsGuard pod{unique("p")};
+  itest::TempDir store;
+  std::string host_name() const { return host.name(); }
+
+  Topology() {
+    REQUIRE(host.ok());
+    REQUIRE(pod.ok());
+    REQUIRE(itest::sh("ip -n " + host.name() + " link add plgm type veth peer name plgpeer") == 0);
+    REQUIRE(itest::sh("ip -n " + host.name() + " link set plgpeer up") == 0);
+    REQUIRE(itest::sh("ip -n " + host.name() + " link set plgm up") == 0);
+  }
+
+  json config(const std::string& version, bool dual_stack = false) const {
+    json ipam = {{"type", "whereabouts"}, {"store_dir", store.path()},
+                 {"routes", json::array({{{"dst", "10.200.0.0/16"}, {"gw", "10.77.0.254"}}})}};
+    if (dual_stack) {
+      ipam["ipRanges"] = json::array({{{"range", "10.77.0.0/24"}}, {{"range", "fd77::/64"}}});
+    } else {
+      ipam["range"] = "10.77.0.0/24";
+    }
+    return {{"cniVersion", version}, {"name", "plgnet"}, {"type", "ipoib"},
+            {"master", "plgm"},      {"mtu", 1400},      {"ipam", ipam}};
+  }
+
+  itest::CniOutcome call(const std::string& command, const std::string& container,
+                         const std::string& netns, const json& conf,
+                         const std::map<std::string, std::string>& extra = {},
+                         const std::string& ifname = "net1") const {
+    auto env = itest::cni_env(command, container, netns, ifname);
+    for (const auto& [k, v] : extra) {
+      env[k] = v;
+    }
+    return itest::run(kBinary, host.name(), env, conf.dump());
+  }
+
+  itest::CniOutcome add(const std::string& container, const json& conf,
+                        const std::map<std::string, std::string>& extra = {}) const {
+    return call("ADD", container, pod.path(), conf, extra);
+  }
+  itest::CniOutcome del(const std::string& container, const json& conf,
+                        const std::string& netns) const {
+    return call("DEL", container, netns, conf);
+  }
+  itest::CniOutcome check(const std::string& container, json conf, const json& prev) const {
+    conf["prevResult"] = prev;
+    return call("CHECK", container, pod.path(), conf);
+  }
+
+  // Nothing of ours in either netns (no tagged link, no net1 in the pod).
+  void require_no_child() const {
+    CHECK(itest::tagged_links(host.name()).empty());
+    CHECK(itest::tagged_links(pod.name()).empty());
+    CHECK(itest::link(pod.name(), "net1").is_null());
+  }
+
+  // No reservation is held: a probe container in a netns of its own gets the range's first
+  // address (the allocator hands out the lowest free one), then is removed again.
+  void require_no_reservation(bool dual_stack = false) const {
+    itest::NetnsGuard probe(unique("q"));
+    REQUIRE(probe.ok());
+    auto conf = config("1.0.0", dual_stack);
+    auto r = call("ADD", "probe", probe.path(), conf);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.doc["ips"][0]["address"] == "10.77.0.1/24");
+    CHECK(call("DEL", "probe", probe.path(), conf).exit_code == 0);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("ADD at every CNI version returns the version's shape") {
+  Topology t;
+  for (const auto& v : kVersions) {
+    INFO("cniVersion " << v);
+    const auto conf = t.config(v);
+    auto r = t.add("c-" + std::to_string(&v - &kVersions[0]), conf);
+    REQUIRE(r.exit_code == 0);
+    REQUIRE(r.doc.is_object());
+    CHECK(r.doc["cniVersion"] == v);
+    if (v == "0.1.0" || v == "0.2.0") {
+      CHECK(r.doc["ip4"]["ip"] == "10.77.0.1/24");
+      CHECK(r.doc["ip4"]["routes"][0]["dst"] == "10.200.0.0/16");
+      CHECK_FALSE(r.doc.contains("interfaces"));
+    } else {
+      REQUIRE(r.doc["interfaces"].size() == 1);
+      const auto& itf = r.doc["interfaces"][0];
+      CHECK(itf["name"] == "net1");
+      CHECK(itf["sandbox"] == t.pod.path());
+      CHECK(itf["mac"].get<std::string>().size() == 17);  // macvlan: 6 bytes hex-colon
+      CHECK(itf.contains("mtu") == (v == "1.1.0"));
+      if (v == "1.1.0") {
+        CHECK(itf["mtu"] == 1400);
+      }
+      REQUIRE(r.doc["ips"].size() == 1);
+      CHECK(r.doc["ips"][0]["address"] == "10.77.0.1/24");
+      CHECK(r.doc["ips"][0]["interface"] == 0);
+      CHECK(r.doc["ips"][0].contains("version") == (v < "1.0.0"));
+      CHECK(r.doc["routes"][0]["gw"] == "10.77.0.254");
+    }
+    // The kernel agrees.
+    const auto l = itest::link(t.pod.name(), "net1");
+    REQUIRE(l.is_object());
+    CHECK(l["mtu"] == 1400);
+    CHECK(l["linkinfo"]["info_kind"] == "macvlan");
+    CHECK(itest::addresses(t.pod.name(), "net1") == std::vector<std::string>{"10.77.0.1/24"});
+    std::string routes;
+    itest::sh("ip -n " + t.pod.name() + " route show 10.200.0.0/16", &routes);
+    CHECK(routes.find("via 10.77.0.254 dev net1") != std::string::npos);
+    // Tagged for DEL/GC.
+    CHECK(l.value("ifalias", "") ==
+          "ipoib-cni:c-" + std::to_string(&v - &kVersions[0]) + ":net1");
+    auto d = t.del("c-" + std::to_string(&v - &kVersions[0]), conf, t.pod.path());
+    CHECK(d.exit_code == 0);
+    CHECK(d.out.empty());
+    t.require_no_child();
+  }
+  t.require_no_reservation();
+}
+
+TEST_CASE("CHECK passes after ADD and fails after tampering") {
+  Topology t;
+  const auto conf = t.config("1.1.0");
+  const std::string ns = t.pod.name();
+  struct Tamper {
+    std::string what;
+    std::string command;
+  };
+  const std::vector<Tamper> tampers = {
+      {"address removed", "ip -n " + ns + " addr del 10.77.0.1/24 dev net1"},
+      {"route removed", "ip -n " + ns + " route del 10.200.0.0/16"},
+      {"MTU changed", "ip -n " + ns + " link set net1 mtu 1300"},
+      {"link down", "ip -n " + ns + " link set net1 down"},
+      {"link removed", "ip -n " + ns + " link del net1"},
+  };
+  for (const auto& tamper : tampers) {
+    INFO(tamper.what);
+    auto r = t.add("chk", conf);
+    REQUIRE(r.exit_code == 0);
+    auto ok = t.check("chk", conf, r.doc);
+    CHECK(ok.exit_code == 0);
+    CHECK(ok.out.empty());
+    REQUIRE(itest::sh(tamper.command) == 0);
+    auto bad = t.check("chk", conf, r.doc);
+    CHECK(bad.exit_code == 1);
+    CHECK(bad.code() != 0);
+    CHECK(t.del("chk", conf, t.pod.path()).exit_code == 0);
+    t.require_no_child();
+  }
+  SECTION("CHECK below 0.4.0 is refused with code 1") {
+    auto c = t.config("0.3.1");
+    auto r = t.add("old", c);
+    REQUIRE(r.exit_code == 0);
+    auto bad = t.check("old", c, r.doc);
+    CHECK(bad.exit_code == 1);
+    CHECK(bad.code() == 1);
+    CHECK(t.del("old", c, t.pod.path()).exit_code == 0);
+  }
+  SECTION("an interface of the same name that is not ours fails CHECK") {
+    auto r = t.add("chk", conf);
+    REQUIRE(r.exit_code == 0);
+    REQUIRE(itest::sh("ip -n " + ns + " link set net1 alias someone-else") == 0);
+    auto bad = t.check("chk", conf, r.doc);
+    CHECK(bad.exit_code == 1);
+    CHECK(bad.doc["msg"].get<std::string>().find("not created by this plugin") !=
+          std::string::npos);
+    REQUIRE(itest::sh("ip -n " + ns + " link set net1 alias ipoib-cni:chk:net1") == 0);
+    CHECK(t.del("chk", conf, t.pod.path()).exit_code == 0);
+  }
+  t.require_no_child();
+  t.require_no_reservation();
+}
+
+TEST_CASE("DEL is idempotent in every case of the checklist") {
+  Topology t;
+  const auto conf = t.config("1.0.0");
+  auto conf_no_prev = conf;
+
+  SECTION("twice, and without prevResult") {
+    REQUIRE(t.add("d1", conf).exit_code == 0);
+    CHECK(t.del("d1", conf, t.pod.path()).exit_code == 0);
+    CHECK(t.del("d1", conf, t.pod.path()).exit_code == 0);
+  }
+  SECTION("with prevResult") {
+    auto r = t.add("d2", conf);
+    REQUIRE(r.exit_code == 0);
+    auto with_prev = conf;
+    with_prev["prevResult"] = r.doc;
+    CHECK(t.del("d2", with_prev, t.pod.path()).exit_code == 0);
+  }
+  SECTION("with CNI_NETNS empty: the reservation is still released") {
+    REQUIRE(t.add("d3", conf).exit_code == 0);
+    CHECK(t.del("d3", conf, "").exit_code == 0);
+    // The child is still in the pod (its netns was not named); a second DEL with it cleans up.
+    CHECK(t.del("d3", conf, t.pod.path()).exit_code == 0);
+  }
+  SECTION("with the netns deleted") {
+    REQUIRE(t.add("d4", conf).exit_code == 0);
+    const std::string path = t.pod.path();
+    t.pod.remove();
+    CHECK(t.del("d4", conf, path).exit_code == 0);
+    CHECK(t.del("d4", conf, path).exit_code == 0);
+    CHECK(itest::tagged_links(t.host.name()).empty());
+  }
+  SECTION("never added") {
+    CHECK(t.del("never", conf, t.pod.path()).exit_code == 0);
+    CHECK(t.del("never", conf, "").exit_code == 0);
+  }
+  SECTION("after a failed ADD") {
+    auto r = t.add("d5", conf, {{"IPOIB_TEST_FAIL_STEP", "up"}});
+    CHECK(r.exit_code == 1);
+    CHECK(t.del("d5", conf, t.pod.path()).exit_code == 0);
+  }
+  SECTION("with the master gone") {
+    REQUIRE(t.add("d6", conf).exit_code == 0);
+    REQUIRE(itest::sh("ip -n " + t.host.name() + " link del plgm") == 0);
+    // Deleting the parent took the macvlan child with it; DEL still releases the address.
+    CHECK(t.del("d6", conf, t.pod.path()).exit_code == 0);
+    REQUIRE(itest::sh("ip -n " + t.host.name() + " link add plgm type veth peer name plgpeer") == 0);
+    REQUIRE(itest::sh("ip -n " + t.host.name() + " link set plgpeer up") == 0);
+    REQUIRE(itest::sh("ip -n " + t.host.name() + " link set plgm up") == 0);
+  }
+  if (t.pod.ok()) {
+    t.require_no_child();
+  }
+  t.require_no_reservation();
+}
+
+TEST_CASE("ADD onto an existing ifname fails, leaks nothing, leaves the interface alone") {
+  Topology t;
+  const auto conf = t.config("1.0.0");
+  const std::string ns = t.pod.name();
+  REQUIRE(itest::sh("ip -n " + ns + " link add net1 type veth peer name other1") == 0);
+  const auto before = itest::link(ns, "net1");
+  REQUIRE(before.is_object());
+
+  auto r = t.add("clash", conf);
+  CHECK(r.exit_code == 1);
+  CHECK(r.code() != 0);
+  CHECK(r.doc["msg"].get<std::string>().find("already exists") != std::string::npos);
+  CHECK(itest::tagged_links(t.host.name()).empty());
+  CHECK(itest::tagged_links(ns).empty());
+  auto after = itest::link(ns, "net1");
+  REQUIRE(after.is_object());
+  CHECK(after["ifindex"] == before["ifindex"]);
+  CHECK(after["linkinfo"]["info_kind"] == "veth");
+  // A DEL for that attachment must not delete the untagged interface named net1.
+  CHECK(t.del("clash", conf, t.pod.path()).exit_code == 0);
+  CHECK(itest::link(ns, "net1").is_object());
+  t.require_no_reservation();
+}
+
+TEST_CASE("a failure at any ADD step rolls everything back") {
+  for (const std::string step :
+       {"create", "alias", "move", "rename", "ipam", "mtu", "ipv6", "address", "up", "route"}) {
+    DYNAMIC_SECTION("step " << step) {
+      Topology t;
+      const auto conf = t.config("1.1.0", /*dual_stack=*/true);
+      auto r = t.add("rb", conf, {{"IPOIB_TEST_FAIL_STEP", step}});
+      CHECK(r.exit_code == 1);
+      REQUIRE(r.doc.is_object());
+      CHECK(r.doc["msg"].get<std::string>().find("injected failure at step " + step) !=
+            std::string::npos);
+      t.require_no_child();
+      // Only lo is left in the pod.
+      CHECK(itest::links(t.pod.name()).size() == 1);
+      t.require_no_reservation(/*dual_stack=*/true);
+    }
+  }
+}
+
+TEST_CASE("dual stack: IPv4 and IPv6 from ipRanges") {
+  Topology t;
+  const auto conf = t.config("1.0.0", /*dual_stack=*/true);
+  auto r = t.add("ds", conf);
+  REQUIRE(r.exit_code == 0);
+  REQUIRE(r.doc["ips"].size() == 2);
+  CHECK(r.doc["ips"][0]["address"] == "10.77.0.1/24");
+  CHECK(r.doc["ips"][1]["address"] == "fd77::1/64");
+  CHECK(r.doc["ips"][1]["interface"] == 0);
+  const auto addrs = itest::addresses(t.pod.name(), "net1");
+  CHECK(std::find(addrs.begin(), addrs.end(), "fd77::1/64") != addrs.end());
+  CHECK(std::find(addrs.begin(), addrs.end(), "10.77.0.1/24") != addrs.end());
+  std::string dad;
+  itest::sh("ip netns exec " + t.pod.name() + " sysctl -n net.ipv6.conf.net1.disable_ipv6", &dad);
+  CHECK(dad == "0\n");
+  auto ok = t.check("ds", conf, r.doc);
+  CHECK(ok.exit_code == 0);
+  CHECK(t.del("ds", conf, t.pod.path()).exit_code == 0);
+  t.require_no_child();
+  t.require_no_reservation(true);
+}
+
+TEST_CASE("refunded children: DEL and GC delete tagged links in the host, never untagged ones") {
+  Topology t;
+  const std::string h = t.host.name();
+  auto conf = t.config("1.1.0");
+  // What the kernel leaves when a pod netns dies without DEL: the child back in the host as
+  // dev<N>, still tagged. Plus an untagged link of the same name pattern, and an untagged net1.
+  REQUIRE(itest::sh("ip -n " + h + " link add dev901 link plgm type macvlan mode bridge") == 0);
+  REQUIRE(itest::sh("ip -n " + h + " link set dev901 alias ipoib-cni:gone1:net1") == 0);
+  REQUIRE(itest::sh("ip -n " + h + " link add dev902 link plgm type macvlan mode bridge") == 0);
+  REQUIRE(itest::sh("ip -n " + h + " link set dev902 alias ipoib-cni:gone2:net1") == 0);
+  REQUIRE(itest::sh("ip -n " + h + " link add dev903 link plgm type macvlan mode bridge") == 0);
+  REQUIRE(itest::sh("ip -n " + h + " link set dev903 alias ipoib-cni:alive:net1") == 0);
+  REQUIRE(itest::sh("ip -n " + h + " link add dev904 link plgm type macvlan mode bridge") == 0);
+  REQUIRE(itest::sh("ip -n " + h + " link add net1 link plgm type macvlan mode bridge") == 0);
+
+  // DEL of gone1 (netns already gone: CNI_NETNS empty) removes its refunded child only.
+  CHECK(t.del("gone1", conf, "").exit_code == 0);
+  CHECK(itest::link(h, "dev901").is_null());
+  CHECK(itest::link(h, "dev902").is_object());
+  CHECK(itest::link(h, "net1").is_object());
+
+  // GC without any attachment list destroys nothing.
+  CHECK(t.call("GC", "", "", conf, {}, "").exit_code == 0);
+  CHECK(itest::link(h, "dev902").is_object());
+
+  // GC below 1.1.0 is refused.
+  auto old = t.config("1.0.0");
+  auto refused = t.call("GC", "", "", old, {}, "");
+  CHECK(refused.exit_code == 1);
+  CHECK(refused.code() == 1);
+
+  // GC with the valid list keeps "alive", deletes "gone2", never touches untagged links.
+  conf["cni.dev/valid-attachments"] = json::array({{{"containerID", "alive"}, {"ifname", "net1"}}});
+  auto gc = t.call("GC", "", "", conf, {}, "");
+  CHECK(gc.exit_code == 0);
+  CHECK(gc.out.empty());
+  CHECK(itest::link(h, "dev902").is_null());
+  CHECK(itest::link(h, "dev903").is_object());
+  CHECK(itest::link(h, "dev904").is_object());
+  CHECK(itest::link(h, "net1").is_object());
+
+  // The legacy key alone works too.
+  conf.erase("cni.dev/valid-attachments");
+  conf["cni.dev/attachments"] = json::array();
+  CHECK(t.call("GC", "", "", conf, {}, "").exit_code == 0);
+  CHECK(itest::link(h, "dev903").is_null());
+  CHECK(itest::link(h, "dev904").is_object());
+}
+
+TEST_CASE("GC releases reservations of attachments that are not valid") {
+  Topology t;
+  auto conf = t.config("1.1.0");
+  REQUIRE(t.add("keep", conf).exit_code == 0);
+  itest::NetnsGuard other(unique("o"));
+  REQUIRE(other.ok());
+  REQUIRE(t.call("ADD", "drop", other.path(), conf).exit_code == 0);
+  other.remove();  // macvlan children die with their netns; the reservation stays
+  conf["cni.dev/valid-attachments"] = json::array({{{"containerID", "keep"}, {"ifname", "net1"}}});
+  CHECK(t.call("GC", "", "", conf, {}, "").exit_code == 0);
+  // "drop"'s 10.77.0.2 is free again: the next container gets it.
+  itest::NetnsGuard next(unique("n"));
+  auto r = t.call("ADD", "next", next.path(), t.config("1.0.0"));
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.doc["ips"][0]["address"] == "10.77.0.2/24");
+  CHECK(t.call("DEL", "next", next.path(), conf).exit_code == 0);
+  CHECK(t.del("keep", conf, t.pod.path()).exit_code == 0);
+}
+
+TEST_CASE("STATUS: 0 when the master is up, 50 otherwise") {
+  Topology t;
+  const auto conf = t.config("1.1.0");
+  auto ok = t.call("STATUS", "", "", conf, {}, "");
+  CHECK(ok.exit_code == 0);
+  CHECK(ok.out.empty());
+  REQUIRE(itest::sh("ip -n " + t.host.name() + " link set plgm down") == 0);
+  auto down = t.call("STATUS", "", "", conf, {}, "");
+  CHECK(down.exit_code == 1);
+  CHECK(down.code() == 50);
+  auto missing_conf = conf;
+  missing_conf["master"] = "plgnone";
+  auto missing = t.call("STATUS", "", "", missing_conf, {}, "");
+  CHECK(missing.code() == 50);
+  auto old = t.call("STATUS", "", "", t.config("1.0.0"), {}, "");
+  CHECK(old.code() == 1);
+}
+
+TEST_CASE("configuration errors are code 7 and touch nothing") {
+  Topology t;
+  for (const auto& [key, value] : std::vector<std::pair<std::string, json>>{
+           {"master", "plgnone"}, {"master", ""}, {"pkey", "0x8000"}, {"pkey", 0},
+           {"mode", "bogus"}, {"mtu", 70000}, {"umcast", "yes"}}) {
+    INFO(key << "=" << value.dump());
+    auto conf = t.config("1.0.0");
+    conf[key] = value;
+    auto r = t.add("cfg", conf);
+    CHECK(r.exit_code == 1);
+    CHECK(r.code() == 7);
+    CHECK(r.doc["msg"].get<std::string>().rfind(key + ":", 0) == 0);
+    t.require_no_child();
+  }
+  // A master that is down is refused before anything is created.
+  REQUIRE(itest::sh("ip -n " + t.host.name() + " link set plgm down") == 0);
+  auto r = t.add("cfg", t.config("1.0.0"));
+  CHECK(r.code() == 7);
+  t.require_no_child();
+  REQUIRE(itest::sh("ip -n " + t.host.name() + " link set plgm up") == 0);
+  t.require_no_reservation();
+}
+
+TEST_CASE("delegated IPAM (host-local from CNI_PATH): ADD, CHECK, DEL and rollback") {
+  if (itest::sh("test -x /usr/lib/cni/host-local") != 0) {
+    WARN("skipped: /usr/lib/cni/host-local not installed");
+    return;
+  }
+  Topology t;
+  itest::TempDir data;
+  json conf = {{"cniVersion", "1.0.0"}, {"name", "plgnet"}, {"type", "ipoib"}, {"master", "plgm"},
+               {"ipam",
+                {{"type", "host-local"},
+                 {"dataDir", data.path()},
+                 {"ranges", json::array({json::array({{{"subnet", "10.78.0.0/24"}}})})}}}};
+  auto r = t.add("hl", conf);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.doc["ips"][0]["address"] == "10.78.0.2/24");
+  CHECK(r.doc["ips"][0]["interface"] == 0);
+  CHECK(t.check("hl", conf, r.doc).exit_code == 0);
+  CHECK(t.del("hl", conf, t.pod.path()).exit_code == 0);
+  std::string files;
+  itest::sh("ls " + data.path() + "/plgnet", &files);
+  CHECK(files.find("10.78.0.2") == std::string::npos);
+  // Rollback: the delegate's reservation is released with a delegated DEL.
+  auto failed = t.add("hl2", conf, {{"IPOIB_TEST_FAIL_STEP", "address"}});
+  CHECK(failed.exit_code == 1);
+  itest::sh("ls " + data.path() + "/plgnet", &files);
+  CHECK(files.find("10.78.0.") == std::string::npos);
+  t.require_no_child();
+}
+
+TEST_CASE("parallel ADD and DEL of 16 containers") {
+  Topology t;
+  const auto conf = t.config("1.0.0");
+  constexpr int kCount = 16;
+  std::vector<std::unique_ptr<itest::NetnsGuard>> pods;
+  for (int i = 0; i < kCount; ++i) {
+    pods.push_back(std::make_unique<itest::NetnsGuard>(unique("par")));
+    REQUIRE(pods.back()->ok());
+  }
+  std::vector<itest::Running> running;
+  for (int i = 0; i < kCount; ++i) {
+    running.push_back(itest::start(
+        kBinary, t.host.name(),
+        itest::cni_env("ADD", "par" + std::to_string(i), pods[i]->path(), "net1"), conf.dump()));
+  }
+  std::set<std::string> addresses;
+  for (int i = 0; i < kCount; ++i) {
+    auto r = itest::finish(running[i]);
+    INFO("container " << i << ": " << r.out);
+    CHECK(r.exit_code == 0);
+    REQUIRE(r.doc.is_object());  // exactly one JSON document
+    addresses.insert(r.doc["ips"][0]["address"].get<std::string>());
+    CHECK(itest::addresses(pods[i]->name(), "net1") ==
+          std::vector<std::string>{r.doc["ips"][0]["address"].get<std::string>()});
+  }
+  CHECK(addresses.size() == kCount);
+  running.clear();
+  for (int i = 0; i < kCount; ++i) {
+    running.push_back(itest::start(
+        kBinary, t.host.name(),
+        itest::cni_env("DEL", "par" + std::to_string(i), pods[i]->path(), "net1"), conf.dump()));
+  }
+  for (int i = 0; i < kCount; ++i) {
+    auto r = itest::finish(running[i]);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.empty());
+    CHECK(itest::tagged_links(pods[i]->name()).empty());
+  }
+  CHECK(itest::tagged_links(t.host.name()).empty());
+  t.require_no_reservation();
+}
+
+int main(int argc, char** argv) {
+  // A plugin that exits before reading stdin must fail its test, not kill this process.
+  std::signal(SIGPIPE, SIG_IGN);
+  std::string why;
+  if (!itest::can_run_privileged(&why)) {
+    std::fprintf(stderr, "SKIP integration.plugin: %s\n", why.c_str());
+    return 77;
+  }
+  return Catch::Session().run(argc, argv);
+}
