@@ -26,8 +26,9 @@ fi
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 cp "$bin" "$root/ipoib"
+chroot_bin=$(command -v chroot)
 out=$(echo '{"cniVersion":"0.4.0"}' | env -i CNI_COMMAND=VERSION CNI_NETNS=dummy CNI_IFNAME=dummy \
-  CNI_PATH=dummy chroot "$root" /ipoib)
+  CNI_PATH=dummy "$chroot_bin" "$root" /ipoib)
 echo "chroot VERSION: $out"
 python3 - "$out" <<'PY'
 import json, sys
