@@ -7,6 +7,7 @@
 
 #include "ipoib/base/strings.h"
 #include "ipoib/cni/config.h"
+#include "ipoib/ipam/config.h"
 #include "ipoib/plugin/config.h"
 #include "ipoib/plugin/ipoib_plugin.h"
 
@@ -20,6 +21,13 @@ Result<std::string> validate_netconf_text(const std::string& text) {
     return "network \"" + conf.name + "\": type \"" + conf.type + "\" (not checked)";
   }
   IPOIB_TRY_ASSIGN(IpoibConfig cfg, parse_ipoib_config(conf));
+  if (cfg.ipam.kind == IpamKind::kBuiltin) {
+    // The built-in IPAM's own validation (ranges, exclusions, store_dir) as ADD would run it.
+    auto ipam = ipam::load_ipam_config(conf.raw["ipam"], ipam::ConfigSources{});
+    if (!ipam.ok()) {
+      return std::move(ipam).error().with_context("ipam");
+    }
+  }
   std::string summary = "network \"" + conf.name + "\": master " + cfg.master;
   summary += cfg.pkey ? " pkey " + format_pkey(*cfg.pkey) : " pkey (parent's)";
   summary += cfg.mode ? " mode " + std::string(to_string(*cfg.mode)) : " mode (parent's)";

@@ -30,6 +30,9 @@ TEST_CASE("validate-config: network configs") {
                           "pkey":"0x8000"})") == 1);
   CHECK(validate_text(R"({"cniVersion":"1.0.0","name":"ib","type":"ipoib"})") == 1);
   CHECK(validate_text("not json") == 1);
+  // The built-in IPAM section is validated too.
+  CHECK(validate_text(R"({"cniVersion":"1.0.0","name":"ib","type":"ipoib","master":"ib0",
+                          "ipam":{"type":"whereabouts","range":"10.0.0.0/33"}})") == 1);
 }
 
 TEST_CASE("validate-config: conflists and NetworkAttachmentDefinitions") {
