@@ -57,8 +57,7 @@ std::optional<std::pair<int, int>> kernel_version(std::string_view release) {
 
 class Checker {
  public:
-  explicit Checker(const DoctorOptions& options)
-      : options_(options), sys_{options.roots.sysfs} {}
+  explicit Checker(const DoctorOptions& options) : options_(options), sys_{options.roots.sysfs} {}
 
   std::vector<CheckResult> run() {
     check_master();
@@ -158,25 +157,29 @@ class Checker {
       add(row("master.parent", "master is a parent interface", CheckStatus::kFail,
               name + " is itself a child of " + parent +
                   "; the kernel refuses children of children (EINVAL, ipoib_new_child_link)",
-              "set \"master\" to the parent interface (" + parent + ") and the partition with "
-              "\"pkey\""));
+              "set \"master\" to the parent interface (" + parent +
+                  ") and the partition with "
+                  "\"pkey\""));
     } else {
       add(row("master.parent", "master is a parent interface", CheckStatus::kPass,
               name + " is a port interface, not a child"));
     }
     if (!info->admin_up()) {
       add(row("master.up", "master is up", CheckStatus::kFail,
-              name + " is administratively down (flags " + hex16(static_cast<std::uint16_t>(info->flags)) +
+              name + " is administratively down (flags " +
+                  hex16(static_cast<std::uint16_t>(info->flags)) +
                   "); children of a down parent stay down",
               "ip link set " + name + " up (and make it persistent in the node's network config)"));
     } else if (info->operstate != "up" && !info->operstate.empty()) {
       add(row("master.up", "master is up", CheckStatus::kWarn,
-              name + " is up but operstate is " + info->operstate + " (no carrier); see the port "
-              "checks below for the reason",
+              name + " is up but operstate is " + info->operstate +
+                  " (no carrier); see the port "
+                  "checks below for the reason",
               "fix the port problems reported below; carrier returns by itself"));
     } else {
-      add(row("master.up", "master is up", CheckStatus::kPass,
-              name + " is up, operstate " + (info->operstate.empty() ? "unknown" : info->operstate)));
+      add(row(
+          "master.up", "master is up", CheckStatus::kPass,
+          name + " is up, operstate " + (info->operstate.empty() ? "unknown" : info->operstate)));
     }
   }
 
@@ -229,11 +232,13 @@ class Checker {
                 (port_->rate.empty() ? "" : ", " + port_->rate) +
                 (port_->link_layer.empty() ? "" : ", link layer " + port_->link_layer) + ")"));
     if (port_->state == ib::PortState::kActive) {
-      add(row("port.active", "HCA port ACTIVE", CheckStatus::kPass, where + " state " + port_->state_text));
+      add(row("port.active", "HCA port ACTIVE", CheckStatus::kPass,
+              where + " state " + port_->state_text));
     } else {
-      std::string hint = port_->state == ib::PortState::kInit
-                             ? "INIT means the link is up but no subnet manager has configured the port"
-                             : "the port is not part of an operational subnet";
+      std::string hint =
+          port_->state == ib::PortState::kInit
+              ? "INIT means the link is up but no subnet manager has configured the port"
+              : "the port is not part of an operational subnet";
       add(row("port.active", "HCA port ACTIVE", CheckStatus::kFail,
               where + " state " + port_->state_text + ", not 4: ACTIVE; " + hint +
                   "; IPoIB interfaces stay carrier-down",
@@ -282,9 +287,10 @@ class Checker {
       origin = "no pkey configured: default partition " + hex16(pkey);
     }
     if ((pkey & 0x7fff) == 0) {
-      add(row("pkey.table", title, CheckStatus::kFail,
-              origin + " is invalid (0 and 0x8000 are reserved; the kernel refuses them with EINVAL)",
-              "choose a pkey 0x0001..0x7fff (the full-membership bit 0x8000 is added by the driver)"));
+      add(row(
+          "pkey.table", title, CheckStatus::kFail,
+          origin + " is invalid (0 and 0x8000 are reserved; the kernel refuses them with EINVAL)",
+          "choose a pkey 0x0001..0x7fff (the full-membership bit 0x8000 is added by the driver)"));
       return;
     }
     if (port_->pkeys.empty()) {
@@ -299,11 +305,12 @@ class Checker {
         break;
       case ib::PkeyMembership::kLimited:
         add(row("pkey.table", title, CheckStatus::kWarn,
-                origin + " is in the table of " + where +
-                    " only as a limited member (" + hex16(static_cast<std::uint16_t>(pkey & 0x7fff)) +
+                origin + " is in the table of " + where + " only as a limited member (" +
+                    hex16(static_cast<std::uint16_t>(pkey & 0x7fff)) +
                     "): limited members cannot talk to each other, only to full members",
                 "make this node a full member of the partition in the subnet manager (opensm "
-                "partitions.conf: `<name>=" + hex16(static_cast<std::uint16_t>(pkey | 0x8000)) +
+                "partitions.conf: `<name>=" +
+                    hex16(static_cast<std::uint16_t>(pkey | 0x8000)) +
                     ", ipoib : ALL=full;`), then restart/resweep the SM"));
         break;
       case ib::PkeyMembership::kAbsent:
@@ -312,10 +319,11 @@ class Checker {
                     ": children are created but stay carrier-down (LOWERLAYERDOWN) until the "
                     "subnet manager adds the partition",
                 "add the partition to the subnet manager (opensm /etc/opensm/partitions.conf: "
-                "`<name>=" + hex16(static_cast<std::uint16_t>(pkey | 0x8000)) +
+                "`<name>=" +
+                    hex16(static_cast<std::uint16_t>(pkey | 0x8000)) +
                     ", ipoib : ALL=full;`, then `systemctl restart opensm`), or use a pkey the "
-                    "table lists (`cat /sys/class/infiniband/" + port_->device + "/ports/" +
-                    std::to_string(port_->port_num) + "/pkeys/*`)"));
+                    "table lists (`cat /sys/class/infiniband/" +
+                    port_->device + "/ports/" + std::to_string(port_->port_num) + "/pkeys/*`)"));
         break;
     }
   }
@@ -558,11 +566,14 @@ class Checker {
       finding += "this plugin's children in the host netns: " + join(tagged, ", ") + ". ";
     }
     if (!refunded.empty()) {
-      finding += "refunded children (renamed dev<ifindex> when a pod netns was destroyed without "
-                 "DEL): " + join(refunded, ", ") + ". ";
+      finding +=
+          "refunded children (renamed dev<ifindex> when a pod netns was destroyed without "
+          "DEL): " +
+          join(refunded, ", ") + ". ";
     }
-    finding += "They hold HCA resources (and possibly IPs) with no pod; a child seen during a "
-               "pod start is transient — re-run to confirm";
+    finding +=
+        "They hold HCA resources (and possibly IPs) with no pod; a child seen during a "
+        "pod start is transient — re-run to confirm";
     add(row("children.leaked", title, CheckStatus::kWarn, finding,
             "let the runtime run CNI GC for the network (or `cnitool gc`), or delete each one "
             "with `ip link delete <name>` and release its IP with `ipoib ipam release`"));
@@ -652,10 +663,11 @@ class Checker {
       return;
     }
     add(row("cni.whereabouts", title, CheckStatus::kWarn,
-            options_.cni_bin_dir + "/whereabouts is not this project's binary: networks whose "
-            "plugins exec `whereabouts` (macvlan, ...) allocate through it and its Kubernetes "
-            "store, while ipoib networks use the built-in file store — a range shared by both "
-            "can be handed out twice",
+            options_.cni_bin_dir +
+                "/whereabouts is not this project's binary: networks whose "
+                "plugins exec `whereabouts` (macvlan, ...) allocate through it and its Kubernetes "
+                "store, while ipoib networks use the built-in file store — a range shared by both "
+                "can be handed out twice",
             "use distinct ranges per allocator, or replace it with this project's: "
             "`scripts/install --whereabouts --force` (keep a copy of the old binary)"));
   }
@@ -683,8 +695,7 @@ class Checker {
     std::snprintf(mode_text, sizeof mode_text, "%04o", perms);
     if ((perms & 0022) != 0) {
       status = CheckStatus::kFail;
-      problems.push_back(std::string("mode ") + mode_text +
-                         " lets other users write allocations");
+      problems.push_back(std::string("mode ") + mode_text + " lets other users write allocations");
     } else if ((perms & 0077) != 0) {
       status = CheckStatus::kWarn;
       problems.push_back(std::string("mode ") + mode_text + ", expected 0700");
@@ -744,8 +755,9 @@ class Checker {
       }
     }
     if (leftovers > 0) {
-      notes.push_back(std::to_string(leftovers) +
-                      " .tmp.* leftover(s) of an interrupted write (removed by the next operation)");
+      notes.push_back(
+          std::to_string(leftovers) +
+          " .tmp.* leftover(s) of an interrupted write (removed by the next operation)");
     }
     if (problems.empty()) {
       std::string finding = dir_abs + ": directory, mode " + mode_text + ", writable, lock usable";
@@ -757,7 +769,8 @@ class Checker {
     }
     add(row("store.dir", title, status, dir_abs + ": " + join(problems, "; "),
             "chown -R root:root " + dir_abs + " && chmod 0700 " + dir_abs + " && chmod 0600 " +
-                dir_abs + "/lock " + dir_abs + "/pool-* (remove symlinks or directories named "
+                dir_abs + "/lock " + dir_abs +
+                "/pool-* (remove symlinks or directories named "
                 "lock/pool-*; run the doctor as root: the plugin runs as root)"));
   }
 

@@ -56,10 +56,14 @@ finding and the exact fix. Exit status: 0 ready, 1 a check failed, 2 usage error
 
 std::string_view to_string(CheckStatus status) {
   switch (status) {
-    case CheckStatus::kPass: return "PASS";
-    case CheckStatus::kWarn: return "WARN";
-    case CheckStatus::kFail: return "FAIL";
-    case CheckStatus::kSkip: break;
+    case CheckStatus::kPass:
+      return "PASS";
+    case CheckStatus::kWarn:
+      return "WARN";
+    case CheckStatus::kFail:
+      return "FAIL";
+    case CheckStatus::kSkip:
+      break;
   }
   return "SKIP";
 }
@@ -86,10 +90,18 @@ Counts count(const std::vector<CheckResult>& results) {
   Counts c;
   for (const CheckResult& r : results) {
     switch (r.status) {
-      case CheckStatus::kPass: ++c.pass; break;
-      case CheckStatus::kWarn: ++c.warn; break;
-      case CheckStatus::kFail: ++c.fail; break;
-      case CheckStatus::kSkip: ++c.skip; break;
+      case CheckStatus::kPass:
+        ++c.pass;
+        break;
+      case CheckStatus::kWarn:
+        ++c.warn;
+        break;
+      case CheckStatus::kFail:
+        ++c.fail;
+        break;
+      case CheckStatus::kSkip:
+        ++c.skip;
+        break;
     }
   }
   return c;
@@ -115,7 +127,8 @@ std::string render_table(const std::vector<CheckResult>& results) {
     }
   }
   const Counts c = count(results);
-  out << "\n" << c.pass << " pass, " << c.warn << " warn, " << c.fail << " fail, " << c.skip
+  out << "\n"
+      << c.pass << " pass, " << c.warn << " warn, " << c.fail << " fail, " << c.skip
       << " skip: " << (c.fail == 0 ? "node ready" : "node NOT ready") << "\n";
   return out.str();
 }
@@ -176,8 +189,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       continue;
     }
     static const char* const kWithValue[] = {
-        "--master", "--pkey", "--mode", "--mtu", "--config", "--cni-bin-dir", "--cni-conf-dir",
-        "--store-dir", "--root", "--sysfs-root", "--procfs-root", "--etc-root"};
+        "--master",       "--pkey",      "--mode", "--mtu",        "--config",      "--cni-bin-dir",
+        "--cni-conf-dir", "--store-dir", "--root", "--sysfs-root", "--procfs-root", "--etc-root"};
     if (std::find(std::begin(kWithValue), std::end(kWithValue), arg) == std::end(kWithValue)) {
       return usage_error("unknown option '" + args[i] + "'");
     }

@@ -36,13 +36,15 @@ Status apply(const json& conf, DoctorOptions& options) {
   }
   if (!options.pkey) {
     if (const auto it = conf.find("pkey"); it != conf.end()) {
-      Result<std::uint64_t> value = Error(ErrorCode::kInvalidNetworkConfig, "not a number or string");
+      Result<std::uint64_t> value =
+          Error(ErrorCode::kInvalidNetworkConfig, "not a number or string");
       if (it->is_string()) {
         value = parse_uint(it->get<std::string>(), 16);
       } else if (it->is_number_unsigned()) {
-        value = it->get<std::uint64_t>() <= 0xffff
-                    ? Result<std::uint64_t>(it->get<std::uint64_t>())
-                    : Result<std::uint64_t>(Error(ErrorCode::kInvalidNetworkConfig, "above 0xffff"));
+        value =
+            it->get<std::uint64_t>() <= 0xffff
+                ? Result<std::uint64_t>(it->get<std::uint64_t>())
+                : Result<std::uint64_t>(Error(ErrorCode::kInvalidNetworkConfig, "above 0xffff"));
       }
       if (!value.ok()) {
         return std::move(value).error().with_context("config \"pkey\"");
@@ -144,8 +146,9 @@ Status apply_config_file(const std::string& path, DoctorOptions& options) {
     auto config = detail::nad_yaml_config(*text);
     if (!config) {
       return Error(ErrorCode::kDecodeFailure,
-                   "--config " + path + ": neither JSON nor a NetworkAttachmentDefinition with "
-                                        "spec.config");
+                   "--config " + path +
+                       ": neither JSON nor a NetworkAttachmentDefinition with "
+                       "spec.config");
     }
     doc = parse_quiet(*config);
     if (doc.is_discarded()) {

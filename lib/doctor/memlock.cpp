@@ -4,9 +4,8 @@
 // ibv_reg_mr() in rootless MPI fails unless the runtime itself runs unlimited.
 #include <algorithm>
 #include <map>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "ipoib/base/strings.h"
 #include "ipoib/ib/sysfs_file.h"
@@ -143,7 +142,7 @@ std::optional<std::string> default_limit_memlock(const std::string& host_root) {
 struct RuntimeProcess {
   int pid = 0;
   std::optional<MemlockLimit> limit;
-  std::string cmdline;   // NULs replaced by spaces
+  std::string cmdline;  // NULs replaced by spaces
 };
 
 std::map<std::string, std::vector<RuntimeProcess>> scan_processes(const std::string& procfs_root) {
@@ -215,7 +214,8 @@ bool crio_conf_memlock_unlimited(const std::string& host_root) {
     }
     for (std::string_view line : split(*text, '\n')) {
       line = trim(line);
-      if (starts_with(line, "default_ulimits") && line.find("memlock=-1:-1") != std::string_view::npos) {
+      if (starts_with(line, "default_ulimits") &&
+          line.find("memlock=-1:-1") != std::string_view::npos) {
         unlimited = true;
       }
     }
@@ -300,8 +300,8 @@ bool docker_args_memlock_unlimited(std::string_view args) {
     std::size_t pos = 0;
     while ((pos = args.find(spelling, pos)) != std::string_view::npos) {
       const std::size_t end = pos + spelling.size();
-      const bool whole = end == args.size() || args[end] == ' ' || args[end] == '"' ||
-                         args[end] == '\'';
+      const bool whole =
+          end == args.size() || args[end] == ' ' || args[end] == '"' || args[end] == '\'';
       if (whole && args.find("default-ulimit") != std::string_view::npos) {
         return true;
       }
@@ -316,21 +316,25 @@ std::string memlock_fix(std::string_view runtime) {
       "Rootless MPI cannot raise its own memlock limit, so the runtime must run unlimited. "
       "Remedy 1 (cluster administrator, runtime level): ";
   if (runtime == "dockerd") {
-    fix += "for docker, append `--default-ulimit memlock=-1:-1` inside the docker service file, at "
-           "the `ExecStart=/usr/bin/dockerd` line, then `systemctl daemon-reload && systemctl "
-           "restart docker`. ";
+    fix +=
+        "for docker, append `--default-ulimit memlock=-1:-1` inside the docker service file, at "
+        "the `ExecStart=/usr/bin/dockerd` line, then `systemctl daemon-reload && systemctl "
+        "restart docker`. ";
   } else if (runtime == "crio") {
-    fix += "for CRI-O, add `LimitMEMLOCK=infinity` under `[Service]` of crio.service (or "
-           "`default_ulimits = [\"memlock=-1:-1\"]` in /etc/crio/crio.conf), then `systemctl "
-           "daemon-reload && systemctl restart crio`. ";
+    fix +=
+        "for CRI-O, add `LimitMEMLOCK=infinity` under `[Service]` of crio.service (or "
+        "`default_ulimits = [\"memlock=-1:-1\"]` in /etc/crio/crio.conf), then `systemctl "
+        "daemon-reload && systemctl restart crio`. ";
   } else {
-    fix += "for containerd, edit the service file and add `LimitMEMLOCK=infinity` under the "
-           "`[Service]` line, then `systemctl daemon-reload && systemctl restart containerd`. ";
+    fix +=
+        "for containerd, edit the service file and add `LimitMEMLOCK=infinity` under the "
+        "`[Service]` line, then `systemctl daemon-reload && systemctl restart containerd`. ";
   }
-  fix += "`scripts/install --fix-memlock` writes these as systemd drop-ins (`--dry-run` shows "
-         "them). Remedy 2 (per application): let the app run init as root before dropping to an "
-         "unprivileged user, so it sets memlock to unlimited before MPI starts (JARVICE: set "
-         "`JARVICE_APP_ALLOW_ROOT_INIT` to `true` in override.yaml).";
+  fix +=
+      "`scripts/install --fix-memlock` writes these as systemd drop-ins (`--dry-run` shows "
+      "them). Remedy 2 (per application): let the app run init as root before dropping to an "
+      "unprivileged user, so it sets memlock to unlimited before MPI starts (JARVICE: set "
+      "`JARVICE_APP_ALLOW_ROOT_INIT` to `true` in override.yaml).";
   return fix;
 }
 
@@ -371,8 +375,9 @@ std::vector<CheckResult> check_memlock(const Roots& roots) {
       config_unlimited = docker_args_memlock_unlimited(args) ||
                          daemon_json_memlock_unlimited(roots.host, config_note);
       if (config_unlimited) {
-        config_note = "dockerd runs with --default-ulimit memlock=-1:-1 (or daemon.json "
-                      "default-ulimits memlock -1)";
+        config_note =
+            "dockerd runs with --default-ulimit memlock=-1:-1 (or daemon.json "
+            "default-ulimits memlock -1)";
       }
     } else if (runtime.comm == "crio" && crio_conf_memlock_unlimited(roots.host)) {
       config_unlimited = true;
@@ -397,8 +402,9 @@ std::vector<CheckResult> check_memlock(const Roots& roots) {
         row.status = CheckStatus::kFail;
         row.finding = who + ": Max locked memory " + describe(*process.limit) + "; " + unit_text;
         if (unit_unlimited) {
-          row.finding += " — the unit allows unlimited, but the running process started before "
-                         "it did";
+          row.finding +=
+              " — the unit allows unlimited, but the running process started before "
+              "it did";
           row.fix = "systemctl daemon-reload && systemctl restart " +
                     runtime.unit.substr(0, runtime.unit.find('.')) + ". " +
                     memlock_fix(runtime.comm);
@@ -410,7 +416,8 @@ std::vector<CheckResult> check_memlock(const Roots& roots) {
       // Installed, not running: the unit decides what it will get when started.
       if (config_unlimited || unit_unlimited) {
         row.status = CheckStatus::kPass;
-        row.finding = runtime.comm + " not running; " + (config_unlimited ? config_note : unit_text);
+        row.finding =
+            runtime.comm + " not running; " + (config_unlimited ? config_note : unit_text);
       } else {
         row.status = CheckStatus::kWarn;
         row.finding = runtime.comm + " not running; when started: " + unit_text;

@@ -46,7 +46,8 @@ Result<NetdevInfo> read_netdev(const SysfsRoot& root, std::string_view ifname) {
   }
   const std::string dir = root.join("sys/class/net/" + name);
   if (path_kind(dir) != PathKind::kDirectory) {
-    return Error(ErrorCode::kNotAvailable, "interface " + name + " not found (" + dir + " missing)");
+    return Error(ErrorCode::kNotAvailable,
+                 "interface " + name + " not found (" + dir + " missing)");
   }
   NetdevInfo info;
   info.name = name;
@@ -83,7 +84,8 @@ Result<NetdevInfo> read_netdev(const SysfsRoot& root, std::string_view ifname) {
   if (auto alias = read_trimmed(dir + "/ifalias"); alias.ok()) {
     info.ifalias = *alias;
   }
-  if (auto devices = list_directory(dir + "/device/infiniband"); devices.ok() && !devices->empty()) {
+  if (auto devices = list_directory(dir + "/device/infiniband");
+      devices.ok() && !devices->empty()) {
     info.ib_device = devices->front();
   }
   return info;

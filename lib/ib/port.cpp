@@ -98,27 +98,42 @@ PhysState parse_phys_state(std::string_view sysfs_text) {
 
 std::string_view to_string(PortState state) {
   switch (state) {
-    case PortState::kNop: return "NOP";
-    case PortState::kDown: return "DOWN";
-    case PortState::kInit: return "INIT";
-    case PortState::kArmed: return "ARMED";
-    case PortState::kActive: return "ACTIVE";
-    case PortState::kActiveDefer: return "ACTIVE_DEFER";
-    case PortState::kUnknown: break;
+    case PortState::kNop:
+      return "NOP";
+    case PortState::kDown:
+      return "DOWN";
+    case PortState::kInit:
+      return "INIT";
+    case PortState::kArmed:
+      return "ARMED";
+    case PortState::kActive:
+      return "ACTIVE";
+    case PortState::kActiveDefer:
+      return "ACTIVE_DEFER";
+    case PortState::kUnknown:
+      break;
   }
   return "UNKNOWN";
 }
 
 std::string_view to_string(PhysState state) {
   switch (state) {
-    case PhysState::kSleep: return "Sleep";
-    case PhysState::kPolling: return "Polling";
-    case PhysState::kDisabled: return "Disabled";
-    case PhysState::kPortConfigurationTraining: return "PortConfigurationTraining";
-    case PhysState::kLinkUp: return "LinkUp";
-    case PhysState::kLinkErrorRecovery: return "LinkErrorRecovery";
-    case PhysState::kPhyTest: return "PhyTest";
-    case PhysState::kUnknown: break;
+    case PhysState::kSleep:
+      return "Sleep";
+    case PhysState::kPolling:
+      return "Polling";
+    case PhysState::kDisabled:
+      return "Disabled";
+    case PhysState::kPortConfigurationTraining:
+      return "PortConfigurationTraining";
+    case PhysState::kLinkUp:
+      return "LinkUp";
+    case PhysState::kLinkErrorRecovery:
+      return "LinkErrorRecovery";
+    case PhysState::kPhyTest:
+      return "PhyTest";
+    case PhysState::kUnknown:
+      break;
   }
   return "Unknown";
 }
@@ -156,8 +171,9 @@ std::string format_gid(const std::array<std::uint8_t, 16>& gid) {
 Result<IbPort> read_port(const SysfsRoot& root, std::string_view device, int port_num) {
   const std::string dir = port_dir(root, device, port_num);
   if (path_kind(dir) != PathKind::kDirectory) {
-    return Error(ErrorCode::kNotAvailable, "InfiniBand device " + std::string(device) + " has no port " +
-                                               std::to_string(port_num) + " (" + dir + " missing)");
+    return Error(ErrorCode::kNotAvailable, "InfiniBand device " + std::string(device) +
+                                               " has no port " + std::to_string(port_num) + " (" +
+                                               dir + " missing)");
   }
   IbPort port;
   port.device = std::string(device);
@@ -221,7 +237,8 @@ Result<IbPort> find_port_for_netdev(const SysfsRoot& root, std::string_view ifna
     return port;
   }
   // dev_port may be absent or stale on old drivers: look for the port whose GID matches.
-  if (auto ports = list_directory(root.join("sys/class/infiniband/" + device + "/ports")); ports.ok()) {
+  if (auto ports = list_directory(root.join("sys/class/infiniband/" + device + "/ports"));
+      ports.ok()) {
     for (const std::string& entry : *ports) {
       auto num = parse_uint(entry, 8);
       if (!num.ok() || static_cast<int>(*num) == port->port_num) {
@@ -234,16 +251,17 @@ Result<IbPort> find_port_for_netdev(const SysfsRoot& root, std::string_view ifna
       }
     }
   }
-  return Error(ErrorCode::kNotAvailable,
-               name + ": address GID " + format_gid(addr_gid) + " does not match " + port_name(*port) +
-                   " gids/0 " + format_gid(*port->gid0) + " nor any other port of " + device);
+  return Error(ErrorCode::kNotAvailable, name + ": address GID " + format_gid(addr_gid) +
+                                             " does not match " + port_name(*port) + " gids/0 " +
+                                             format_gid(*port->gid0) + " nor any other port of " +
+                                             device);
 }
 
 PkeyMembership pkey_in_table(const IbPort& port, std::uint16_t pkey) {
   const std::uint16_t wanted = pkey & 0x7fff;
   PkeyMembership found = PkeyMembership::kAbsent;
   if (wanted == 0) {
-    return found;   // 0 and 0x8000 are invalid pkeys (empty table slots)
+    return found;  // 0 and 0x8000 are invalid pkeys (empty table slots)
   }
   for (const std::uint16_t entry : port.pkeys) {
     if ((entry & 0x7fff) != wanted) {
@@ -268,9 +286,10 @@ std::string explain_port(const IbPort& port) {
     problems.push_back("link layer is " + port.link_layer + ", not InfiniBand");
   }
   if (port.state != PortState::kActive) {
-    problems.push_back("state is " + (port.state_text.empty() ? std::string(to_string(port.state))
-                                                              : port.state_text) +
-                       ", not 4: ACTIVE");
+    problems.push_back(
+        "state is " +
+        (port.state_text.empty() ? std::string(to_string(port.state)) : port.state_text) +
+        ", not 4: ACTIVE");
   }
   if (port.phys_state != PhysState::kLinkUp) {
     problems.push_back("physical state is " +

@@ -10,6 +10,8 @@
 // The symbols exist only in the static archives, so lib/ib/CMakeLists.txt always links
 // libibverbs.a and the provider archives, also into dynamically linked test executables.
 #define RDMA_STATIC_PROVIDERS all
+#include "lib/ib/verbs_query.h"
+
 #include <endian.h>
 #include <infiniband/verbs.h>
 
@@ -20,7 +22,6 @@
 #include <vector>
 
 #include "ipoib/base/errno_error.h"
-#include "lib/ib/verbs_query.h"
 
 namespace ipoib::ib::detail {
 namespace {
@@ -71,10 +72,12 @@ std::optional<Result<IbPort>> query_port_verbs(std::string_view device, int port
   const std::string where = std::string(device) + " port " + std::to_string(port_num);
   Context ctx(ibv_open_device(found));
   if (!ctx) {
-    return Result<IbPort>(errno_error(ErrorCode::kIoFailure, "ibv_open_device " + std::string(device)));
+    return Result<IbPort>(
+        errno_error(ErrorCode::kIoFailure, "ibv_open_device " + std::string(device)));
   }
   ibv_port_attr attr{};
-  if (const int rc = ibv_query_port(ctx.get(), static_cast<std::uint8_t>(port_num), &attr); rc != 0) {
+  if (const int rc = ibv_query_port(ctx.get(), static_cast<std::uint8_t>(port_num), &attr);
+      rc != 0) {
     return Result<IbPort>(errno_error(ErrorCode::kIoFailure, "ibv_query_port " + where, rc));
   }
   IbPort port;
@@ -82,25 +85,25 @@ std::optional<Result<IbPort>> query_port_verbs(std::string_view device, int port
   port.port_num = port_num;
   port.source = QuerySource::kVerbs;
   port.state = (attr.state <= IBV_PORT_ACTIVE_DEFER) ? static_cast<PortState>(attr.state)
-                                                      : PortState::kUnknown;
+                                                     : PortState::kUnknown;
   port.state_text = state_text(port.state);
   port.phys_state = (attr.phys_state >= 1 && attr.phys_state <= 7)
                         ? static_cast<PhysState>(attr.phys_state)
                         : PhysState::kUnknown;
-  port.phys_state_text =
-      std::to_string(static_cast<int>(attr.phys_state)) + ": " + std::string(to_string(port.phys_state));
+  port.phys_state_text = std::to_string(static_cast<int>(attr.phys_state)) + ": " +
+                         std::string(to_string(port.phys_state));
   port.link_layer = attr.link_layer == IBV_LINK_LAYER_ETHERNET ? "Ethernet" : "InfiniBand";
   port.lid = attr.lid;
   port.sm_lid = attr.sm_lid;
   if (attr.active_mtu >= IBV_MTU_256 && attr.active_mtu <= IBV_MTU_4096) {
-    port.active_mtu_bytes = 128 << static_cast<int>(attr.active_mtu);   // IBV_MTU_256 == 1
+    port.active_mtu_bytes = 128 << static_cast<int>(attr.active_mtu);  // IBV_MTU_256 == 1
   }
   for (int i = 0; i < attr.pkey_tbl_len; ++i) {
     __be16 pkey_be = 0;
     if (ibv_query_pkey(ctx.get(), static_cast<std::uint8_t>(port_num), i, &pkey_be) != 0) {
       return Result<IbPort>(errno_error(ErrorCode::kIoFailure, "ibv_query_pkey " + where));
     }
-    port.pkeys.push_back(be16toh(pkey_be));   // verbs returns pkeys in network byte order
+    port.pkeys.push_back(be16toh(pkey_be));  // verbs returns pkeys in network byte order
   }
   ibv_gid gid{};
   if (ibv_query_gid(ctx.get(), static_cast<std::uint8_t>(port_num), 0, &gid) == 0) {

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "ipoib/base/error.h"
 #include "ipoib/ib/port.h"

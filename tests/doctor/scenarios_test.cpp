@@ -1,15 +1,13 @@
 // doctor.scenarios: whole-node runs of `ipoib doctor` against generated fixture trees. Each
 // scenario asserts the specific check's status and that its fix text is there.
-#include <catch2/catch.hpp>
-
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <sstream>
-
+#include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "ipoib/doctor/doctor.h"
 #include "tests/fixtures/fixture_tree.h"
@@ -87,11 +85,12 @@ TEST_CASE("a healthy node passes every check", "[doctor]") {
   CHECK(doctor::exit_status(results) == 0);
   // Every documented check ran.
   for (const char* id :
-       {"master.exists", "master.ipoib", "master.parent", "master.up", "module.ib_ipoib",
-        "port.found", "port.active", "port.link_up", "port.sm", "pkey.table", "mtu.fits",
-        "mode.connected", "ipoib.enhanced", "rdma.netns_mode", "dev.uverbs", "dev.rdma_cm",
-        "children.leaked", "cni.bin_dir", "cni.conf_dir", "cni.multus", "cni.whereabouts",
-        "store.dir", "memlock.containerd"}) {
+       {"master.exists",   "master.ipoib",    "master.parent",     "master.up",
+        "module.ib_ipoib", "port.found",      "port.active",       "port.link_up",
+        "port.sm",         "pkey.table",      "mtu.fits",          "mode.connected",
+        "ipoib.enhanced",  "rdma.netns_mode", "dev.uverbs",        "dev.rdma_cm",
+        "children.leaked", "cni.bin_dir",     "cni.conf_dir",      "cni.multus",
+        "cni.whereabouts", "store.dir",       "memlock.containerd"}) {
     CHECK(find(results, id).id == id);
   }
 }
@@ -167,11 +166,14 @@ TEST_CASE("a limited containerd memlock fails with the seed's two remedies", "[d
   INFO(dump(results));
   const CheckResult& memlock = find(results, "memlock.containerd");
   CHECK(memlock.status == CheckStatus::kFail);
-  CHECK_THAT(memlock.finding, Catch::Contains("containerd (pid 812): Max locked memory 8388608 bytes (8 MiB)"));
+  CHECK_THAT(memlock.finding,
+             Catch::Contains("containerd (pid 812): Max locked memory 8388608 bytes (8 MiB)"));
   CHECK_THAT(memlock.finding, Catch::Contains("containerd.service sets no LimitMEMLOCK"));
   CHECK_THAT(memlock.finding, Catch::Contains("/lib/systemd/system/containerd.service"));
-  CHECK_THAT(memlock.fix, Catch::Contains("add `LimitMEMLOCK=infinity` under the `[Service]` line"));
-  CHECK_THAT(memlock.fix, Catch::Contains("systemctl daemon-reload && systemctl restart containerd"));
+  CHECK_THAT(memlock.fix,
+             Catch::Contains("add `LimitMEMLOCK=infinity` under the `[Service]` line"));
+  CHECK_THAT(memlock.fix,
+             Catch::Contains("systemctl daemon-reload && systemctl restart containerd"));
   CHECK_THAT(memlock.fix, Catch::Contains("scripts/install --fix-memlock"));
   CHECK_THAT(memlock.fix, Catch::Contains("JARVICE_APP_ALLOW_ROOT_INIT"));
   CHECK(doctor::exit_status(results) == 1);
@@ -187,7 +189,8 @@ TEST_CASE("memlock: unit fixed but process not restarted, drop-ins, docker, not 
     const CheckResult& memlock = find(results, "memlock.containerd");
     CHECK(memlock.status == CheckStatus::kFail);
     CHECK_THAT(memlock.finding, Catch::Contains("started before"));
-    CHECK_THAT(memlock.fix, Catch::StartsWith("systemctl daemon-reload && systemctl restart containerd"));
+    CHECK_THAT(memlock.fix,
+               Catch::StartsWith("systemctl daemon-reload && systemctl restart containerd"));
   }
   SECTION("a drop-in sets infinity while the process is unlimited") {
     FixtureTree tree;
@@ -201,7 +204,8 @@ TEST_CASE("memlock: unit fixed but process not restarted, drop-ins, docker, not 
     const CheckResult& memlock = find(results, "memlock.containerd");
     CHECK(memlock.status == CheckStatus::kPass);
     CHECK_THAT(memlock.finding, Catch::Contains("LimitMEMLOCK=infinity"));
-    CHECK_THAT(memlock.finding, Catch::Contains("/etc/systemd/system/containerd.service.d/memlock.conf"));
+    CHECK_THAT(memlock.finding,
+               Catch::Contains("/etc/systemd/system/containerd.service.d/memlock.conf"));
   }
   SECTION("dockerd with --default-ulimit memlock=-1:-1 passes even when its own limit is low") {
     FixtureTree tree;
@@ -219,7 +223,8 @@ TEST_CASE("memlock: unit fixed but process not restarted, drop-ins, docker, not 
     CHECK(find(results, "memlock.containerd").status == CheckStatus::kPass);
     CHECK_THAT(find(results, "memlock.containerd").finding, Catch::Contains("not running"));
 
-    tree.file("lib/systemd/system/docker.service", "[Service]\nExecStart=/usr/bin/dockerd -H fd://\n");
+    tree.file("lib/systemd/system/docker.service",
+              "[Service]\nExecStart=/usr/bin/dockerd -H fd://\n");
     const auto limited = doctor::run_checks(options_for(tree));
     const CheckResult& docker = find(limited, "memlock.dockerd");
     CHECK(docker.status == CheckStatus::kFail);
@@ -249,7 +254,7 @@ TEST_CASE("exclusive RDMA netns mode fails rdma.netns_mode", "[doctor]") {
   CHECK_THAT(netns.fix, Catch::Contains("options ib_core netns_mode=1"));
   CHECK(doctor::exit_status(results) == 1);
 
-  node.netns_mode = "";   // old kernels: no parameter, always shared
+  node.netns_mode = "";  // old kernels: no parameter, always shared
   CHECK(find(run_node(node), "rdma.netns_mode").status == CheckStatus::kPass);
 }
 
@@ -257,7 +262,7 @@ TEST_CASE("leaked and refunded children are reported", "[doctor]") {
   NodeSpec node;
   node.children = {{"dev12", 12, ""},
                    {"net1", 13, "ipoib-cni:0123456789ab:net1"},
-                   {"ib0.8001", 14, ""}};   // an administrator's own child: not reported
+                   {"ib0.8001", 14, ""}};  // an administrator's own child: not reported
   const auto results = run_node(node);
   INFO(dump(results));
   const CheckResult& leaked = find(results, "children.leaked");
@@ -300,7 +305,8 @@ TEST_CASE("master problems: missing, not IPoIB, a child, down", "[doctor]") {
   options.master = "ib0";
   results = doctor::run_checks(options);
   CHECK(find(results, "master.up").status == CheckStatus::kFail);
-  CHECK(find(results, "master.up").fix == "ip link set ib0 up (and make it persistent in the node's network config)");
+  CHECK(find(results, "master.up").fix ==
+        "ip link set ib0 up (and make it persistent in the node's network config)");
 
   tree.remove("sys/module/ib_ipoib");
   results = doctor::run_checks(options);
@@ -317,7 +323,8 @@ TEST_CASE("MTU, connected mode and the enhanced-IPoIB caveat", "[doctor]") {
 
   auto results = doctor::run_checks(options);
   CHECK(find(results, "mtu.fits").status == CheckStatus::kSkip);
-  CHECK_THAT(find(results, "mtu.fits").finding, Catch::Contains("port's maximum MTU, not at ib0's 2044"));
+  CHECK_THAT(find(results, "mtu.fits").finding,
+             Catch::Contains("port's maximum MTU, not at ib0's 2044"));
   const CheckResult& enhanced = find(results, "ipoib.enhanced");
   CHECK(enhanced.status == CheckStatus::kWarn);
   CHECK_THAT(enhanced.finding, Catch::Contains("same node is dropped"));
@@ -335,7 +342,7 @@ TEST_CASE("MTU, connected mode and the enhanced-IPoIB caveat", "[doctor]") {
   CHECK(find(results, "mtu.fits").status == CheckStatus::kFail);
   CHECK_THAT(find(results, "mtu.fits").fix, Catch::Contains("72..4092"));
 
-  options.mtu = 4092;   // fits the port, above ib0's 2044: clamped by the kernel
+  options.mtu = 4092;  // fits the port, above ib0's 2044: clamped by the kernel
   results = doctor::run_checks(options);
   CHECK(find(results, "mtu.fits").status == CheckStatus::kWarn);
 
@@ -355,7 +362,9 @@ TEST_CASE("node side: devices, CNI dirs, Multus, whereabouts, store", "[doctor]"
   node.rdma_cm = false;
   node.multus = false;
   node.ipoib_installed = false;
-  node.whereabouts_content = "\x7f" "ELF some other whereabouts";
+  node.whereabouts_content =
+      "\x7f"
+      "ELF some other whereabouts";
   build_node(tree, node);
   auto options = options_for(tree);
   options.store_dir = "/var/lib/cni/ipoib-ipam";
@@ -378,8 +387,12 @@ TEST_CASE("node side: devices, CNI dirs, Multus, whereabouts, store", "[doctor]"
   CHECK_THAT(store.fix, Catch::Contains("chmod 0700"));
 
   // This project's binary installed as whereabouts carries the marker.
-  tree.file("opt/cni/bin/whereabouts", "\x7f" "ELF ... ipoib-cni-binary-marker:v1 ...", 0755);
-  std::filesystem::permissions(tree.abs("var/lib/cni/ipoib-ipam"), std::filesystem::perms::owner_all);
+  tree.file("opt/cni/bin/whereabouts",
+            "\x7f"
+            "ELF ... ipoib-cni-binary-marker:v1 ...",
+            0755);
+  std::filesystem::permissions(tree.abs("var/lib/cni/ipoib-ipam"),
+                               std::filesystem::perms::owner_all);
   results = doctor::run_checks(options);
   CHECK(find(results, "cni.whereabouts").status == CheckStatus::kPass);
   CHECK(find(results, "store.dir").status == CheckStatus::kPass);
@@ -404,8 +417,8 @@ TEST_CASE("CLI: table, JSON shape and exit status", "[doctor]") {
   std::ostringstream err;
 
   SECTION("healthy node, table") {
-    const int status = doctor::run_cli({"--root", tree.path(), "--no-verbs", "--pkey", "0x8001"},
-                                       out, err);
+    const int status =
+        doctor::run_cli({"--root", tree.path(), "--no-verbs", "--pkey", "0x8001"}, out, err);
     CHECK(status == 0);
     CHECK_THAT(out.str(), Catch::StartsWith("STATUS  CHECK"));
     CHECK_THAT(out.str(), Catch::Contains("PASS    port.active"));
@@ -417,7 +430,7 @@ TEST_CASE("CLI: table, JSON shape and exit status", "[doctor]") {
     tree.file("sys/class/infiniband/mlx5_0/ports/1/state", "1: DOWN\n");
     const int status = doctor::run_cli({"--json", "--root=" + tree.path(), "--no-verbs"}, out, err);
     CHECK(status == 1);
-    const auto doc = nlohmann::json::parse(out.str());   // exactly one JSON document
+    const auto doc = nlohmann::json::parse(out.str());  // exactly one JSON document
     CHECK(doc.at("ok") == false);
     CHECK(doc.at("summary").at("fail").get<int>() >= 1);
     CHECK(doc.at("summary").size() == 4);
@@ -443,14 +456,16 @@ TEST_CASE("CLI: table, JSON shape and exit status", "[doctor]") {
           total);
   }
   SECTION("--config takes master, pkey and mtu from a NAD in YAML") {
-    tree.file("nad.yaml",
-              "apiVersion: \"k8s.cni.cncf.io/v1\"\nkind: NetworkAttachmentDefinition\n"
-              "metadata:\n  name: jarvice-ipoib\nspec:\n  config: '{\n  \"cniVersion\": \"0.3.1\",\n"
-              "  \"type\": \"ipoib\",\n  \"name\": \"jarvice-ipoib\",\n  \"master\": \"ib0\",\n"
-              "  \"pkey\": \"0x8005\",\n  \"ipam\": {\n    \"type\": \"whereabouts\",\n"
-              "    \"range\": \"192.168.0.0/24\"\n  }\n}'\n");
+    tree.file(
+        "nad.yaml",
+        "apiVersion: \"k8s.cni.cncf.io/v1\"\nkind: NetworkAttachmentDefinition\n"
+        "metadata:\n  name: jarvice-ipoib\nspec:\n  config: '{\n  \"cniVersion\": \"0.3.1\",\n"
+        "  \"type\": \"ipoib\",\n  \"name\": \"jarvice-ipoib\",\n  \"master\": \"ib0\",\n"
+        "  \"pkey\": \"0x8005\",\n  \"ipam\": {\n    \"type\": \"whereabouts\",\n"
+        "    \"range\": \"192.168.0.0/24\"\n  }\n}'\n");
     const int status = doctor::run_cli(
-        {"--root", tree.path(), "--no-verbs", "--json", "--config", tree.abs("nad.yaml")}, out, err);
+        {"--root", tree.path(), "--no-verbs", "--json", "--config", tree.abs("nad.yaml")}, out,
+        err);
     CHECK(status == 1);
     const auto doc = nlohmann::json::parse(out.str());
     bool saw = false;
@@ -499,13 +514,14 @@ TEST_CASE("the real host: one JSON document whose exit status matches its FAILs"
 
 TEST_CASE("enhanced IPoIB is recognised by the driver, not the device name", "[doctor]") {
   NodeSpec node;
-  node.device = "ibp59s0";   // udev-renamed mlx5 device
+  node.device = "ibp59s0";  // udev-renamed mlx5 device
   node.driver = "mlx5_core";
   doctor::DoctorOptions options;
   options.mode = "connected";
   auto results = run_node(node, &options);
   CHECK(find(results, "mode.connected").status == CheckStatus::kFail);
-  CHECK_THAT(find(results, "mode.connected").finding, Catch::Contains("ibp59s0 runs enhanced IPoIB"));
+  CHECK_THAT(find(results, "mode.connected").finding,
+             Catch::Contains("ibp59s0 runs enhanced IPoIB"));
 
   node.device = "mlx4_0";
   node.driver = "mlx4_core";
@@ -555,12 +571,15 @@ TEST_CASE("store directory layout problems and a lock held by another process", 
   CHECK_THAT(find(results, "store.dir").finding,
              Catch::Contains("lock held by pid " + std::to_string(holder)));
 
-  std::filesystem::permissions(tree.abs("store/pool-net"), static_cast<std::filesystem::perms>(0666));
+  std::filesystem::permissions(tree.abs("store/pool-net"),
+                               static_cast<std::filesystem::perms>(0666));
   results = doctor::run_checks(options);
   CHECK(find(results, "store.dir").status == CheckStatus::kFail);
-  CHECK_THAT(find(results, "store.dir").finding, Catch::Contains("pool-net is writable by other users"));
+  CHECK_THAT(find(results, "store.dir").finding,
+             Catch::Contains("pool-net is writable by other users"));
 
-  std::filesystem::permissions(tree.abs("store/pool-net"), static_cast<std::filesystem::perms>(0600));
+  std::filesystem::permissions(tree.abs("store/pool-net"),
+                               static_cast<std::filesystem::perms>(0600));
   tree.remove("store/lock");
   tree.symlink("store/lock", "/etc/passwd");
   results = doctor::run_checks(options);

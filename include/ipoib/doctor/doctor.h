@@ -7,10 +7,10 @@
 //   doctor::DoctorOptions options;
 //   options.master = "ib0";
 //   options.pkey = 0x8001;
-//   options.roots = doctor::Roots::under("/tmp/fixture");      // <dir>/sys, <dir>/proc, <dir>/etc...
-//   std::vector<doctor::CheckResult> results = doctor::run_checks(options);
-//   std::cout << doctor::render_table(results);                // or doctor::to_json(results)
-//   return doctor::exit_status(results);                       // 1 when any FAIL
+//   options.roots = doctor::Roots::under("/tmp/fixture");      // <dir>/sys, <dir>/proc,
+//   <dir>/etc... std::vector<doctor::CheckResult> results = doctor::run_checks(options); std::cout
+//   << doctor::render_table(results);                // or doctor::to_json(results) return
+//   doctor::exit_status(results);                       // 1 when any FAIL
 //
 // The command line (`ipoib doctor --help` lists the options):
 //
@@ -19,45 +19,44 @@
 
 #include <cstdint>
 #include <iosfwd>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "ipoib/base/error.h"
 
 namespace ipoib::doctor {
 
 enum class CheckStatus { kPass, kWarn, kFail, kSkip };
-std::string_view to_string(CheckStatus status);   // "PASS", "WARN", "FAIL", "SKIP"
+std::string_view to_string(CheckStatus status);  // "PASS", "WARN", "FAIL", "SKIP"
 
 struct CheckResult {
-  std::string id;        // stable machine name, "port.active"
-  std::string title;     // "HCA port ACTIVE"
+  std::string id;     // stable machine name, "port.active"
+  std::string title;  // "HCA port ACTIVE"
   CheckStatus status = CheckStatus::kSkip;
-  std::string finding;   // what was seen, with the values read
-  std::string fix;       // the exact remedy; "" for PASS/SKIP
+  std::string finding;  // what was seen, with the values read
+  std::string fix;      // the exact remedy; "" for PASS/SKIP
 };
 
 // Where the node's filesystems are. Each is the directory that plays "/" for that purpose.
 struct Roots {
-  std::string sysfs = "/";    // <sysfs>/sys/class/net, <sysfs>/sys/module, ...
-  std::string procfs = "/";   // <procfs>/proc/<pid>/{comm,limits,cmdline}, /proc/sys/kernel
-  std::string host = "/";     // <host>/etc, <host>/lib/systemd, <host>/dev, CNI and store dirs
+  std::string sysfs = "/";   // <sysfs>/sys/class/net, <sysfs>/sys/module, ...
+  std::string procfs = "/";  // <procfs>/proc/<pid>/{comm,limits,cmdline}, /proc/sys/kernel
+  std::string host = "/";    // <host>/etc, <host>/lib/systemd, <host>/dev, CNI and store dirs
   static Roots under(const std::string& dir) { return Roots{dir, dir, dir}; }
 };
 
 struct DoctorOptions {
-  std::optional<std::string> master;        // auto-detected when the node has exactly one parent
+  std::optional<std::string> master;  // auto-detected when the node has exactly one parent
   std::optional<std::uint16_t> pkey;
-  std::optional<std::string> mode;          // "datagram" | "connected"
+  std::optional<std::string> mode;  // "datagram" | "connected"
   std::optional<int> mtu;
   // Absolute paths on the node; resolved under roots.host.
   std::string cni_bin_dir = "/opt/cni/bin";
   std::string cni_conf_dir = "/etc/cni/net.d";
-  std::string store_dir;                    // "" -> ipam::kDefaultStoreDir
+  std::string store_dir;  // "" -> ipam::kDefaultStoreDir
   Roots roots;
   // Query libibverbs too (only meaningful when roots.sysfs is "/").
   enum class UseVerbs { kYes, kNo } use_verbs = UseVerbs::kYes;

@@ -59,27 +59,28 @@ enum class QuerySource { kSysfs, kVerbs };
 
 // One HCA port as the netdev sees it.
 struct IbPort {
-  std::string netdev;                 // "ib0": the interface the port was found from ("" if direct)
-  std::string device;                 // RDMA device name, "mlx5_0"
-  int port_num = 0;                   // 1-based (sysfs dev_port + 1)
+  std::string netdev;  // "ib0": the interface the port was found from ("" if direct)
+  std::string device;  // RDMA device name, "mlx5_0"
+  int port_num = 0;    // 1-based (sysfs dev_port + 1)
   PortState state = PortState::kUnknown;
-  std::string state_text;             // sysfs text verbatim, "4: ACTIVE"
+  std::string state_text;  // sysfs text verbatim, "4: ACTIVE"
   PhysState phys_state = PhysState::kUnknown;
-  std::string phys_state_text;        // "5: LinkUp"
-  std::string link_layer;             // "InfiniBand" (IPoIB needs this, not "Ethernet")
+  std::string phys_state_text;  // "5: LinkUp"
+  std::string link_layer;       // "InfiniBand" (IPoIB needs this, not "Ethernet")
   std::uint16_t lid = 0;
-  std::uint16_t sm_lid = 0;           // 0: no subnet manager has configured the port
+  std::uint16_t sm_lid = 0;  // 0: no subnet manager has configured the port
   // The port's pkey table in index order, host byte order, membership bit (0x8000) included;
   // empty slots (0x0000) are kept so indexes match ibv_query_pkey.
   std::vector<std::uint16_t> pkeys;
-  std::optional<std::array<std::uint8_t, 16>> gid0;   // ports/<n>/gids/0 (the port GID)
-  std::string rate;                   // "100 Gb/sec (4X EDR)", "" if unreadable
-  std::optional<int> active_mtu_bytes;  // IB MTU (256..4096); only verbs reports it
+  std::optional<std::array<std::uint8_t, 16>> gid0;  // ports/<n>/gids/0 (the port GID)
+  std::string rate;                                  // "100 Gb/sec (4X EDR)", "" if unreadable
+  std::optional<int> active_mtu_bytes;               // IB MTU (256..4096); only verbs reports it
   QuerySource source = QuerySource::kSysfs;
 };
 
 // Reads ports/<port_num> of `device` under <root>/sys/class/infiniband.
-// Errors: device or port directory missing -> kNotAvailable; unreadable/garbled state -> kIoFailure.
+// Errors: device or port directory missing -> kNotAvailable; unreadable/garbled state ->
+// kIoFailure.
 Result<IbPort> read_port(const SysfsRoot& root, std::string_view device, int port_num);
 
 // Maps a netdev to its HCA port via /sys/class/net/<ifname>/device/infiniband/<dev> and
@@ -112,8 +113,8 @@ std::string explain_carrier_down(const IbPort& port, std::optional<std::uint16_t
 // "4: ACTIVE" -> kActive; unknown or garbled -> kUnknown. Same for phys_state.
 PortState parse_port_state(std::string_view sysfs_text);
 PhysState parse_phys_state(std::string_view sysfs_text);
-std::string_view to_string(PortState state);   // "ACTIVE"
-std::string_view to_string(PhysState state);   // "LinkUp"
+std::string_view to_string(PortState state);  // "ACTIVE"
+std::string_view to_string(PhysState state);  // "LinkUp"
 
 // "fe80:0000:0000:0000:0002:c903:00f1:2345" (sysfs gid format) <-> 16 bytes.
 std::optional<std::array<std::uint8_t, 16>> parse_gid(std::string_view text);

@@ -1,7 +1,8 @@
 // ipoib/ib/sysfs_file.h — reading small pseudo-files (sysfs, procfs) and listing directories.
 //
-//   IPOIB_TRY_ASSIGN(std::string state, ib::read_trimmed("/sys/class/infiniband/mlx5_0/ports/1/state"));
-//   IPOIB_TRY_ASSIGN(auto names, ib::list_directory("/sys/class/net"));
+//   IPOIB_TRY_ASSIGN(std::string state,
+//   ib::read_trimmed("/sys/class/infiniband/mlx5_0/ports/1/state")); IPOIB_TRY_ASSIGN(auto names,
+//   ib::list_directory("/sys/class/net"));
 //
 // Pseudo-files report their size as 4096 or 0, so they are read to EOF with a cap, never stat'ed.
 #pragma once

@@ -44,8 +44,10 @@ TEST_CASE("systemd unit files: main file, drop-ins, continuations, resets", "[do
   // /etc overrides /lib for the main file; drop-ins apply in file-name order; an /etc drop-in
   // masks the /lib one with the same name; an empty assignment resets.
   tree.file("etc/systemd/system/containerd.service", "[Service]\nExecStart=/opt/containerd\n");
-  tree.file("lib/systemd/system/containerd.service.d/10-limit.conf", "[Service]\nLimitMEMLOCK=1024\n");
-  tree.file("etc/systemd/system/containerd.service.d/10-limit.conf", "[Service]\nLimitMEMLOCK=infinity\n");
+  tree.file("lib/systemd/system/containerd.service.d/10-limit.conf",
+            "[Service]\nLimitMEMLOCK=1024\n");
+  tree.file("etc/systemd/system/containerd.service.d/10-limit.conf",
+            "[Service]\nLimitMEMLOCK=infinity\n");
   tree.file("etc/systemd/system/containerd.service.d/README", "LimitMEMLOCK=0\n");
   unit = read_unit(tree.path(), "containerd.service");
   CHECK(unit.files.size() == 2);
@@ -118,17 +120,17 @@ TEST_CASE("--config reads a network config, a conflist or a NAD", "[doctor]") {
     CHECK(options.store_dir == "/s");
   }
   SECTION("conflist") {
-    tree.file("c.conflist",
-              R"({"cniVersion":"1.0.0","name":"n","plugins":[{"type":"tuning"},)"
-              R"({"type":"ipoib","master":"ib2","pkey":"0x7fff"}]})");
+    tree.file("c.conflist", R"({"cniVersion":"1.0.0","name":"n","plugins":[{"type":"tuning"},)"
+                            R"({"type":"ipoib","master":"ib2","pkey":"0x7fff"}]})");
     doctor::DoctorOptions options;
     REQUIRE(doctor::apply_config_file(tree.abs("c.conflist"), options).ok());
     CHECK(options.master == "ib2");
     CHECK(options.pkey == 0x7fff);
   }
   SECTION("NAD as JSON") {
-    tree.file("nad.json",
-              R"({"kind":"NetworkAttachmentDefinition","spec":{"config":"{\"type\":\"ipoib\",\"master\":\"ib3\"}"}})");
+    tree.file(
+        "nad.json",
+        R"({"kind":"NetworkAttachmentDefinition","spec":{"config":"{\"type\":\"ipoib\",\"master\":\"ib3\"}"}})");
     doctor::DoctorOptions options;
     REQUIRE(doctor::apply_config_file(tree.abs("nad.json"), options).ok());
     CHECK(options.master == "ib3");

@@ -1,7 +1,8 @@
+#include "ipoib/ib/port.h"
+
 #include <catch2/catch.hpp>
 
 #include "ipoib/ib/netdev.h"
-#include "ipoib/ib/port.h"
 #include "tests/fixtures/fixture_tree.h"
 
 using namespace ipoib;
@@ -51,7 +52,7 @@ TEST_CASE("pkey lookup matches the low 15 bits and prefers full membership", "[i
 TEST_CASE("a netdev maps to its HCA port through sysfs", "[ib]") {
   FixtureTree tree;
   NodeSpec node;
-  node.dev_port = 1;   // port 2
+  node.dev_port = 1;  // port 2
   build_node(tree, node);
   const ib::SysfsRoot root{tree.path()};
 
@@ -91,7 +92,7 @@ TEST_CASE("pkey table indexes sort numerically", "[ib]") {
   auto port = ib::read_port(ib::SysfsRoot{tree.path()}, "mlx5_0", 1);
   REQUIRE(port.ok());
   REQUIRE(port->pkeys.size() == 12);
-  CHECK(port->pkeys[11] == 0x8011);   // "11" sorts before "2" as text
+  CHECK(port->pkeys[11] == 0x8011);  // "11" sorts before "2" as text
 }
 
 TEST_CASE("the interface GID cross-checks gids/0 and finds the right port", "[ib]") {
@@ -99,7 +100,8 @@ TEST_CASE("the interface GID cross-checks gids/0 and finds the right port", "[ib
   NodeSpec node;
   build_node(tree, node);
   // dev_port says port 1, but the address GID belongs to port 2.
-  tree.file("sys/class/infiniband/mlx5_0/ports/1/gids/0", "fe80:0000:0000:0000:0002:c903:00f1:9999\n");
+  tree.file("sys/class/infiniband/mlx5_0/ports/1/gids/0",
+            "fe80:0000:0000:0000:0002:c903:00f1:9999\n");
   tree.file("sys/class/infiniband/mlx5_0/ports/2/state", "4: ACTIVE\n");
   tree.file("sys/class/infiniband/mlx5_0/ports/2/gids/0", node.gid0 + "\n");
   const ib::SysfsRoot root{tree.path()};
@@ -107,7 +109,8 @@ TEST_CASE("the interface GID cross-checks gids/0 and finds the right port", "[ib
   REQUIRE(port.ok());
   CHECK(port->port_num == 2);
 
-  tree.file("sys/class/infiniband/mlx5_0/ports/2/gids/0", "fe80:0000:0000:0000:0002:c903:00f1:8888\n");
+  tree.file("sys/class/infiniband/mlx5_0/ports/2/gids/0",
+            "fe80:0000:0000:0000:0002:c903:00f1:8888\n");
   auto mismatch = ib::find_port_for_netdev(root, "ib0");
   REQUIRE_FALSE(mismatch.ok());
   CHECK(mismatch.error().code() == ErrorCode::kNotAvailable);
@@ -200,7 +203,7 @@ TEST_CASE("read_netdev reads attributes and tells parents from children", "[ib]"
   CHECK(child->iflink == 4);
   CHECK(child->ifalias == "ipoib-cni:abc:net1");
   CHECK_FALSE(child->admin_up());
-  CHECK_FALSE(child->mode);    // netlink children have no mode/pkey sysfs files
+  CHECK_FALSE(child->mode);  // netlink children have no mode/pkey sysfs files
   CHECK_FALSE(child->carrier);
 
   // A sysfs-created child is recognised by its `parent` attribute alone.

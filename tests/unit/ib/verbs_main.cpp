@@ -51,8 +51,8 @@ int main() {
       continue;
     }
     const ib::IbPort& v = verbs_port->value();
-    if (v.state != sysfs_port->state || v.sm_lid != sysfs_port->sm_lid || v.lid != sysfs_port->lid ||
-        v.pkeys != sysfs_port->pkeys || v.gid0 != sysfs_port->gid0) {
+    if (v.state != sysfs_port->state || v.sm_lid != sysfs_port->sm_lid ||
+        v.lid != sysfs_port->lid || v.pkeys != sysfs_port->pkeys || v.gid0 != sysfs_port->gid0) {
       std::printf("FAIL: %s: verbs and sysfs disagree on %s port %d\n", name.c_str(),
                   v.device.c_str(), v.port_num);
       ++failures;
