@@ -3,10 +3,16 @@
 // configuration parsing, no IPAM, no result JSON, no libraries beyond libc).
 //
 //   floor add <parent> <netns-path> <tmp-name> <ifname> <a.b.c.d/len>
-//       RTM_NEWLINK macvlan child <tmp-name> of <parent> (in the caller's netns), RTM_SETLINK
-//       IFLA_NET_NS_FD into <netns-path>, then inside it: rename to <ifname>, RTM_NEWADDR, set up.
-//       The same steps an IPoIB ADD takes: the parent is looked up in the requesting socket's
-//       netns, so the child is created there and moved (ipoib_new_child_link / rtnl_newlink).
+//       One RTM_NEWLINK creates macvlan child <tmp-name> of <parent> and moves it: IFLA_LINK is
+//       looked up in the requesting socket's netns and IFLA_NET_NS_FD names the netns the device
+//       is registered in (rtnl_newlink_create: rtnl_create_link(dest_net) then
+//       ops->newlink(src_net = the socket's net); ipoib_new_child_link looks its parent up in
+//       that src_net too). Then, inside <netns-path>: rename to <ifname>, RTM_NEWADDR, set up.
+//       This is what Debian's Go macvlan does (netlink.LinkAdd with Namespace set).
+//   floor add-move <same arguments>
+//       The same with create and move as two requests (RTM_NEWLINK in the caller's netns, then
+//       RTM_SETLINK IFLA_NET_NS_FD). Reported next to `add` because the separate move costs a
+//       synchronize_net() (dev_change_net_namespace), i.e. one RCU grace period per ADD.
 //   floor del <netns-path> <ifname>
 //       RTM_DELLINK by name inside <netns-path>. Bound by the kernel: unregister_netdevice waits
 //       for RCU (synchronize_net in rollback_registered_many), so this is the DEL floor.
@@ -114,8 +120,10 @@ static int open_netns(const char* path) {
   return fd;
 }
 
-static int cmd_add(const char* parent, const char* netns_path, const char* tmp_name,
-                   const char* ifname, const char* cidr) {
+enum MoveHow { kMoveInCreate, kMoveSeparately };
+
+static int cmd_add(enum MoveHow how, const char* parent, const char* netns_path,
+                   const char* tmp_name, const char* ifname, const char* cidr) {
   char addr_text[INET_ADDRSTRLEN + 4];
   snprintf(addr_text, sizeof(addr_text), "%s", cidr);
   char* slash = strchr(addr_text, '/');
@@ -135,11 +143,15 @@ static int cmd_add(const char* parent, const char* netns_path, const char* tmp_n
   struct Request r;
   struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC};
 
-  // 1. Create the child under a temporary name in the parent's netns.
+  const uint32_t ns = (uint32_t)ns_fd;
+
+  // 1. Create the child under a temporary name (a pod may already have an interface with the
+  //    final name's peer in the parent's netns), registered in the pod netns when kMoveInCreate.
   req_init(&r, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifi, sizeof(ifi));
   const uint32_t link = parent_index;
   attr_put(&r, IFLA_LINK, &link, sizeof(link));
   attr_put(&r, IFLA_IFNAME, tmp_name, strlen(tmp_name) + 1);
+  if (how == kMoveInCreate) attr_put(&r, IFLA_NET_NS_FD, &ns, sizeof(ns));
   struct rtattr* info = nest_begin(&r, IFLA_LINKINFO);
   attr_put(&r, IFLA_INFO_KIND, "macvlan", strlen("macvlan"));
   struct rtattr* data = nest_begin(&r, IFLA_INFO_DATA);
@@ -149,12 +161,13 @@ static int cmd_add(const char* parent, const char* netns_path, const char* tmp_n
   nest_end(&r, info);
   nl_call(fd, &r, "create child");
 
-  // 2. Move it into the pod netns (looked up by name: ifi_index 0 + IFLA_IFNAME).
-  req_init(&r, RTM_SETLINK, 0, &ifi, sizeof(ifi));
-  attr_put(&r, IFLA_IFNAME, tmp_name, strlen(tmp_name) + 1);
-  const uint32_t ns = (uint32_t)ns_fd;
-  attr_put(&r, IFLA_NET_NS_FD, &ns, sizeof(ns));
-  nl_call(fd, &r, "move to netns");
+  // 2. Otherwise move it into the pod netns (looked up by name: ifi_index 0 + IFLA_IFNAME).
+  if (how == kMoveSeparately) {
+    req_init(&r, RTM_SETLINK, 0, &ifi, sizeof(ifi));
+    attr_put(&r, IFLA_IFNAME, tmp_name, strlen(tmp_name) + 1);
+    attr_put(&r, IFLA_NET_NS_FD, &ns, sizeof(ns));
+    nl_call(fd, &r, "move to netns");
+  }
   close(fd);
 
   // 3. Inside the pod netns: a socket opened there talks to that netns' rtnl.
@@ -201,13 +214,16 @@ static int cmd_del(const char* netns_path, const char* ifname) {
 
 int main(int argc, char** argv) {
   if (argc == 7 && strcmp(argv[1], "add") == 0) {
-    return cmd_add(argv[2], argv[3], argv[4], argv[5], argv[6]);
+    return cmd_add(kMoveInCreate, argv[2], argv[3], argv[4], argv[5], argv[6]);
+  }
+  if (argc == 7 && strcmp(argv[1], "add-move") == 0) {
+    return cmd_add(kMoveSeparately, argv[2], argv[3], argv[4], argv[5], argv[6]);
   }
   if (argc == 4 && strcmp(argv[1], "del") == 0) {
     return cmd_del(argv[2], argv[3]);
   }
   fprintf(stderr,
-          "usage: floor add PARENT NETNS_PATH TMP_NAME IFNAME A.B.C.D/LEN\n"
+          "usage: floor add|add-move PARENT NETNS_PATH TMP_NAME IFNAME A.B.C.D/LEN\n"
           "       floor del NETNS_PATH IFNAME\n");
   return 2;
 }
