@@ -1,0 +1,352 @@
+#!/usr/bin/env python3
+"""Runs the hostile-input corpus (tests/hardening/corpus/*.json) against the real binaries.
+
+Every case describes one hostile input: a change to the base network configuration, raw stdin,
+or changed environment variables, optionally planted files (symlinks / hard links into a victim
+file). It runs, for each of its targets,
+  ipoib        the plugin (`ipoib-testkind`, inside a throwaway node netns with a veth parent;
+               needs root)
+  whereabouts  the built-in IPAM plugin (the `ipoib` binary invoked under that name; no root)
+in a fresh temporary tree per case and target, and asserts:
+  - exit status non-zero, and not a signal (no crash);
+  - stdout holds exactly one JSON document with an integer `code` and a string `msg`;
+  - `msg` contains the case's keyword (case-insensitive) and `code` is one of the case's codes;
+  - no sanitizer report on stderr (the ASan+UBSan build);
+  - nothing outside the store directory changed: a snapshot of the temporary tree (names, types,
+    modes, sizes, contents, link targets) before equals the one after, and the victim file is
+    unchanged;
+  - (ipoib) no interface left in the pod or the node netns.
+
+Case file format (JSON):
+  {"description": "...",
+   "targets": ["ipoib", "whereabouts"],          default both
+   "command": "ADD",                              default ADD
+   "patch": {...},        RFC 7386 merge patch onto the base config (null deletes a key)
+   "stdin": "...",        raw stdin instead of the config (a string; \\uXXXX for bytes < 256
+                          with "stdin_latin1": true to send them as single raw bytes)
+   "env": {"CNI_IFNAME": "../x"},                 overrides; null removes the variable
+   "plant": [{"path": "store/pool-_default", "symlink": "victim"} |
+             {"path": "store/lock", "hardlink": "victim"} | {"path": "store", "dir": true} |
+             {"path": "fifo", "fifo": true}],
+   "keyword": "network name", "codes": [7]}
+Generated values (so the corpus stays small): {"$repeat": "ab", "count": N} -> a string;
+{"$array": ELEM, "count": N, "last": ELEM2} -> a list; {"$nest": "[", "depth": N} -> a string of
+N nested arrays (or objects with "{"), to be used inside "stdin" via "@NEST@" or as a raw value
+with "$raw". Placeholders in every string: @STORE@ @TMP@ @MASTER@ @NETNS@ @VICTIM@.
+
+Exit: 0 all cases passed, 1 a case failed, 77 no target can run here (ipoib only, not root).
+  hostile_inputs.py --testkind BIN --ipoib BIN [--targets ipoib,whereabouts] [CASE...]
+"""
+import argparse
+import ctypes
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+
+SKIP = 77
+CLONE_NEWNET = 0x40000000
+HERE = os.path.dirname(os.path.abspath(__file__))
+TEMP_CHILD = re.compile(r"^ipt[0-9a-f]{12}$")
+HANG_SECONDS = 20
+VICTIM_TEXT = "root:x:0:0:root:/root:/bin/bash\nvictim:x:1000:1000::/home/victim:/bin/sh\n"
+
+
+def base_config():
+    return {"cniVersion": "1.0.0", "name": "n", "type": "ipoib", "master": "@MASTER@",
+            "ipam": {"type": "whereabouts", "range": "10.9.0.0/16", "store_dir": "@STORE@"}}
+
+
+def expand(value):
+    """Generated values ($repeat, $array, $nest)."""
+    if isinstance(value, dict):
+        if "$repeat" in value:
+            return value["$repeat"] * value["count"]
+        if "$array" in value:
+            items = [expand(value["$array"])] * value["count"]
+            if "last" in value:
+                items[-1] = expand(value["last"])
+            return items
+        if "$nest" in value:
+            depth, closed = value["depth"], value.get("closed", True)
+            if value["$nest"] == "{":  # {"a":{"a":...{}...}}
+                return '{"a":' * (depth - 1) + "{" + "}" * (depth if closed else 0)
+            return "[" * depth + "]" * (depth if closed else 0)
+        return {k: expand(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand(v) for v in value]
+    return value
+
+
+def merge_patch(target, patch):
+    if not isinstance(patch, dict):
+        return patch
+    if not isinstance(target, dict):
+        target = {}
+    out = dict(target)
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = merge_patch(out.get(k), v)
+    return out
+
+
+def substitute(value, subst):
+    if isinstance(value, str):
+        for k, v in subst.items():
+            value = value.replace(k, v)
+        return value
+    if isinstance(value, dict):
+        return {substitute(k, subst): substitute(v, subst) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, subst) for v in value]
+    return value
+
+
+def snapshot(root, skip):
+    """Everything under `root` except the subtree `skip`: path -> description."""
+    seen = {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        if os.path.abspath(dirpath) == os.path.abspath(skip):
+            dirnames[:] = []
+            continue
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            if os.path.abspath(path) == os.path.abspath(skip):
+                continue
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                desc = ("link", os.readlink(path))
+            elif stat.S_ISREG(st.st_mode):
+                with open(path, "rb") as f:
+                    desc = ("file", oct(st.st_mode), st.st_size, hashlib.sha256(f.read()).hexdigest())
+            else:
+                desc = ("other", oct(st.st_mode))
+            seen[os.path.relpath(path, root)] = desc
+    return seen
+
+
+def sanitizer_report(text):
+    return any(m in text for m in ("ERROR: AddressSanitizer", "runtime error:",
+                                   "ERROR: LeakSanitizer", "SUMMARY: UndefinedBehaviorSanitizer"))
+
+
+class NodeNetns:
+    """Node netns with a veth parent and a pod netns; this process joins the node netns so every
+    plugin it starts sees the parent as a host would."""
+
+    def __init__(self):
+        pid = os.getpid()
+        self.node, self.pod, self.master = f"hostile-node-{pid}", f"hostile-pod-{pid}", f"hh{pid}"
+        self.created = []
+
+    def __enter__(self):
+        for ns in (self.node, self.pod):
+            subprocess.run(["ip", "netns", "add", ns], check=True, stderr=subprocess.PIPE)
+            self.created.append(ns)
+        subprocess.run(["ip", "-n", self.node, "link", "add", self.master, "type", "veth", "peer",
+                        "name", self.master + "p"], check=True)
+        subprocess.run(["ip", "-n", self.node, "link", "set", self.master, "up"], check=True)
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(f"/run/netns/{self.node}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns")
+        finally:
+            os.close(fd)
+        return self
+
+    def __exit__(self, *exc):
+        for ns in reversed(self.created):
+            subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
+
+    def leftovers(self):
+        left = []
+        for cmd, where in ((["ip", "-j", "link", "show"], "node"),
+                           (["ip", "-n", self.pod, "-j", "link", "show"], "pod")):
+            for link in json.loads(subprocess.run(cmd, stdout=subprocess.PIPE, check=True).stdout):
+                alias = link.get("ifalias", "")
+                name = link["ifname"]
+                if where == "pod" and name != "lo" or where == "node" and (
+                        alias.startswith("ipoib-cni:") or TEMP_CHILD.match(name)):
+                    left.append(f"{where} netns: link {name} alias {alias!r}")
+                    subprocess.run(["ip", "-n", self.pod if where == "pod" else self.node, "link",
+                                    "del", name], stderr=subprocess.DEVNULL)
+        return left
+
+
+def run_case(case_name, case, target, binaries, node, workroot):
+    tmp = tempfile.mkdtemp(prefix=f"{target}-", dir=workroot)
+    store = os.path.join(tmp, "store")
+    victim = os.path.join(tmp, "victim")
+    with open(victim, "w") as f:
+        f.write(VICTIM_TEXT)
+    os.chmod(victim, 0o644)
+    subst = {"@STORE@": store, "@TMP@": tmp, "@VICTIM@": victim,
+             "@MASTER@": node.master if node else "ib0",
+             "@NETNS@": f"/run/netns/{node.pod}" if node else "/run/netns/none"}
+    for p in case.get("plant", []):
+        path = os.path.join(tmp, p["path"])
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        if p.get("dir"):
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        elif "symlink" in p:
+            os.symlink(substitute(os.path.join(tmp, p["symlink"]), subst), path)
+        elif "hardlink" in p:
+            os.link(os.path.join(tmp, p["hardlink"]), path)
+        elif p.get("fifo"):
+            os.mkfifo(path, 0o600)
+    # The ipoib target runs `ipoib-testkind`; whereabouts runs the real ipoib binary under the
+    # name whereabouts (a symlink made before the snapshot, so it is part of the baseline).
+    bindir = os.path.join(tmp, "bin")
+    os.makedirs(bindir)
+    if target == "whereabouts":
+        exe = os.path.join(bindir, "whereabouts")
+        os.symlink(binaries["ipoib"], exe)
+    else:
+        exe = binaries["testkind"]
+
+    if "stdin" in case:
+        text = substitute(expand(case["stdin"]), subst)
+        if isinstance(text, list):
+            text = "".join(text)
+        if "@NEST@" in text:
+            text = text.replace("@NEST@", expand(case["nest"]))
+        stdin = text.encode("latin-1") if case.get("stdin_latin1") else text.encode()
+    else:
+        conf = substitute(merge_patch(base_config(), expand(case.get("patch", {}))), subst)
+        if target == "whereabouts" and "type" not in case.get("patch", {}):
+            conf["type"] = "whereabouts"
+        stdin = json.dumps(conf).encode()
+        if "raw_suffix" in case:
+            # Appended inside the top-level object: duplicate keys, raw numbers like 1e309.
+            suffix = substitute(case["raw_suffix"], subst)
+            if "@NEST@" in suffix:
+                suffix = suffix.replace("@NEST@", expand(case["nest"]))
+            stdin = stdin[:-1] + b", " + suffix.encode("latin-1") + b"}"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "CNI_COMMAND": case.get("command", "ADD"),
+           "CNI_CONTAINERID": "hostile-1", "CNI_NETNS": subst["@NETNS@"], "CNI_IFNAME": "net1",
+           "CNI_PATH": bindir, "CNI_ARGS": "IgnoreUnknown=1;K8S_POD_NAMESPACE=ns;K8S_POD_NAME=pod"}
+    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+        if k in os.environ:
+            env[k] = os.environ[k]
+    env_bytes = {k.encode(): v.encode() for k, v in env.items()}
+    for k, v in case.get("env", {}).items():
+        if v is None:
+            env_bytes.pop(k.encode(), None)
+        else:
+            v = substitute(expand(v), subst)
+            env_bytes[k.encode()] = v.encode("latin-1") if case.get("env_latin1") else v.encode()
+
+    before = snapshot(tmp, store)
+    try:
+        r = subprocess.run([exe], input=stdin, env=env_bytes, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=HANG_SECONDS)
+    except subprocess.TimeoutExpired:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return [f"hung: no exit within {HANG_SECONDS} s (killed)"]
+    after = snapshot(tmp, store)
+    out = r.stdout.decode("utf-8", errors="replace")
+    err = r.stderr.decode("utf-8", errors="replace")
+
+    problems = []
+    if r.returncode < 0:
+        problems.append(f"killed by signal {-r.returncode}")
+    elif r.returncode == 0:
+        problems.append("exit 0: the hostile input was accepted")
+    try:
+        dec = json.JSONDecoder()
+        doc, end = dec.raw_decode(out.lstrip())
+        if out.lstrip()[end:].strip():
+            problems.append(f"more than one JSON document on stdout: {out[:300]!r}")
+        if not isinstance(doc, dict) or type(doc.get("code")) is not int or \
+                not isinstance(doc.get("msg"), str):
+            problems.append(f"no integer code / string msg: {out[:300]!r}")
+        else:
+            kw = case["keyword"]
+            if kw.lower() not in doc["msg"].lower():
+                problems.append(f"msg does not name the problem ({kw!r}): code {doc['code']} "
+                                f"msg {doc['msg'][:300]!r} details {str(doc.get('details'))[:200]!r}")
+            if "codes" in case and doc["code"] not in case["codes"]:
+                problems.append(f"code {doc['code']} not in {case['codes']}: msg {doc['msg'][:300]!r}")
+    except ValueError:
+        problems.append(f"stdout is not a JSON document: {out[:300]!r}")
+    if sanitizer_report(err):
+        problems.append(f"sanitizer report on stderr: {err[-3000:]}")
+    if before != after:
+        changed = sorted(set(before.items()) ^ set(after.items()))
+        problems.append(f"written outside the store: {changed[:6]}")
+    with open(victim) as f:
+        if f.read() != VICTIM_TEXT:
+            problems.append("the victim file was modified")
+    if node is not None and target == "ipoib":
+        problems += node.leftovers()
+    shutil.rmtree(tmp, ignore_errors=True)
+    return problems
+
+
+def main():
+    ap = argparse.ArgumentParser(description="hostile-input corpus runner")
+    ap.add_argument("--testkind", required=True)
+    ap.add_argument("--ipoib", required=True)
+    ap.add_argument("--targets", default="ipoib,whereabouts")
+    ap.add_argument("--corpus", default=os.path.join(HERE, "corpus"))
+    ap.add_argument("cases", nargs="*", help="case names (file names without .json)")
+    args = ap.parse_args()
+    targets = [t for t in args.targets.split(",") if t]
+
+    files = sorted(glob.glob(os.path.join(args.corpus, "*.json")))
+    if args.cases:
+        files = [f for f in files if os.path.basename(f)[:-5] in args.cases]
+    cases = []
+    for path in files:
+        with open(path) as f:
+            cases.append((os.path.basename(path)[:-5], json.load(f)))
+
+    node = None
+    if "ipoib" in targets:
+        if os.geteuid() != 0 or shutil.which("ip") is None:
+            print("hostile_inputs: the ipoib target needs root and iproute2; skipped",
+                  file=sys.stderr)
+            return SKIP
+    binaries = {"testkind": os.path.abspath(args.testkind), "ipoib": os.path.abspath(args.ipoib)}
+    workroot = tempfile.mkdtemp(prefix="ipoib-hostile-")
+    os.chmod(workroot, 0o755)
+    runs = failed = 0
+    try:
+        if "ipoib" in targets:
+            try:
+                node = NodeNetns().__enter__()
+            except (subprocess.CalledProcessError, OSError) as e:
+                print(f"hostile_inputs: no network namespaces here ({e}); skipped", file=sys.stderr)
+                return SKIP
+        for name, case in cases:
+            for target in case.get("targets", ["ipoib", "whereabouts"]):
+                if target not in targets:
+                    continue
+                runs += 1
+                problems = run_case(name, case, target, binaries, node, workroot)
+                if problems:
+                    failed += 1
+                    print(f"FAIL {name} [{target}]: {case.get('description', '')}")
+                    for p in problems:
+                        print(f"    {p}")
+                else:
+                    print(f"ok   {name} [{target}]")
+    finally:
+        if node is not None:
+            node.__exit__(None, None, None)
+        shutil.rmtree(workroot, ignore_errors=True)
+    print(f"hostile_inputs: {len(cases)} cases, {runs} runs, {runs - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
