@@ -28,7 +28,12 @@ Case file format (JSON):
    "plant": [{"path": "store/pool-_default", "symlink": "victim"} |
              {"path": "store/lock", "hardlink": "victim"} | {"path": "store", "dir": true} |
              {"path": "fifo", "fifo": true}],
-   "keyword": "network name", "codes": [7]}
+   "keyword": "network name", "codes": [7],
+   "expect": "accepted", "reservations": 1,   instead of keyword/codes: an input deliberately
+                          tolerated (an informational field); the ADD must succeed, the store
+                          keep exactly that many well-formed reservations, and DEL succeed
+   "known_bug": "file, function: what is wrong"}   a case failing for a reported defect: it
+                          still fails (never disabled) and prints this line
 Generated values (so the corpus stays small): {"$repeat": "ab", "count": N} -> a string;
 {"$array": ELEM, "count": N, "last": ELEM2} -> a list; {"$nest": "[", "depth": N} -> a string of
 N nested arrays (or objects with "{"), to be used inside "stdin" via "@NEST@" or as a raw value
@@ -182,6 +187,66 @@ class NodeNetns:
         return left
 
 
+def one_document(out):
+    """The single JSON document on stdout, or raises ValueError."""
+    text = out.strip()
+    doc, end = json.JSONDecoder().raw_decode(text)
+    if text[end:].strip():
+        raise ValueError(f"more than one JSON document on stdout: {out[:300]!r}")
+    return doc
+
+
+def check_refused(case, r, out):
+    """The contract for a hostile input: a clear CNI error, no crash."""
+    problems = []
+    if r.returncode < 0:
+        problems.append(f"killed by signal {-r.returncode}")
+    elif r.returncode == 0:
+        problems.append("exit 0: the hostile input was accepted")
+    try:
+        doc = one_document(out)
+    except ValueError as e:
+        return problems + [f"stdout is not exactly one JSON document ({e}): {out[:300]!r}"]
+    if not isinstance(doc, dict) or type(doc.get("code")) is not int or \
+            not isinstance(doc.get("msg"), str):
+        return problems + [f"no integer code / string msg: {out[:300]!r}"]
+    kw = case["keyword"]
+    if kw.lower() not in doc["msg"].lower():
+        problems.append(f"msg does not name the problem ({kw!r}): code {doc['code']} "
+                        f"msg {doc['msg'][:300]!r} details {str(doc.get('details'))[:200]!r}")
+    if "codes" in case and doc["code"] not in case["codes"]:
+        problems.append(f"code {doc['code']} not in {case['codes']}: msg {doc['msg'][:300]!r}")
+    return problems
+
+
+def check_accepted(case, r, out, store, binaries, exe, stdin, env_bytes):
+    """Inputs the plugin deliberately tolerates (informational fields): the ADD succeeds, the
+    store stays well-formed with exactly the expected reservations, and DEL undoes it."""
+    problems = []
+    if r.returncode != 0:
+        problems.append(f"exit {r.returncode}, expected success: {out[:300]!r}")
+    try:
+        one_document(out)
+    except ValueError as e:
+        problems.append(f"stdout is not exactly one JSON document ({e})")
+    listing = subprocess.run([binaries["ipoib"], "ipam", "list", "--json", "--store-dir", store],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if listing.returncode != 0:
+        problems.append(f"the store no longer loads: {listing.stderr.strip()}")
+    else:
+        count = sum(len(p["reservations"]) for p in json.loads(listing.stdout)["pools"])
+        if count != case.get("reservations", 1):
+            problems.append(f"{count} reservations in the store, expected "
+                            f"{case.get('reservations', 1)}: {listing.stdout[:400]}")
+    env_del = dict(env_bytes)
+    env_del[b"CNI_COMMAND"] = b"DEL"
+    d = subprocess.run([exe], input=stdin, env=env_del, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=HANG_SECONDS)
+    if d.returncode != 0:
+        problems.append(f"DEL after the accepted ADD: exit {d.returncode}: {d.stdout[:300]!r}")
+    return problems
+
+
 def run_case(case_name, case, target, binaries, node, workroot):
     tmp = tempfile.mkdtemp(prefix=f"{target}-", dir=workroot)
     store = os.path.join(tmp, "store")
@@ -250,34 +315,20 @@ def run_case(case_name, case, target, binaries, node, workroot):
         r = subprocess.run([exe], input=stdin, env=env_bytes, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=HANG_SECONDS)
     except subprocess.TimeoutExpired:
+        problems = [f"hung: no exit within {HANG_SECONDS} s (killed)"]
+        if node is not None and target == "ipoib":
+            node.leftovers()  # what the killed ADD had created is not this case's finding
         shutil.rmtree(tmp, ignore_errors=True)
-        return [f"hung: no exit within {HANG_SECONDS} s (killed)"]
+        return problems
     after = snapshot(tmp, store)
     out = r.stdout.decode("utf-8", errors="replace")
     err = r.stderr.decode("utf-8", errors="replace")
 
     problems = []
-    if r.returncode < 0:
-        problems.append(f"killed by signal {-r.returncode}")
-    elif r.returncode == 0:
-        problems.append("exit 0: the hostile input was accepted")
-    try:
-        dec = json.JSONDecoder()
-        doc, end = dec.raw_decode(out.lstrip())
-        if out.lstrip()[end:].strip():
-            problems.append(f"more than one JSON document on stdout: {out[:300]!r}")
-        if not isinstance(doc, dict) or type(doc.get("code")) is not int or \
-                not isinstance(doc.get("msg"), str):
-            problems.append(f"no integer code / string msg: {out[:300]!r}")
-        else:
-            kw = case["keyword"]
-            if kw.lower() not in doc["msg"].lower():
-                problems.append(f"msg does not name the problem ({kw!r}): code {doc['code']} "
-                                f"msg {doc['msg'][:300]!r} details {str(doc.get('details'))[:200]!r}")
-            if "codes" in case and doc["code"] not in case["codes"]:
-                problems.append(f"code {doc['code']} not in {case['codes']}: msg {doc['msg'][:300]!r}")
-    except ValueError:
-        problems.append(f"stdout is not a JSON document: {out[:300]!r}")
+    if case.get("expect") == "accepted":
+        problems += check_accepted(case, r, out, store, binaries, exe, stdin, env_bytes)
+    else:
+        problems += check_refused(case, r, out)
     if sanitizer_report(err):
         problems.append(f"sanitizer report on stderr: {err[-3000:]}")
     if before != after:
@@ -336,6 +387,8 @@ def main():
                 if problems:
                     failed += 1
                     print(f"FAIL {name} [{target}]: {case.get('description', '')}")
+                    if "known_bug" in case:
+                        print(f"    KNOWN BUG, reported to the owner: {case['known_bug']}")
                     for p in problems:
                         print(f"    {p}")
                 else:
