@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <utility>
 
+#include "ipoib/cni/result.h"
 #include "ipoib/ib/port.h"
 #include "ipoib/ipam/ipam.h"
 #include "ipoib/netlink/message.h"
@@ -320,6 +321,11 @@ Result<cni::CniResult> IpoibPlugin::add(const cni::Request& req) {
   }
   result.routes = std::move(ipam_result.routes);
   result.dns = std::move(ipam_result.dns);
+  // A result the requested version cannot express (0.1.0/0.2.0 without an address) would fail
+  // after this function returned, leaving the attachment behind: fail here and roll back.
+  if (auto encoded = cni::encode_result(result, req.conf.version); !encoded.ok()) {
+    return std::move(encoded).error();
+  }
   undo.commit();
   log_.info("ADD " + env.container_id + "/" + env.ifname + ": " + std::string(s_.kind->name()) +
             " child of " + cfg.master + " pkey " + format_pkey(spec.pkey) + " " +

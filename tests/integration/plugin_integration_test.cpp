@@ -298,6 +298,26 @@ TEST_CASE("a failure at any ADD step rolls everything back") {
   }
 }
 
+TEST_CASE("layer 2 only: no ipam") {
+  Topology t;
+  auto conf = t.config("1.1.0");
+  conf.erase("ipam");
+  auto r = t.add("l2", conf);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.doc["interfaces"][0]["name"] == "net1");
+  CHECK_FALSE(r.doc.contains("ips"));
+  CHECK(itest::addresses(t.pod.name(), "net1").empty());
+  CHECK(t.check("l2", conf, r.doc).exit_code == 0);
+  CHECK(t.del("l2", conf, t.pod.path()).exit_code == 0);
+  t.require_no_child();
+  // 0.2.0 results cannot express an attachment without addresses: refused, rolled back.
+  conf["cniVersion"] = "0.2.0";
+  auto old = t.add("l2old", conf);
+  CHECK(old.exit_code == 1);
+  CHECK(old.code() == 1);
+  t.require_no_child();
+}
+
 TEST_CASE("dual stack: IPv4 and IPv6 from ipRanges") {
   Topology t;
   const auto conf = t.config("1.0.0", /*dual_stack=*/true);
