@@ -22,7 +22,7 @@ using detail::under;
 
 std::string hex16(std::uint16_t v) {
   char buf[8];
-  std::snprintf(buf, sizeof buf, "0x%04x", v);
+  (void)std::snprintf(buf, sizeof buf, "0x%04x", v);
   return buf;
 }
 
@@ -121,6 +121,7 @@ class Checker {
       name = parents.front().name;
       if (parents.size() > 1) {
         std::vector<std::string> names;
+        names.reserve(parents.size());
         for (const auto& p : parents) {
           names.push_back(p.name);
         }
@@ -692,7 +693,7 @@ class Checker {
     CheckStatus status = CheckStatus::kPass;
     const unsigned perms = st.st_mode & 07777;
     char mode_text[8];
-    std::snprintf(mode_text, sizeof mode_text, "%04o", perms);
+    (void)std::snprintf(mode_text, sizeof mode_text, "%04o", perms);
     if ((perms & 0022) != 0) {
       status = CheckStatus::kFail;
       problems.push_back(std::string("mode ") + mode_text + " lets other users write allocations");
@@ -710,7 +711,9 @@ class Checker {
     int leftovers = 0;
     if (auto entries = ib::list_directory(dir); entries.ok()) {
       for (const std::string& name : *entries) {
-        const std::string path = dir + "/" + name;
+        std::string path = dir;
+        path += "/";
+        path += name;
         struct stat entry {};
         if (::lstat(path.c_str(), &entry) != 0) {
           continue;

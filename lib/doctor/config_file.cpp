@@ -85,7 +85,7 @@ std::optional<std::string> nad_yaml_config(std::string_view yaml) {
   for (std::size_t i = 0; i < lines.size(); ++i) {
     const std::string_view line = lines[i];
     const auto key = line.find("config:");
-    if (key == std::string_view::npos || trim(line.substr(0, key)).size() != 0) {
+    if (key == std::string_view::npos || !trim(line.substr(0, key)).empty()) {
       continue;
     }
     const std::size_t indent = key;

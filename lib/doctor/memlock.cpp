@@ -35,9 +35,11 @@ std::string format_bytes(std::optional<std::uint64_t> bytes) {
     return "unlimited";
   }
   std::string out = std::to_string(*bytes) + " bytes";
-  if (*bytes >= 1024 && *bytes % 1024 == 0) {
-    out += *bytes % (1024 * 1024) == 0 ? " (" + std::to_string(*bytes / (1024 * 1024)) + " MiB)"
-                                       : " (" + std::to_string(*bytes / 1024) + " KiB)";
+  constexpr std::uint64_t kKiB = 1024;
+  constexpr std::uint64_t kMiB = kKiB * kKiB;
+  if (*bytes >= kKiB && *bytes % kKiB == 0) {
+    out += *bytes % kMiB == 0 ? " (" + std::to_string(*bytes / kMiB) + " MiB)"
+                              : " (" + std::to_string(*bytes / kKiB) + " KiB)";
   }
   return out;
 }
@@ -100,11 +102,15 @@ std::vector<std::string> read_dropins(const std::string& host_root, std::string_
     }
     for (const std::string& name : *names) {
       if (name.size() > 5 && name.substr(name.size() - 5) == ".conf") {
-        by_name[name] = dir + "/" + name;
+        std::string path = dir;
+        path += "/";
+        path += name;
+        by_name[name] = std::move(path);
       }
     }
   }
   std::vector<std::string> files;
+  files.reserve(by_name.size());
   for (const auto& [name, path] : by_name) {
     files.push_back(path);
   }
@@ -338,11 +344,96 @@ std::string memlock_fix(std::string_view runtime) {
   return fix;
 }
 
+namespace {
+
+struct Runtime {
+  std::string comm;
+  std::string unit;
+};
+
+// The row for one runtime, or nullopt when it is neither running nor installed.
+std::optional<CheckResult> runtime_row(
+    const Runtime& runtime, const Roots& roots,
+    const std::map<std::string, std::vector<RuntimeProcess>>& processes,
+    const std::optional<std::string>& manager_default) {
+  const UnitInfo unit = read_unit(roots.host, runtime.unit);
+  const auto running = processes.find(runtime.comm);
+  const bool is_running = running != processes.end() && !running->second.empty();
+  if (!is_running && !unit.found()) {
+    return std::nullopt;
+  }
+  CheckResult row;
+  row.id = "memlock." + runtime.comm;
+  row.title = runtime.comm + " memlock limit";
+  const std::string unit_text = unit_summary(unit, manager_default, roots.host);
+  const bool unit_unlimited = unit.limit_memlock
+                                  ? memlock_value_unlimited(*unit.limit_memlock)
+                                  : (manager_default && memlock_value_unlimited(*manager_default));
+
+  // Runtime-specific settings that set the containers' limit regardless of the daemon's own.
+  std::string config_note;
+  bool config_unlimited = false;
+  if (runtime.comm == "dockerd") {
+    std::string args = unit.exec_start;
+    if (is_running) {
+      args += " " + running->second.front().cmdline;
+    }
+    config_unlimited = docker_args_memlock_unlimited(args) ||
+                       daemon_json_memlock_unlimited(roots.host, config_note);
+    if (config_unlimited) {
+      config_note =
+          "dockerd runs with --default-ulimit memlock=-1:-1 (or daemon.json "
+          "default-ulimits memlock -1)";
+    }
+  } else if (runtime.comm == "crio" && crio_conf_memlock_unlimited(roots.host)) {
+    config_unlimited = true;
+    config_note = "crio.conf sets default_ulimits memlock=-1:-1";
+  }
+
+  if (is_running) {
+    const RuntimeProcess& process = running->second.front();
+    const std::string who = runtime.comm + " (pid " + std::to_string(process.pid) + ")";
+    if (config_unlimited) {
+      row.status = CheckStatus::kPass;
+      row.finding = config_note + "; " + unit_text;
+    } else if (!process.limit) {
+      row.status = CheckStatus::kWarn;
+      row.finding = who + ": Max locked memory unreadable in /proc/" + std::to_string(process.pid) +
+                    "/limits; " + unit_text;
+      row.fix = memlock_fix(runtime.comm);
+    } else if (process.limit->unlimited()) {
+      row.status = CheckStatus::kPass;
+      row.finding = who + ": Max locked memory unlimited; " + unit_text;
+    } else {
+      row.status = CheckStatus::kFail;
+      row.finding = who + ": Max locked memory " + describe(*process.limit) + "; " + unit_text;
+      if (unit_unlimited) {
+        row.finding +=
+            " — the unit allows unlimited, but the running process started before "
+            "it did";
+        row.fix = "systemctl daemon-reload && systemctl restart " +
+                  runtime.unit.substr(0, runtime.unit.find('.')) + ". " + memlock_fix(runtime.comm);
+      } else {
+        row.fix = memlock_fix(runtime.comm);
+      }
+    }
+  } else {
+    // Installed, not running: the unit decides what it will get when started.
+    if (config_unlimited || unit_unlimited) {
+      row.status = CheckStatus::kPass;
+      row.finding = runtime.comm + " not running; " + (config_unlimited ? config_note : unit_text);
+    } else {
+      row.status = CheckStatus::kWarn;
+      row.finding = runtime.comm + " not running; when started: " + unit_text;
+      row.fix = memlock_fix(runtime.comm);
+    }
+  }
+  return row;
+}
+
+}  // namespace
+
 std::vector<CheckResult> check_memlock(const Roots& roots) {
-  struct Runtime {
-    std::string comm;
-    std::string unit;
-  };
   const Runtime runtimes[] = {{"containerd", "containerd.service"},
                               {"dockerd", "docker.service"},
                               {"crio", "crio.service"}};
@@ -350,81 +441,9 @@ std::vector<CheckResult> check_memlock(const Roots& roots) {
   const auto manager_default = default_limit_memlock(roots.host);
   std::vector<CheckResult> results;
   for (const Runtime& runtime : runtimes) {
-    const UnitInfo unit = read_unit(roots.host, runtime.unit);
-    const auto running = processes.find(runtime.comm);
-    const bool is_running = running != processes.end() && !running->second.empty();
-    if (!is_running && !unit.found()) {
-      continue;
+    if (auto row = runtime_row(runtime, roots, processes, manager_default)) {
+      results.push_back(std::move(*row));
     }
-    CheckResult row;
-    row.id = "memlock." + runtime.comm;
-    row.title = runtime.comm + " memlock limit";
-    const std::string unit_text = unit_summary(unit, manager_default, roots.host);
-    const bool unit_unlimited =
-        unit.limit_memlock ? memlock_value_unlimited(*unit.limit_memlock)
-                           : (manager_default && memlock_value_unlimited(*manager_default));
-
-    // Runtime-specific settings that set the containers' limit regardless of the daemon's own.
-    std::string config_note;
-    bool config_unlimited = false;
-    if (runtime.comm == "dockerd") {
-      std::string args = unit.exec_start;
-      if (is_running) {
-        args += " " + running->second.front().cmdline;
-      }
-      config_unlimited = docker_args_memlock_unlimited(args) ||
-                         daemon_json_memlock_unlimited(roots.host, config_note);
-      if (config_unlimited) {
-        config_note =
-            "dockerd runs with --default-ulimit memlock=-1:-1 (or daemon.json "
-            "default-ulimits memlock -1)";
-      }
-    } else if (runtime.comm == "crio" && crio_conf_memlock_unlimited(roots.host)) {
-      config_unlimited = true;
-      config_note = "crio.conf sets default_ulimits memlock=-1:-1";
-    }
-
-    if (is_running) {
-      const RuntimeProcess& process = running->second.front();
-      const std::string who = runtime.comm + " (pid " + std::to_string(process.pid) + ")";
-      if (config_unlimited) {
-        row.status = CheckStatus::kPass;
-        row.finding = config_note + "; " + unit_text;
-      } else if (!process.limit) {
-        row.status = CheckStatus::kWarn;
-        row.finding = who + ": Max locked memory unreadable in /proc/" +
-                      std::to_string(process.pid) + "/limits; " + unit_text;
-        row.fix = memlock_fix(runtime.comm);
-      } else if (process.limit->unlimited()) {
-        row.status = CheckStatus::kPass;
-        row.finding = who + ": Max locked memory unlimited; " + unit_text;
-      } else {
-        row.status = CheckStatus::kFail;
-        row.finding = who + ": Max locked memory " + describe(*process.limit) + "; " + unit_text;
-        if (unit_unlimited) {
-          row.finding +=
-              " — the unit allows unlimited, but the running process started before "
-              "it did";
-          row.fix = "systemctl daemon-reload && systemctl restart " +
-                    runtime.unit.substr(0, runtime.unit.find('.')) + ". " +
-                    memlock_fix(runtime.comm);
-        } else {
-          row.fix = memlock_fix(runtime.comm);
-        }
-      }
-    } else {
-      // Installed, not running: the unit decides what it will get when started.
-      if (config_unlimited || unit_unlimited) {
-        row.status = CheckStatus::kPass;
-        row.finding =
-            runtime.comm + " not running; " + (config_unlimited ? config_note : unit_text);
-      } else {
-        row.status = CheckStatus::kWarn;
-        row.finding = runtime.comm + " not running; when started: " + unit_text;
-        row.fix = memlock_fix(runtime.comm);
-      }
-    }
-    results.push_back(std::move(row));
   }
   if (results.empty()) {
     results.push_back({"memlock.runtime", "container runtime memlock limit", CheckStatus::kSkip,

@@ -37,7 +37,7 @@ Result<std::uint16_t> read_u16(const std::string& path) {
 
 std::string hex16(std::uint16_t v) {
   char buf[8];
-  std::snprintf(buf, sizeof buf, "0x%04x", v);
+  (void)std::snprintf(buf, sizeof buf, "0x%04x", v);
   return buf;
 }
 
@@ -54,7 +54,10 @@ Result<std::vector<std::uint16_t>> read_pkeys(const std::string& dir) {
     if (!index.ok()) {
       continue;
     }
-    IPOIB_TRY_ASSIGN(std::uint16_t pkey, read_u16(dir + "/" + name));
+    std::string path = dir;
+    path += "/";
+    path += name;
+    IPOIB_TRY_ASSIGN(std::uint16_t pkey, read_u16(path));
     indexed.emplace_back(*index, pkey);
   }
   std::sort(indexed.begin(), indexed.end());
@@ -162,7 +165,7 @@ std::string format_gid(const std::array<std::uint8_t, 16>& gid) {
   std::string out;
   char buf[8];
   for (std::size_t i = 0; i < 16; i += 2) {
-    std::snprintf(buf, sizeof buf, "%s%02x%02x", i == 0 ? "" : ":", gid[i], gid[i + 1]);
+    (void)std::snprintf(buf, sizeof buf, "%s%02x%02x", i == 0 ? "" : ":", gid[i], gid[i + 1]);
     out += buf;
   }
   return out;

@@ -52,7 +52,7 @@ Result<std::string> read_text_file(const std::string& path, std::size_t max_byte
 }
 
 Result<std::string> read_trimmed(const std::string& path) {
-  IPOIB_TRY_ASSIGN(std::string text, read_text_file(path, 64 * 1024));
+  IPOIB_TRY_ASSIGN(std::string text, read_text_file(path, std::size_t{64} * 1024));
   return std::string(trim(text));
 }
 
