@@ -408,7 +408,9 @@ class Bench:
                 with lock:
                     ips.append(ip)
 
-        threads = [threading.Thread(target=client, args=(c,)) for c in range(self.clients)]
+        # Daemon threads: Ctrl-C in join() must end the run, not wait for the remaining ADDs.
+        threads = [threading.Thread(target=client, args=(c,), daemon=True)
+                   for c in range(self.clients)]
         for t in threads:
             t.start()
         for t in threads:
@@ -551,9 +553,10 @@ class Report:
         self.emit(f"### Concurrent allocation ({b.clients} clients, {b.n_concurrent} ADDs, "
                   f"one /16, fresh store)")
         self.emit()
-        self.table(["plugin", "allocations/s", "wall (s)", "duplicates"],
+        self.table(["plugin", "allocations/s", "wall (s)", "duplicates",
+                    "wall per allocation / exec floor"],
                    [[w, f"{cc[k]['per_s']:.0f}", f"{cc[k]['wall_ns'] / 1e9:.2f}",
-                     str(cc[k]["duplicates"])]
+                     str(cc[k]["duplicates"]), x(1e3 / cc[k]["per_s"], exec_ms)]
                     for k, w in (("ours", "ours (whereabouts)"), ("peer", "host-local"))])
         oc = cc["ours"]
         self.target("5. ≥ 1,000 allocations/s, zero duplicates",
@@ -639,6 +642,9 @@ def main():
     except BenchError as e:
         print(f"bench: measurement failed: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
     header.append(f"load average at end: {loadavg()}")
     text = "\n".join(f"- {h}" for h in header) + "\n\n" + Report(b).build()
     print(text)
