@@ -48,6 +48,16 @@ TEMP_CHILD = re.compile(r"^ipt[0-9a-f]{12}$")
 TAG_PREFIX = "ipoib-cni:"
 IFNAME = "net1"
 
+# A defect this suite found and reported to the plugin's owner; the iterations that hit it still
+# fail (the suite is not weakened), but say why.
+KNOWN_UNTAGGED_CHILD = (
+    "KNOWN BUG, reported to the owner: lib/netlink/link.cpp create_link tags the child with a "
+    "second request (set_link_alias) after RTM_NEWLINK, because rtnl_newlink ignores "
+    "IFLA_IFALIAS; a SIGKILL between the two leaves an untagged \"ipt<12 hex>\" child in the host "
+    "netns, which IpoibPlugin::del (lib/plugin/plugin.cpp, delete_tagged: exact alias match) "
+    "cannot find, so it leaks")
+UNTAGGED_CHILD_LEFT = re.compile(r"^node netns: link ipt[0-9a-f]{12} alias ''$")
+
 
 def run(cmd, check=True, **kw):
     return subprocess.run(cmd, check=check, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -223,6 +233,7 @@ def kill_suite(sb, plugin, ipoib, iterations, rng, conf):
     print(f"kill: median ADD {add_s * 1000:.2f} ms; delays uniform in [0, {add_s * 1000:.2f}] ms")
     classes = {"before_start": 0, "mid_add": 0, "after_finish": 0}
     dirty_before_del = 0
+    known_untagged = 0
     failures = []
     out_path = os.path.join(sb.tmp, "add.out")
     t_start = time.monotonic()
@@ -268,15 +279,18 @@ def kill_suite(sb, plugin, ipoib, iterations, rng, conf):
                   f"({kind}):", file=sys.stderr)
             for pr in problems:
                 print(f"    {pr}", file=sys.stderr)
+            if all(UNTAGGED_CHILD_LEFT.match(pr) for pr in problems):
+                known_untagged += 1
+                print(f"    {KNOWN_UNTAGGED_CHILD}", file=sys.stderr)
             scrub(sb, ipoib)
     elapsed = time.monotonic() - t_start
     print(f"kill: {iterations} iterations in {elapsed:.1f} s ({elapsed / max(iterations, 1) * 1000:.1f} "
           f"ms each): {classes['mid_add']} mid-ADD, {classes['before_start']} before start, "
           f"{classes['after_finish']} after finish; {dirty_before_del} left state for DEL to "
-          f"clean; {len(failures)} failed")
+          f"clean; {len(failures)} failed ({known_untagged} of them the known untagged-child leak)")
     return {"iterations": iterations, "median_add_ms": round(add_s * 1000, 3),
             "seconds": round(elapsed, 1), **classes, "dirty_before_del": dirty_before_del,
-            "failed": len(failures)}
+            "failed": len(failures), "failed_known_untagged_child": known_untagged}
 
 
 def step_suite(sb, plugin, ipoib, rounds, conf):
