@@ -159,7 +159,7 @@ std::optional<CniVersion> sniff_version(std::string_view text) {
   return std::nullopt;
 }
 
-Result<NetConf> parse_netconf(std::string_view text) {
+Result<NetConf> parse_netconf(std::string_view text, PrevResult prev_policy) {
   IPOIB_TRY_ASSIGN(json doc, parse_json(text, "network config"));
   if (!doc.is_object()) {
     return Error(ErrorCode::kDecodeFailure, "network config: must be a JSON object");
@@ -215,10 +215,13 @@ Result<NetConf> parse_netconf(std::string_view text) {
 
   if (const auto prev = doc.find("prevResult"); prev != doc.end() && !prev->is_null()) {
     auto decoded = decode_result(*prev, conf.version);
-    if (!decoded.ok()) {
+    if (decoded.ok()) {
+      conf.prev_result = std::move(decoded).value();
+    } else if (prev_policy == PrevResult::kTolerate) {
+      conf.prev_result_problem = decoded.error().msg();
+    } else {
       return std::move(decoded).error().with_context("prevResult");
     }
-    conf.prev_result = std::move(decoded).value();
   }
 
   conf.raw = std::move(doc);

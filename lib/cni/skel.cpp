@@ -88,10 +88,15 @@ Result<Output> dispatch(Plugin& plugin, const ProcessIo& io, Logger& log,
   Request req;
   req.env = std::move(env);
   req.stdin_text = std::move(stdin_text).value();
-  IPOIB_TRY_ASSIGN(req.conf, parse_netconf(req.stdin_text));
+  IPOIB_TRY_ASSIGN(req.conf, parse_netconf(req.stdin_text, req.env.command == Command::kDel
+                                                                ? PrevResult::kTolerate
+                                                                : PrevResult::kStrict));
   error_version = req.conf.version;
   if (config_logging == ConfigLogging::kHonour) {
     configure_logger(req.conf.raw, req.env, log);
+  }
+  if (!req.conf.prev_result_problem.empty()) {
+    log.warning("ignoring malformed prevResult on DEL: " + req.conf.prev_result_problem);
   }
   log.debug("config " + req.conf.name + " cniVersion " + std::string(to_string(req.conf.version)));
 

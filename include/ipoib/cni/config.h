@@ -28,6 +28,9 @@ struct NetConf {
   nlohmann::json runtime_config = nlohmann::json::object();
   nlohmann::json args_cni = nlohmann::json::object();   // "args": {"cni": {...}}
   std::optional<CniResult> prev_result;
+  // Set instead of failing when a malformed prevResult was tolerated (PrevResult::kTolerate):
+  // what was wrong with it, for the log.
+  std::string prev_result_problem;
   nlohmann::json raw;                    // the whole document, for plugin-specific keys
 };
 
@@ -39,7 +42,10 @@ struct NetConf {
 // A known key of the wrong JSON type (name, type, cniVersion(s), capabilities, runtimeConfig,
 // args, args.cni) -> kDecodeFailure naming it, as Go's json.Unmarshal fails in libcni's skel;
 // null counts as absent.
-Result<NetConf> parse_netconf(std::string_view text);
+// How a malformed prevResult is treated. DEL tolerates it: a teardown blocked by a runtime's
+// bad cache entry would leak the attachment (Multus fails the pod's DEL on any delegate error).
+enum class PrevResult { kStrict, kTolerate };
+Result<NetConf> parse_netconf(std::string_view text, PrevResult prev = PrevResult::kStrict);
 
 // Parses just enough to pick the version for encoding an error: the config's cniVersion when it
 // is readable and supported, else nullopt.

@@ -186,6 +186,27 @@ TEST_CASE("DEL with empty CNI_NETNS reaches the plugin", "[cni][skel]") {
   CHECK(plugin.last->env.netns.empty());
 }
 
+TEST_CASE("DEL tolerates a malformed prevResult; ADD and CHECK refuse it", "[cni][skel]") {
+  const json bad_prev = {{"prevResult", {{"ips", {{{"address", "10.0.0.5"}}}}}}};  // no prefix
+  {
+    FakePlugin plugin;
+    const auto r = run(plugin, process("DEL", config("1.0.0", bad_prev)));
+    CHECK(r.exit_code == 0);
+    REQUIRE(plugin.calls == std::vector<std::string>{"DEL"});
+    CHECK_FALSE(plugin.last->conf.prev_result.has_value());
+    CHECK_THAT(plugin.last->conf.prev_result_problem, Catch::Contains("ips[0].address"));
+  }
+  for (const char* verb : {"ADD", "CHECK"}) {
+    INFO(verb);
+    FakePlugin plugin;
+    const auto r = run(plugin, process(verb, config("1.0.0", bad_prev)));
+    CHECK(r.exit_code == 1);
+    CHECK(plugin.calls.empty());
+    REQUIRE(r.process.writes.size() == 1);
+    CHECK(json::parse(r.process.writes[0])["code"] == 6);
+  }
+}
+
 TEST_CASE("verbs refused below their spec version (code 1), plugin not called", "[cni][skel]") {
   struct Case {
     std::string verb;
