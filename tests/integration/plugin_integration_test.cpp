@@ -154,13 +154,18 @@ TEST_CASE("CHECK passes after ADD and fails after tampering") {
   struct Tamper {
     std::string what;
     std::string command;
+    std::string restore;
+    std::string message;  // part of CHECK's error
   };
   const std::vector<Tamper> tampers = {
-      {"address removed", "ip -n " + ns + " addr del 10.77.0.1/24 dev net1"},
-      {"route removed", "ip -n " + ns + " route del 10.200.0.0/16"},
-      {"MTU changed", "ip -n " + ns + " link set net1 mtu 1300"},
-      {"link down", "ip -n " + ns + " link set net1 down"},
-      {"link removed", "ip -n " + ns + " link del net1"},
+      {"address removed", "ip -n " + ns + " addr del 10.77.0.1/24 dev net1", "", "lacks address"},
+      {"route removed", "ip -n " + ns + " route del 10.200.0.0/16", "", "lacks route"},
+      {"MTU changed", "ip -n " + ns + " link set net1 mtu 1300", "", "has MTU 1300"},
+      {"link down", "ip -n " + ns + " link set net1 down", "", "is down"},
+      {"link removed", "ip -n " + ns + " link del net1", "", "does not exist"},
+      // The parent loses carrier (for IPoIB: port down, pkey not in the table): explained.
+      {"carrier lost", "ip -n " + t.host.name() + " link set plgpeer down",
+       "ip -n " + t.host.name() + " link set plgpeer up", "plgm has no carrier"},
   };
   for (const auto& tamper : tampers) {
     INFO(tamper.what);
@@ -172,7 +177,12 @@ TEST_CASE("CHECK passes after ADD and fails after tampering") {
     REQUIRE(itest::sh(tamper.command) == 0);
     auto bad = t.check("chk", conf, r.doc);
     CHECK(bad.exit_code == 1);
-    CHECK(bad.code() != 0);
+    CHECK(bad.code() == 104);
+    REQUIRE(bad.doc.is_object());
+    CHECK(bad.doc["msg"].get<std::string>().find(tamper.message) != std::string::npos);
+    if (!tamper.restore.empty()) {
+      REQUIRE(itest::sh(tamper.restore) == 0);
+    }
     CHECK(t.del("chk", conf, t.pod.path()).exit_code == 0);
     t.require_no_child();
   }
