@@ -23,6 +23,7 @@ constexpr const char* kLockName = "lock";
 constexpr std::string_view kPoolPrefix = "pool-";
 constexpr std::string_view kDefaultPoolName = "_default";
 constexpr std::string_view kTempPrefix = ".tmp.";
+constexpr std::string_view kJournalSuffix = "+journal";
 constexpr std::size_t kMaxPoolBytes = std::size_t{256} << 20;
 
 Error io_error(const std::string& what, int err) {
@@ -60,9 +61,42 @@ void sleep_ms(std::int64_t ms) {
   }
 }
 
+std::atomic<std::uint64_t> g_lock_epoch{0};
+
+Result<std::string> read_all(int fd, const std::string& path) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    return io_error("stat " + path, errno);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return Error(ErrorCode::kIoFailure, "store file " + path + ": not a regular file");
+  }
+  if (static_cast<std::size_t>(st.st_size) > kMaxPoolBytes) {
+    return Error(ErrorCode::kStoreCorrupt, "store file " + path + ": larger than 256 MiB");
+  }
+  std::string text(static_cast<std::size_t>(st.st_size), '\0');
+  std::size_t got = 0;
+  while (got < text.size()) {
+    const ssize_t n = ::pread(fd, text.data() + got, text.size() - got, static_cast<off_t>(got));
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return io_error("read " + path, errno);
+    }
+    if (n == 0) {
+      break;
+    }
+    got += static_cast<std::size_t>(n);
+  }
+  text.resize(got);
+  return text;
+}
+
 }  // namespace
 
 struct StoreLock::Impl {
+  std::uint64_t epoch = 0;  // which read_pool results this lock may commit against
   Fd lock_fd;  // our O_NOFOLLOW fd of the lock file; closed only after `lock` is released
   std::unique_ptr<boost::interprocess::file_lock> lock;
   ~Impl() {
@@ -85,6 +119,10 @@ StoreLock::~StoreLock() = default;
 std::string Store::pool_file_name(const std::string& network_name) {
   return std::string(kPoolPrefix) +
          (network_name.empty() ? std::string(kDefaultPoolName) : network_name);
+}
+
+std::string Store::journal_file_name(const std::string& network_name) {
+  return pool_file_name(network_name) + std::string(kJournalSuffix);
 }
 
 Result<std::optional<Store>> Store::open(const std::string& dir, CreateMode mode) {
@@ -176,6 +214,7 @@ Result<StoreLock> Store::lock(std::int64_t timeout_ms) {
     impl->lock.reset();
     return Error(ErrorCode::kIoFailure, "lock " + lock_path + ": " + e.what());
   }
+  impl->epoch = ++g_lock_epoch;
   StoreLock held(std::move(impl));
   IPOIB_TRY(remove_stale_temp_files());
   return held;
@@ -210,55 +249,82 @@ Status Store::remove_stale_temp_files() {
   return ok_status();
 }
 
-Result<std::optional<PoolData>> Store::read_pool(const StoreLock& /*lock*/,
-                                                 const std::string& network_name) {
-  const std::string name = pool_file_name(network_name);
-  const std::string path = dir_ + "/" + name;
-  Fd fd(::openat(dir_fd_.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
-  if (!fd.valid()) {
-    if (errno == ENOENT) {
-      return std::optional<PoolData>();
-    }
-    return io_error("open store file " + path, errno);
+Result<Store::PoolFiles*> Store::files_for(const StoreLock& lock,
+                                           const std::string& network_name) {
+  auto it = files_.find(network_name);
+  if (it == files_.end() || it->second.lock_epoch != lock.impl_->epoch) {
+    IPOIB_TRY_ASSIGN(std::optional<PoolData> ignored, read_pool(lock, network_name));
+    (void)ignored;
+    it = files_.find(network_name);
   }
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) {
-    return io_error("stat " + path, errno);
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return Error(ErrorCode::kIoFailure, "store file " + path + ": not a regular file");
-  }
-  if (static_cast<std::size_t>(st.st_size) > kMaxPoolBytes) {
-    return Error(ErrorCode::kStoreCorrupt, "store file " + path + ": larger than 256 MiB");
-  }
-  std::string text(static_cast<std::size_t>(st.st_size), '\0');
-  std::size_t got = 0;
-  while (got < text.size()) {
-    const ssize_t n = ::read(fd.get(), text.data() + got, text.size() - got);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return io_error("read " + path, errno);
-    }
-    if (n == 0) {
-      break;
-    }
-    got += static_cast<std::size_t>(n);
-  }
-  text.resize(got);
-  IPOIB_TRY_ASSIGN(PoolData p, decode_pool(text, path));
-  if (p.network_name != network_name) {
-    return Error(ErrorCode::kStoreCorrupt, "store file " + path + " belongs to network \"" +
-                                               p.network_name + "\"; it was left untouched");
-  }
-  return std::optional<PoolData>(std::move(p));
+  return &it->second;
 }
 
-Status Store::write_pool(const StoreLock& /*lock*/, const PoolData& pool) {
-  IPOIB_TRY_ASSIGN(std::string bytes, encode_pool(pool));
+Result<std::optional<PoolData>> Store::read_pool(const StoreLock& lock,
+                                                 const std::string& network_name) {
+  const std::string snap_name = pool_file_name(network_name);
+  const std::string jrnl_name = journal_file_name(network_name);
+  const std::string snap_path = path_of(snap_name);
+  const std::string jrnl_path = path_of(jrnl_name);
+  files_.erase(network_name);
+  PoolFiles f;
+  f.lock_epoch = lock.impl_->epoch;
+
+  SnapshotImage snap{PoolData{network_name, {}, {}}, 0};
+  Fd sfd(::openat(dir_fd_.get(), snap_name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
+  if (sfd.valid()) {
+    IPOIB_TRY_ASSIGN(std::string bytes, read_all(sfd.get(), snap_path));
+    IPOIB_TRY_ASSIGN(snap, decode_snapshot(bytes, snap_path));
+    if (snap.pool.network_name != network_name) {
+      return Error(ErrorCode::kStoreCorrupt, "store file " + snap_path +
+                                                 " belongs to network \"" +
+                                                 snap.pool.network_name +
+                                                 "\"; it was left untouched");
+    }
+    f.snapshot_exists = true;
+    f.snapshot_bytes = bytes.size();
+  } else if (errno != ENOENT) {
+    return io_error("open store file " + snap_path, errno);
+  }
+  f.last_seq = snap.applied_seq;
+
+  // Read-write when possible: the next commit appends through this descriptor. A read-only
+  // filesystem still lets every reader work.
+  f.journal_fd = Fd(::openat(dir_fd_.get(), jrnl_name.c_str(),
+                             O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
+  f.journal_writable = f.journal_fd.valid();
+  if (!f.journal_fd.valid() && (errno == EROFS || errno == EACCES || errno == EPERM)) {
+    f.journal_fd = Fd(::openat(dir_fd_.get(), jrnl_name.c_str(),
+                               O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
+  }
+  if (f.journal_fd.valid()) {
+    IPOIB_TRY_ASSIGN(std::string bytes, read_all(f.journal_fd.get(), jrnl_path));
+    IPOIB_TRY_ASSIGN(JournalImage j, scan_journal(bytes, jrnl_path));
+    if (j.network_name != network_name) {
+      return Error(ErrorCode::kStoreCorrupt, "store file " + jrnl_path +
+                                                 " belongs to network \"" + j.network_name +
+                                                 "\"; it was left untouched");
+    }
+    IPOIB_TRY_ASSIGN(f.last_seq, replay(snap.pool, snap.applied_seq, j, jrnl_path));
+    f.journal_exists = true;
+    f.journal_header_bytes = j.header_bytes;
+    f.journal_valid_bytes = j.valid_bytes;
+    f.journal_file_bytes = bytes.size();
+  } else if (errno != ENOENT) {
+    return io_error("open store file " + jrnl_path, errno);
+  }
+  const bool exists = f.snapshot_exists || f.journal_exists;
+  files_.emplace(network_name, std::move(f));
+  if (!exists) {
+    return std::optional<PoolData>();
+  }
+  return std::optional<PoolData>(std::move(snap.pool));
+}
+
+Status Store::write_snapshot(const PoolData& pool, std::uint64_t applied_seq) {
+  IPOIB_TRY_ASSIGN(std::string bytes, encode_snapshot(pool, applied_seq));
   const std::string name = pool_file_name(pool.network_name);
-  const std::string path = dir_ + "/" + name;
+  const std::string path = path_of(name);
   static std::atomic<unsigned> counter{0};
   const std::string tmp = std::string(kTempPrefix) + name + "." + std::to_string(::getpid()) +
                           "." + std::to_string(counter++);
@@ -287,7 +353,158 @@ Status Store::write_pool(const StoreLock& /*lock*/, const PoolData& pool) {
     // operation, and the next operation sees the new file (or, after power loss, the old one).
     return io_error("fsync directory " + dir_, errno);
   }
+  if (auto it = files_.find(pool.network_name); it != files_.end()) {
+    it->second.snapshot_exists = true;
+    it->second.snapshot_bytes = bytes.size();
+  }
   return ok_status();
+}
+
+Status Store::create_journal(PoolFiles& f, const std::string& network_name) {
+  IPOIB_TRY_ASSIGN(std::string header, encode_journal_header(network_name));
+  const std::string name = journal_file_name(network_name);
+  const std::string path = path_of(name);
+  const std::string tmp = std::string(kTempPrefix) + name + "." + std::to_string(::getpid());
+  Fd fd(::openat(dir_fd_.get(), tmp.c_str(),
+                 O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600));
+  if (!fd.valid()) {
+    return io_error("create " + dir_ + "/" + tmp, errno);
+  }
+  auto fail = [&](Error e) -> Status {
+    fd.reset();
+    ::unlinkat(dir_fd_.get(), tmp.c_str(), 0);
+    return e;
+  };
+  if (auto s = write_all(fd.get(), header, "write " + path); !s) {
+    return fail(std::move(s).error());
+  }
+  if (::fsync(fd.get()) != 0) {
+    return fail(io_error("fsync " + path, errno));
+  }
+  // The lock is held and read_pool saw no journal, so nothing is replaced here.
+  if (::renameat(dir_fd_.get(), tmp.c_str(), dir_fd_.get(), name.c_str()) != 0) {
+    return fail(io_error("rename into " + path, errno));
+  }
+  if (::fsync(dir_fd_.get()) != 0) {
+    return io_error("fsync directory " + dir_, errno);
+  }
+  f.journal_fd = std::move(fd);  // the renamed inode, still open read-write
+  f.journal_writable = true;
+  f.journal_exists = true;
+  f.journal_header_bytes = header.size();
+  f.journal_valid_bytes = header.size();
+  f.journal_file_bytes = header.size();
+  return ok_status();
+}
+
+Status Store::cut_journal(PoolFiles& f, const std::string& network_name) {
+  if (!f.journal_exists || f.journal_file_bytes == f.journal_header_bytes) {
+    return ok_status();
+  }
+  const std::string path = path_of(journal_file_name(network_name));
+  if (::ftruncate(f.journal_fd.get(), static_cast<off_t>(f.journal_header_bytes)) != 0) {
+    return io_error("truncate " + path, errno);
+  }
+  if (::fdatasync(f.journal_fd.get()) != 0) {
+    return io_error("fdatasync " + path, errno);
+  }
+  f.journal_valid_bytes = f.journal_header_bytes;
+  f.journal_file_bytes = f.journal_header_bytes;
+  return ok_status();
+}
+
+Result<CommitInfo> Store::commit(const StoreLock& lock, const PoolData& after,
+                                 const std::vector<PoolOp>& ops) {
+  CommitInfo info;
+  if (ops.empty()) {
+    return info;
+  }
+  const std::string& net = after.network_name;
+  IPOIB_TRY_ASSIGN(PoolFiles * f, files_for(lock, net));
+  if (!f->snapshot_exists && !f->journal_exists) {
+    // A new pool: its first snapshot is the commit.
+    IPOIB_TRY(write_snapshot(after, f->last_seq));
+    return info;
+  }
+  if (!f->journal_exists) {
+    IPOIB_TRY(create_journal(*f, net));
+  }
+  const std::string path = path_of(journal_file_name(net));
+  if (!f->journal_writable) {
+    return io_error("open store file " + path + " for writing", EROFS);
+  }
+  const int fd = f->journal_fd.get();
+  if (f->journal_file_bytes > f->journal_valid_bytes) {
+    // Recovery of an uncommitted record: a writer died inside its append (scan_journal).
+    if (::ftruncate(fd, static_cast<off_t>(f->journal_valid_bytes)) != 0) {
+      return io_error("truncate the torn end of " + path, errno);
+    }
+    f->journal_file_bytes = f->journal_valid_bytes;
+  }
+  IPOIB_TRY_ASSIGN(std::string payload, encode_ops(ops));
+  const std::string frame = encode_frame(f->last_seq + 1, payload);
+  auto undo = [&](Error e) -> Result<CommitInfo> {
+    // Leave no partial frame behind: the operation fails as a whole.
+    (void)!::ftruncate(fd, static_cast<off_t>(f->journal_valid_bytes));
+    return e;
+  };
+  std::size_t done = 0;
+  while (done < frame.size()) {
+    const ssize_t n = ::pwrite(fd, frame.data() + done, frame.size() - done,
+                               static_cast<off_t>(f->journal_valid_bytes + done));
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return undo(io_error("append to " + path, errno));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fdatasync(fd) != 0) {
+    return undo(io_error("fdatasync " + path, errno));
+  }
+  f->journal_valid_bytes += frame.size();
+  f->journal_file_bytes = f->journal_valid_bytes;
+  ++f->last_seq;
+
+  const std::size_t records = f->journal_valid_bytes - f->journal_header_bytes;
+  if (records > std::max(tuning_.compact_min_bytes,
+                         f->snapshot_bytes / std::max<std::size_t>(tuning_.snapshot_divisor, 1))) {
+    Status s = write_snapshot(after, f->last_seq);
+    if (s) {
+      s = cut_journal(*f, net);
+    }
+    if (s) {
+      info.compacted = true;
+    } else {
+      info.compaction_error = s.error();
+    }
+  }
+  return info;
+}
+
+Status Store::write_pool(const StoreLock& lock, const PoolData& pool) {
+  IPOIB_TRY_ASSIGN(std::optional<PoolData> current, read_pool(lock, pool.network_name));
+  if (current) {
+    if (auto ops = diff_pools(*current, pool)) {
+      IPOIB_TRY_ASSIGN(CommitInfo info, commit(lock, pool, *ops));
+      (void)info;  // a failed compaction is retried by the next commit
+      return ok_status();
+    }
+  }
+  IPOIB_TRY_ASSIGN(PoolFiles * f, files_for(lock, pool.network_name));
+  IPOIB_TRY(write_snapshot(pool, f->last_seq));
+  return cut_journal(*f, pool.network_name);
+}
+
+Status Store::compact(const StoreLock& lock, const std::string& network_name) {
+  IPOIB_TRY_ASSIGN(std::optional<PoolData> pool, read_pool(lock, network_name));
+  if (!pool) {
+    return ok_status();
+  }
+  IPOIB_TRY_ASSIGN(PoolFiles * f, files_for(lock, network_name));
+  IPOIB_TRY(write_snapshot(*pool, f->last_seq));
+  return cut_journal(*f, network_name);
 }
 
 Result<std::vector<std::string>> Store::list_networks(const StoreLock& /*lock*/) {
@@ -306,7 +523,10 @@ Result<std::vector<std::string>> Store::list_networks(const StoreLock& /*lock*/)
     if (!starts_with(n, kPoolPrefix)) {
       continue;
     }
-    const std::string_view rest = n.substr(kPoolPrefix.size());
+    std::string_view rest = n.substr(kPoolPrefix.size());
+    if (rest.ends_with(kJournalSuffix)) {
+      rest.remove_suffix(kJournalSuffix.size());  // a pool may have only a journal
+    }
     if (rest == kDefaultPoolName) {
       out.emplace_back();
     } else if (is_valid_network_name(std::string(rest))) {
@@ -315,6 +535,7 @@ Result<std::vector<std::string>> Store::list_networks(const StoreLock& /*lock*/)
   }
   ::closedir(d);
   std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 

@@ -1,10 +1,12 @@
-// Fuzzes the IPAM store's pool-file parser: any bytes must give a PoolData or kStoreCorrupt,
-// and whatever parses must re-encode to bytes that parse to the same pool.
+// Fuzzes the IPAM store's snapshot parsers (the v1 text pool file and the v2 binary snapshot,
+// journal.h): any bytes must give a pool or kStoreCorrupt, and whatever parses must re-encode to
+// bytes that parse to the same pool.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
 
+#include "ipoib/ipam/journal.h"
 #include "ipoib/ipam/pool.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -12,11 +14,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto pool = ipoib::ipam::decode_pool(text, "fuzz");
   if (!pool) {
     if (pool.error().code() != ipoib::ErrorCode::kStoreCorrupt) std::abort();
+  } else {
+    auto again = ipoib::ipam::encode_pool(*pool);
+    if (!again) std::abort();
+    auto back = ipoib::ipam::decode_pool(*again, "fuzz");
+    if (!back || !(*back == *pool)) std::abort();
+  }
+  auto snap = ipoib::ipam::decode_snapshot(text, "fuzz");
+  if (!snap) {
+    if (snap.error().code() != ipoib::ErrorCode::kStoreCorrupt) std::abort();
     return 0;
   }
-  auto again = ipoib::ipam::encode_pool(*pool);
-  if (!again) std::abort();
-  auto back = ipoib::ipam::decode_pool(*again, "fuzz");
-  if (!back || !(*back == *pool)) std::abort();
+  auto bytes = ipoib::ipam::encode_snapshot(snap->pool, snap->applied_seq);
+  if (!bytes) std::abort();
+  auto back = ipoib::ipam::decode_snapshot(*bytes, "fuzz");
+  if (!back || !(back->pool == snap->pool) || back->applied_seq != snap->applied_seq) std::abort();
   return 0;
 }

@@ -1,6 +1,7 @@
 // Filesystem faults, as root in a private mount namespace (exit 77 otherwise): a full
-// filesystem (small tmpfs), a read-only store, a truncated pool file. Each must give a clear
-// error and leave the committed data intact.
+// filesystem (small tmpfs), a read-only store, a truncated snapshot, a corrupted journal record,
+// a torn journal append. Each must give a clear error (or, for the torn append, be recovered)
+// and leave the committed data intact.
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "ipoib/ipam/journal.h"
 #include "ipoib/ipam/pool.h"
 #include "proc_support.h"
 
@@ -55,6 +57,7 @@ int main() {
   } unmount{mnt};
   const std::string store = mnt + "/store";
   const std::string pool_file = store + "/pool-_default";
+  const std::string journal_file = store + "/pool-_default+journal";
   const auto cfg = ipam_proc::conf(store, {{"range", "10.50.0.0/16"}});
 
   // 1. Full filesystem: ADD until the store cannot grow.
@@ -83,6 +86,7 @@ int main() {
 
   // 2. Read-only store: clear error, nothing changed.
   const std::string before = slurp(pool_file);
+  const std::string journal_before = slurp(journal_file);
   if (::mount(nullptr, mnt.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr) != 0) {
     return fail("remount read-only");
   }
@@ -94,17 +98,59 @@ int main() {
   if (code_of(st) != 50 || st.out.find("read-only") == std::string::npos) {
     return fail("read-only store: STATUS should be 50 naming it: " + st.out);
   }
-  if (slurp(pool_file) != before) return fail("read-only store changed");
-  if (!ipoib::ipam::decode_pool(before, pool_file).ok()) return fail("pool no longer decodes");
+  if (slurp(pool_file) != before || slurp(journal_file) != journal_before) {
+    return fail("read-only store changed");
+  }
+  if (!ipam_proc::load_pool(store).ok()) return fail("pool no longer loads on a read-only store");
   std::printf("read-only: %s\n", ro.out.c_str());
   if (::mount(nullptr, mnt.c_str(), nullptr, MS_REMOUNT, "size=1m") != 0) return fail("remount rw");
 
-  // 3. Truncated pool file: detected (103, naming the file), never reset or overwritten.
+  // 3. A torn append (the first bytes of a frame, as a writer killed inside write(2) leaves):
+  // readers ignore it, the next ADD cuts it and commits.
+  auto before_torn = ipam_proc::load_pool(store);
+  if (!before_torn) return fail("store does not load: " + before_torn.error().msg());
+  const std::string journal_good = slurp(journal_file);
+  if (journal_good.empty()) return fail("no journal after the ADDs above");
+  const std::string frame = ipoib::ipam::encode_frame(
+      999999, *ipoib::ipam::encode_ops({ipoib::ipam::PoolOp::release(before_torn->reservations[0].ip)}));
+  std::ofstream(journal_file, std::ios::binary | std::ios::app) << frame.substr(0, frame.size() / 2);
+  auto torn = ipam_proc::call("ADD", cfg, "after-torn-append");
+  if (torn.rc != 0) return fail("ADD after a torn append: " + torn.out);
+  auto after_torn = ipam_proc::load_pool(store);
+  if (!after_torn || after_torn->reservations.size() != before_torn->reservations.size() + 1) {
+    return fail("torn append: reservations lost or added");
+  }
+  if (slurp(journal_file).substr(0, journal_good.size()) != journal_good) {
+    return fail("torn append: committed records changed");
+  }
+  std::printf("torn append: recovered, %zu reservations\n", after_torn->reservations.size());
+
+  // 4. A changed byte inside an early journal record (valid records follow): detected (103,
+  // naming the journal), never skipped, and nothing is written.
+  {
+    std::string j = slurp(journal_file);
+    j[j.size() / 3] = static_cast<char>(j[j.size() / 3] ^ 0x08);
+    std::ofstream(journal_file, std::ios::binary | std::ios::trunc) << j;
+    auto jc = ipam_proc::call("ADD", cfg, "after-journal-corruption");
+    if (code_of(jc) != 103 || jc.out.find(journal_file) == std::string::npos) {
+      return fail("corrupt journal: expected code 103 naming the journal: " + jc.out);
+    }
+    if (ipam_proc::call("DEL", cfg, committed.begin()->first).rc == 0) {
+      return fail("DEL on a corrupt journal must report it");
+    }
+    if (slurp(journal_file) != j) return fail("corrupt journal was modified");
+    std::printf("corrupt journal: %s\n", jc.out.c_str());
+    j[j.size() / 3] = static_cast<char>(j[j.size() / 3] ^ 0x08);  // repaired by the operator
+    std::ofstream(journal_file, std::ios::binary | std::ios::trunc) << j;
+  }
+
+  // 5. Truncated snapshot: detected (103, naming the file), never reset or overwritten.
   const std::string text = slurp(pool_file);
   {
     std::ofstream(pool_file, std::ios::binary | std::ios::trunc) << text.substr(0, text.size() / 2);
   }
   const std::string truncated = slurp(pool_file);
+  const std::string journal_now = slurp(journal_file);
   auto tr = ipam_proc::call("ADD", cfg, "after-truncation");
   if (code_of(tr) != 103 || tr.out.find(pool_file) == std::string::npos) {
     return fail("truncated store: expected code 103 naming the file: " + tr.out);
@@ -112,7 +158,9 @@ int main() {
   if (ipam_proc::call("DEL", cfg, committed.rbegin()->first).rc == 0) {
     return fail("DEL on a corrupt pool must report it, not succeed silently");
   }
-  if (slurp(pool_file) != truncated) return fail("truncated store was modified");
+  if (slurp(pool_file) != truncated || slurp(journal_file) != journal_now) {
+    return fail("truncated store was modified");
+  }
   std::printf("truncated: %s\n", tr.out.c_str());
   std::printf("ok\n");
   return 0;

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <map>
 #include <optional>
 #include <string>
@@ -49,7 +50,8 @@ struct CallResult {
 
 // One CNI invocation of the built-in IPAM through the protocol engine, in this process.
 inline CallResult call(const std::string& cmd, const nlohmann::json& conf, const std::string& cid,
-                       const std::string& ifname = "net1") {
+                       const std::string& ifname = "net1",
+                       const ipoib::ipam::StoreTuning& tuning = {}) {
   static ipoib::Logger log = [] {
     ipoib::Logger l;
     l.set_level(ipoib::LogLevel::kOff);
@@ -57,6 +59,7 @@ inline CallResult call(const std::string& cmd, const nlohmann::json& conf, const
   }();
   ipoib::ipam::IpamOptions opts;
   opts.sources.flat_file_paths = {};
+  opts.store_tuning = tuning;
   auto plugin = ipoib::ipam::make_builtin_ipam(log, opts);
   std::map<std::string, std::string> env = {{"CNI_COMMAND", cmd}, {"CNI_CONTAINERID", cid},
                                             {"CNI_NETNS", "/proc/self/ns/net"},
@@ -91,6 +94,19 @@ inline ipoib::Result<ipoib::ipam::PoolData> load_pool(const std::string& store_d
   IPOIB_TRY_ASSIGN(StoreLock lock, store->lock(60000));
   IPOIB_TRY_ASSIGN(std::optional<PoolData> pool, store->read_pool(lock, network));
   return pool ? *pool : PoolData{};
+}
+
+// Whether the default pool's journal ends with an unacknowledged (torn) append.
+inline bool journal_has_torn_tail(const std::string& store_dir) {
+  std::string bytes;
+  if (FILE* f = std::fopen((store_dir + "/pool-_default+journal").c_str(), "rb")) {
+    char buf[65536];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) bytes.append(buf, n);
+    std::fclose(f);
+  }
+  if (bytes.empty()) return false;
+  auto img = ipoib::ipam::scan_journal(bytes, "journal");
+  return img.ok() && img->torn_tail;
 }
 
 inline int count_temp_files(const std::string& dir) {

@@ -6,7 +6,7 @@
 // list    [--json] [--store-dir D]: every pool, its ranges with reserved and free counts, and its
 //         reservations (IP, container ID, pod, ifname, since) as a table or one JSON document.
 // release (--ip IP | --container ID [--ifname IF]) [--network NAME] [--store-dir D]: frees the
-//         matching reservations (in every pool unless --network), one atomic write per pool.
+//         matching reservations (in every pool unless --network), one journal commit per pool.
 #pragma once
 
 #include <ostream>

@@ -17,16 +17,18 @@
 #include "ipoib/base/log.h"
 #include "ipoib/cni/skel.h"
 #include "ipoib/ipam/config.h"
+#include "ipoib/ipam/store.h"
 
 namespace ipoib::ipam {
 
 struct IpamOptions {
   ConfigSources sources;
   std::function<std::int64_t()> now_unix_s;  // empty = time(2)
+  StoreTuning store_tuning;                  // when the journal is compacted (store.h)
 };
 
 // See ipam.h. Verbs:
-//  ADD   one address per configured range, all-or-nothing (one atomic write of the pool file);
+//  ADD   one address per configured range, all-or-nothing (one journal record for all ranges);
 //        idempotent on (container ID, ifname) and on (K8S_POD_NAMESPACE/K8S_POD_NAME, ifname),
 //        the latter updating the stored container ID. Exhausted range: kIpamFailure.
 //  DEL   releases every reservation of (container ID, ifname) in the pool; success when none.

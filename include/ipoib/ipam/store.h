@@ -1,29 +1,55 @@
-// ipoib/ipam/store.h — the on-disk store: a directory of pool files behind one lock file.
+// ipoib/ipam/store.h — the on-disk store: a directory of pools behind one lock file.
 //
 // Layout of store_dir (created 0700; files 0600; everything opened with openat from the
 // directory's fd and O_NOFOLLOW, so a planted symlink is refused, never followed):
-//   lock             the dedicated lock file (fcntl lock via Boost.Interprocess file_lock; no
-//                    other code opens it, because closing *any* fd of a file drops the process's
-//                    fcntl locks on it — fcntl(2) "Advisory record locking")
-//   pool-<name>      one pool file per network_name (pool-_default for the unnamed pool)
-//   .tmp.*           a writer's temporary file; a crashed writer's leftovers are removed by the
-//                    next operation that holds the lock
+//   lock                 the dedicated lock file (fcntl lock via Boost.Interprocess file_lock; no
+//                        other code opens it, because closing *any* fd of a file drops the
+//                        process's fcntl locks on it — fcntl(2) "Advisory record locking")
+//   pool-<name>          a pool's snapshot (pool-_default for the unnamed pool): the whole pool as
+//                        of a journal sequence number (journal.h), replaced atomically
+//   pool-<name>+journal  the pool's journal: transactions appended since the snapshot ('+' cannot
+//                        occur in a network name, so no network's snapshot can be another's
+//                        journal)
+//   .tmp.*               a writer's temporary file; a crashed writer's leftovers are removed by the
+//                        next operation that holds the lock
 //
-// Every write is atomic and durable: temporary file (O_EXCL, 0600) + fsync + renameat + fsync of
-// the directory (rename(2) is atomic; the directory fsync makes the new entry survive power
-// loss). One read and one write per operation, whatever the number of reservations.
+// Commit protocol (why every acknowledged change survives kill -9 and power loss):
+//  * an operation appends one frame (all its changes, checksummed, numbered) to the journal with
+//    one pwrite(2) and fdatasync(2)s it before reporting success. fdatasync makes the data and
+//    the new file size durable (fdatasync(2): "the metadata needed to retrieve the data"); no
+//    rename and no directory fsync per operation, so no filesystem-journal commit on the
+//    critical path — ~0.1 ms instead of ~30 ms on ext4.
+//  * a writer killed inside write(2), or power lost before fdatasync returned, can leave an
+//    incomplete frame at the end of the journal: that operation was never acknowledged. The next
+//    writer, under the lock, truncates it away before appending (scan_journal decides what a
+//    torn tail is; anything else that fails verification is kStoreCorrupt and nothing is written).
+//  * the first change of a new pool writes its snapshot; the journal is created once (temporary
+//    file + fsync + renameat + directory fsync, so it never exists half-written).
+//  * compaction, when the journal outgrows max(compact_min_bytes, snapshot / 4), keeps the work
+//    per operation flat: (1) the new snapshot, which records the last journal sequence it
+//    includes, is written to a temporary file, fsynced, renamed over the old one and the
+//    directory fsynced; (2) the journal is cut back to its header and fdatasynced. A crash
+//    before (1)'s rename leaves the old snapshot and full journal; between (1) and (2) the new
+//    snapshot and a journal whose frames it already includes (skipped by sequence number).
+//
+// Each operation reads the snapshot and the journal once and appends one frame: its cost grows
+// with the number of reservations only through reading and verifying them (~1 MB at 10,000,
+// CRC-32C), never with the size of the range.
 //
 // fcntl locks exclude processes, not threads of one process: the plugin is one process per CNI
 // invocation, and nothing in this project shares a Store between threads. They also work across
 // hosts on NFS, Lustre, GPFS and CephFS, which is what makes a shared store_dir cluster-wide.
 //
-//   IPOIB_TRY_ASSIGN(Store store, Store::open("/var/lib/cni/ipoib-ipam", CreateMode::kCreate));
-//   IPOIB_TRY_ASSIGN(StoreLock lock, store.lock(5000));        // kTryAgainLater on timeout
-//   IPOIB_TRY_ASSIGN(std::optional<PoolData> pool, store.read_pool(lock, "mynet"));
-//   IPOIB_TRY(store.write_pool(lock, *pool));
+//   IPOIB_TRY_ASSIGN(std::optional<Store> store, Store::open(dir, CreateMode::kCreate));
+//   IPOIB_TRY_ASSIGN(StoreLock lock, store->lock(5000));        // kTryAgainLater on timeout
+//   IPOIB_TRY_ASSIGN(std::optional<PoolData> pool, store->read_pool(lock, "mynet"));
+//   std::vector<PoolOp> ops = {PoolOp::release(ip)};
+//   IPOIB_TRY(apply_ops(*pool, ops, ""));
+//   IPOIB_TRY(store->commit(lock, *pool, ops));                  // durable when it returns
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,11 +57,29 @@
 
 #include "ipoib/base/error.h"
 #include "ipoib/base/fd.h"
+#include "ipoib/ipam/journal.h"
 #include "ipoib/ipam/pool.h"
 
 namespace ipoib::ipam {
 
 enum class CreateMode { kCreate, kMustExist };
+
+// When the journal is compacted into a new snapshot: when its records exceed
+// max(compact_min_bytes, snapshot bytes / snapshot_divisor). The bytes appended between two
+// compactions are then proportional to the snapshot, so the amortised cost per operation stays
+// flat, and replay reads at most a quarter more than the snapshot.
+struct StoreTuning {
+  std::size_t compact_min_bytes = std::size_t{64} << 10;
+  std::size_t snapshot_divisor = 4;
+};
+
+// What a commit did besides making the operation durable.
+struct CommitInfo {
+  bool compacted = false;
+  // A failed compaction does not fail the committed operation (the journal still holds it); the
+  // next operation tries again. The caller may log this.
+  std::optional<Error> compaction_error;
+};
 
 // Proof that the store lock is held; released on destruction.
 class StoreLock {
@@ -70,9 +114,21 @@ class Store {
   Result<std::optional<PoolData>> read_pool(const StoreLock& lock,
                                             const std::string& network_name);
 
-  // Atomically replaces the pool file (see above). On failure the old file is untouched and the
-  // temporary file removed. kIoFailure naming the path (ENOSPC, EROFS, ...).
+  // Makes `ops` durable: `after` must be the pool read_pool returned under this same lock with
+  // `ops` applied (apply_ops); it is what a new pool's first snapshot or a compaction writes. One
+  // journal append + fdatasync (see above); nothing when ops is empty. On failure nothing was
+  // committed (a partial append is cut back). kIoFailure naming the path (ENOSPC, EROFS, ...);
+  // kStoreCorrupt when the pool does not verify.
+  Result<CommitInfo> commit(const StoreLock& lock, const PoolData& after,
+                            const std::vector<PoolOp>& ops);
+
+  // Makes the stored pool equal to `pool`, whatever was changed: the difference with the stored
+  // pool becomes one commit (O(pool); the admin commands and tests use it). Refuses (kStoreCorrupt)
+  // to replace a pool that does not verify.
   Status write_pool(const StoreLock& lock, const PoolData& pool);
+
+  // Writes the pool as a new snapshot now and cuts the journal (the compaction steps above).
+  Status compact(const StoreLock& lock, const std::string& network_name);
 
   // network_name of every pool file present (read from the file names).
   Result<std::vector<std::string>> list_networks(const StoreLock& lock);
@@ -80,15 +136,41 @@ class Store {
   // Creates and removes a temporary file: whether an ADD could commit now.
   Status probe_writable(const StoreLock& lock);
 
-  // The file name of a network's pool: "pool-<name>" or "pool-_default".
+  // The file name of a network's snapshot: "pool-<name>" or "pool-_default".
   static std::string pool_file_name(const std::string& network_name);
+  // The file name of a network's journal: pool_file_name + "+journal".
+  static std::string journal_file_name(const std::string& network_name);
+
+  void set_tuning(StoreTuning t) { tuning_ = t; }
 
  private:
+  // What read_pool learnt about a pool's files, valid while the same lock is held.
+  struct PoolFiles {
+    std::uint64_t lock_epoch = 0;
+    bool snapshot_exists = false;
+    std::size_t snapshot_bytes = 0;
+    bool journal_exists = false;
+    Fd journal_fd;                      // read-write unless the filesystem refused it
+    bool journal_writable = false;
+    std::size_t journal_header_bytes = 0;
+    std::size_t journal_valid_bytes = 0;  // end of the last verified frame
+    std::size_t journal_file_bytes = 0;   // > valid: a torn tail to cut before appending
+    std::uint64_t last_seq = 0;           // highest sequence in snapshot or journal
+  };
+
   Store(std::string dir, Fd dir_fd) : dir_(std::move(dir)), dir_fd_(std::move(dir_fd)) {}
   Status remove_stale_temp_files();
+  Result<PoolFiles*> files_for(const StoreLock& lock, const std::string& network_name);
+  Status write_snapshot(const PoolData& pool, std::uint64_t applied_seq);
+  Status create_journal(PoolFiles& f, const std::string& network_name);
+  Status cut_journal(PoolFiles& f, const std::string& network_name);
+  std::string path_of(const std::string& name) const { return dir_ + "/" + name; }
 
   std::string dir_;
   Fd dir_fd_;
+  StoreTuning tuning_;
+  std::uint64_t lock_epoch_ = 0;
+  std::map<std::string, PoolFiles> files_;
 };
 
 }  // namespace ipoib::ipam

@@ -1,0 +1,793 @@
+#include "ipoib/ipam/journal.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <bit>
+#include <map>
+#include <optional>
+
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+#endif
+
+namespace ipoib::ipam {
+namespace {
+
+// Internal op kind of the header records (never in a PoolOp).
+constexpr std::uint8_t kNetworkOp = 4;
+constexpr std::uint8_t kFamilyV4 = 4;
+constexpr std::uint8_t kFamilyV6 = 6;
+
+// ---- CRC-32C -----------------------------------------------------------------------------------
+
+constexpr std::uint32_t kCrc32cPoly = 0x82F63B78;  // 0x1EDC6F41 bit-reversed
+
+constexpr std::array<std::array<std::uint32_t, 256>, 8> make_tables() {
+  std::array<std::array<std::uint32_t, 256>, 8> t{};
+  for (std::uint32_t i = 0; i < 256; ++i) {
+    std::uint32_t c = i;
+    for (int k = 0; k < 8; ++k) {
+      c = (c & 1U) != 0 ? (c >> 1) ^ kCrc32cPoly : c >> 1;
+    }
+    t[0][i] = c;
+  }
+  for (std::size_t s = 1; s < 8; ++s) {
+    for (std::uint32_t i = 0; i < 256; ++i) {
+      t[s][i] = (t[s - 1][i] >> 8) ^ t[0][t[s - 1][i] & 0xFFU];
+    }
+  }
+  return t;
+}
+constexpr auto kTables = make_tables();
+
+// Slicing-by-8: eight table lookups per 8-byte word.
+std::uint32_t crc32c_table(const unsigned char* p, std::size_t n, std::uint32_t c) {
+  while (n >= 8) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, p, 8);
+    if constexpr (std::endian::native == std::endian::big) {
+      w = __builtin_bswap64(w);
+    }
+    w ^= c;
+    c = kTables[7][w & 0xFF] ^ kTables[6][(w >> 8) & 0xFF] ^ kTables[5][(w >> 16) & 0xFF] ^
+        kTables[4][(w >> 24) & 0xFF] ^ kTables[3][(w >> 32) & 0xFF] ^
+        kTables[2][(w >> 40) & 0xFF] ^ kTables[1][(w >> 48) & 0xFF] ^ kTables[0][w >> 56];
+    p += 8;
+    n -= 8;
+  }
+  while (n-- > 0) {
+    c = (c >> 8) ^ kTables[0][(c ^ *p++) & 0xFFU];
+  }
+  return c;
+}
+
+#if defined(__x86_64__)
+// The SSE4.2 crc32 instruction computes exactly this polynomial, 8 bytes per instruction
+// (Intel SDM, CRC32). One dependent stream runs at ~2.7 bytes/cycle: ~0.15 ms for the ~1 MB
+// snapshot of 10,000 reservations, small next to reading and parsing it, so the 3-stream
+// interleave with its combine tables is not worth its code.
+__attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(const unsigned char* p,
+                                                              std::size_t n, std::uint32_t c) {
+  std::uint64_t c64 = c;
+  while (n >= 8) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, p, 8);
+    c64 = _mm_crc32_u64(c64, w);
+    p += 8;
+    n -= 8;
+  }
+  auto c32 = static_cast<std::uint32_t>(c64);
+  while (n-- > 0) {
+    c32 = _mm_crc32_u8(c32, *p++);
+  }
+  return c32;
+}
+
+bool have_sse42() {
+  static const bool has = __builtin_cpu_supports("sse4.2") != 0;
+  return has;
+}
+#endif
+
+// ---- byte writer / reader ----------------------------------------------------------------------
+
+class Writer {
+ public:
+  explicit Writer(std::string& out) : out_(out) {}
+  void u8(std::uint8_t v) { out_.push_back(static_cast<char>(v)); }
+  void u32(std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) {
+      u8(static_cast<std::uint8_t>(v >> (8 * i)));
+    }
+  }
+  void u64(std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) {
+      u8(static_cast<std::uint8_t>(v >> (8 * i)));
+    }
+  }
+  void u128v(u128 v, int bytes) {
+    for (int i = 0; i < bytes; ++i) {
+      u8(static_cast<std::uint8_t>(v >> (8 * i)));
+    }
+  }
+  void ip(const IpAddress& a) {
+    u8(a.is_v4() ? kFamilyV4 : kFamilyV6);
+    u128v(a.value(), a.is_v4() ? 4 : 16);
+  }
+  void str(std::string_view s) {
+    u8(static_cast<std::uint8_t>(s.size()));
+    out_.append(s);
+  }
+
+ private:
+  std::string& out_;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : p_(reinterpret_cast<const unsigned char*>(in.data())), n_(in.size()) {}
+  [[nodiscard]] bool ok() const { return ok_; }
+  [[nodiscard]] bool done() const { return n_ == 0; }
+  std::uint8_t u8() {
+    if (!need(1)) {
+      return 0;
+    }
+    --n_;
+    return *p_++;
+  }
+  std::uint32_t u32() { return static_cast<std::uint32_t>(le(4)); }
+  std::uint64_t u64() { return static_cast<std::uint64_t>(le(8)); }
+  std::int64_t i64() { return static_cast<std::int64_t>(u64()); }
+  std::optional<IpAddress> ip() {
+    const std::uint8_t fam = u8();
+    if (fam == kFamilyV4) {
+      return IpAddress(IpFamily::kV4, le(4));
+    }
+    if (fam == kFamilyV6) {
+      return IpAddress(IpFamily::kV6, le(16));
+    }
+    ok_ = false;
+    return std::nullopt;
+  }
+  std::string_view str() {
+    const std::size_t len = u8();
+    if (!need(len)) {
+      return {};
+    }
+    std::string_view s(reinterpret_cast<const char*>(p_), len);
+    p_ += len;
+    n_ -= len;
+    return s;
+  }
+
+ private:
+  bool need(std::size_t k) {
+    if (!ok_ || n_ < k) {
+      ok_ = false;
+      return false;
+    }
+    return true;
+  }
+  u128 le(int bytes) {
+    if (!need(static_cast<std::size_t>(bytes))) {
+      return 0;
+    }
+    u128 v = 0;
+    for (int i = 0; i < bytes; ++i) {
+      v |= static_cast<u128>(p_[i]) << (8 * i);
+    }
+    p_ += bytes;
+    n_ -= static_cast<std::size_t>(bytes);
+    return v;
+  }
+  const unsigned char* p_;
+  std::size_t n_;
+  bool ok_ = true;
+};
+
+std::uint32_t load_u32(std::string_view b, std::size_t at) {
+  std::uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) {
+    v |= static_cast<std::uint32_t>(static_cast<unsigned char>(b[at + static_cast<std::size_t>(i)])) << (8 * i);
+  }
+  return v;
+}
+
+std::uint64_t load_u64(std::string_view b, std::size_t at) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) {
+    v |= static_cast<std::uint64_t>(static_cast<unsigned char>(b[at + static_cast<std::size_t>(i)])) << (8 * i);
+  }
+  return v;
+}
+
+Error corrupt(std::string_view file, std::string_view what) {
+  return Error(ErrorCode::kStoreCorrupt,
+               "store file " + std::string(file) + " is corrupt (" + std::string(what) +
+                   "); it was left untouched: inspect or restore it (see `ipoib ipam list`), "
+                   "then remove the pool's files to start the pool empty");
+}
+
+bool storable_or_empty(std::string_view s) { return s.empty() || is_storable_field(s); }
+
+bool ip_fits(const IpAddress& a) {
+  return !a.is_v4() || a.value() <= u128{0xFFFFFFFFU};
+}
+
+Status check_fields(const Reservation& r) {
+  for (std::string_view f : {std::string_view(r.range_key), std::string_view(r.cni_network),
+                             std::string_view(r.container_id), std::string_view(r.ifname)}) {
+    if (!is_storable_field(f)) {
+      return Error(ErrorCode::kInternal,
+                   "pool: unstorable reservation field \"" + std::string(f.substr(0, 64)) + "\"");
+    }
+  }
+  if (!storable_or_empty(r.pod_ref)) {
+    return Error(ErrorCode::kInternal, "pool: unstorable pod reference");
+  }
+  return ok_status();
+}
+
+Status encode_op(Writer& w, const PoolOp& op) {
+  switch (op.kind) {
+    case PoolOp::Kind::kReserve: {
+      const Reservation& r = op.reservation;
+      IPOIB_TRY(check_fields(r));
+      w.u8(static_cast<std::uint8_t>(op.kind));
+      w.ip(r.ip);
+      w.u64(static_cast<std::uint64_t>(r.since_unix_s));
+      w.str(r.range_key);
+      w.str(r.cni_network);
+      w.str(r.container_id);
+      w.str(r.ifname);
+      w.str(r.pod_ref);
+      return ok_status();
+    }
+    case PoolOp::Kind::kRelease:
+      w.u8(static_cast<std::uint8_t>(op.kind));
+      w.ip(op.reservation.ip);
+      return ok_status();
+    case PoolOp::Kind::kRange: {
+      const PoolRange& r = op.range;
+      if (!is_storable_field(r.key)) {
+        return Error(ErrorCode::kInternal, "pool: unstorable range key");
+      }
+      w.u8(static_cast<std::uint8_t>(op.kind));
+      w.str(r.key);
+      w.ip(r.subnet.address());
+      w.u8(static_cast<std::uint8_t>(r.subnet.length()));
+      w.ip(r.first);
+      w.ip(r.last);
+      w.u32(static_cast<std::uint32_t>(r.excluded.size()));
+      const int width = r.subnet.address().is_v4() ? 4 : 16;
+      for (const Interval& i : r.excluded) {
+        w.u128v(i.lo, width);
+        w.u128v(i.hi, width);
+      }
+      w.u8(r.cursor ? 1 : 0);
+      if (r.cursor) {
+        w.ip(*r.cursor);
+      }
+      return ok_status();
+    }
+  }
+  return Error(ErrorCode::kInternal, "pool: unknown operation");
+}
+
+// One op, or an error text (the caller adds the file name).
+struct DecodedOp {
+  std::uint8_t kind = 0;
+  PoolOp op;
+  std::string network;  // kNetworkOp
+};
+
+std::optional<std::string> decode_op(Reader& rd, DecodedOp& out) {
+  out.kind = rd.u8();
+  if (!rd.ok()) {
+    return "truncated record";
+  }
+  if (out.kind == kNetworkOp) {
+    const std::string_view n = rd.str();
+    if (!rd.ok() || !storable_or_empty(n)) {
+      return "bad network record";
+    }
+    out.network = std::string(n);
+    return std::nullopt;
+  }
+  if (out.kind == static_cast<std::uint8_t>(PoolOp::Kind::kReserve)) {
+    out.op.kind = PoolOp::Kind::kReserve;
+    Reservation& r = out.op.reservation;
+    const auto ip = rd.ip();
+    r.since_unix_s = rd.i64();
+    const std::string_view key = rd.str();
+    const std::string_view net = rd.str();
+    const std::string_view cid = rd.str();
+    const std::string_view ifname = rd.str();
+    const std::string_view pod = rd.str();
+    if (!rd.ok() || !ip || !ip_fits(*ip) || !is_storable_field(key) || !is_storable_field(net) ||
+        !is_storable_field(cid) || !is_storable_field(ifname) || !storable_or_empty(pod)) {
+      return "bad reservation record";
+    }
+    r.ip = *ip;
+    r.range_key.assign(key);
+    r.cni_network.assign(net);
+    r.container_id.assign(cid);
+    r.ifname.assign(ifname);
+    r.pod_ref.assign(pod);
+    return std::nullopt;
+  }
+  if (out.kind == static_cast<std::uint8_t>(PoolOp::Kind::kRelease)) {
+    out.op.kind = PoolOp::Kind::kRelease;
+    const auto ip = rd.ip();
+    if (!rd.ok() || !ip || !ip_fits(*ip)) {
+      return "bad release record";
+    }
+    out.op.reservation.ip = *ip;
+    return std::nullopt;
+  }
+  if (out.kind == static_cast<std::uint8_t>(PoolOp::Kind::kRange)) {
+    out.op.kind = PoolOp::Kind::kRange;
+    PoolRange& r = out.op.range;
+    const std::string_view key = rd.str();
+    const auto addr = rd.ip();
+    const int len = rd.u8();
+    const auto first = rd.ip();
+    const auto last = rd.ip();
+    const std::uint32_t n_ex = rd.u32();
+    if (!rd.ok() || !is_storable_field(key) || !addr || !first || !last || !ip_fits(*addr) ||
+        !ip_fits(*first) || !ip_fits(*last) || len > addr->bit_length() ||
+        first->family() != addr->family() || last->family() != addr->family() || *last < *first) {
+      return "bad range record";
+    }
+    r.key.assign(key);
+    r.subnet = IpPrefix(*addr, len);
+    r.first = *first;
+    r.last = *last;
+    const int width = addr->is_v4() ? 4 : 16;
+    const u128 max = addr->is_v4() ? u128{0xFFFFFFFFU} : ~u128{0};
+    for (std::uint32_t i = 0; i < n_ex; ++i) {
+      Interval iv;
+      for (u128* v : {&iv.lo, &iv.hi}) {
+        u128 x = 0;
+        for (int b = 0; b < width; ++b) {
+          x |= static_cast<u128>(rd.u8()) << (8 * b);
+        }
+        *v = x;
+      }
+      if (!rd.ok() || iv.hi < iv.lo || iv.hi > max) {
+        return "bad excluded interval";
+      }
+      r.excluded.push_back(iv);
+    }
+    const std::uint8_t has_cursor = rd.u8();
+    if (has_cursor > 1 || !rd.ok()) {
+      return "bad cursor";
+    }
+    if (has_cursor == 1) {
+      const auto c = rd.ip();
+      if (!rd.ok() || !c || !ip_fits(*c) || c->family() != addr->family()) {
+        return "bad cursor";
+      }
+      r.cursor = *c;
+    }
+    return std::nullopt;
+  }
+  return "unknown record type " + std::to_string(out.kind);
+}
+
+std::uint32_t frame_crc(std::string_view bytes_without_crc) { return crc32c(bytes_without_crc); }
+
+// A complete, verified frame at `pos`, or nullopt.
+struct FrameView {
+  std::uint64_t seq = 0;
+  std::string_view payload;
+  std::size_t end = 0;
+};
+
+std::optional<FrameView> frame_at(std::string_view b, std::size_t pos) {
+  if (b.size() - pos < kFrameOverhead) {
+    return std::nullopt;
+  }
+  const std::size_t len = load_u32(b, pos);
+  if (len > kMaxFramePayload || b.size() - pos - kFrameOverhead < len) {
+    return std::nullopt;
+  }
+  const std::size_t end = pos + kFrameOverhead + len;
+  if (frame_crc(b.substr(pos, 12 + len)) != load_u32(b, end - 4)) {
+    return std::nullopt;
+  }
+  return FrameView{load_u64(b, pos + 4), b.substr(pos + 12, len), end};
+}
+
+bool all_zero(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c == 0; });
+}
+
+const PoolRange* find_range_in(const std::vector<PoolRange>& ranges, const std::string& key) {
+  for (const PoolRange& r : ranges) {
+    if (r.key == key) {
+      return &r;
+    }
+  }
+  return nullptr;
+}
+
+void upsert_range(std::vector<PoolRange>& ranges, const PoolRange& r) {
+  for (PoolRange& x : ranges) {
+    if (x.key == r.key) {
+      x = r;
+      return;
+    }
+  }
+  ranges.push_back(r);
+}
+
+}  // namespace
+
+std::uint32_t crc32c_portable(std::string_view bytes, std::uint32_t crc) {
+  return ~crc32c_table(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), ~crc);
+}
+
+std::uint32_t crc32c(std::string_view bytes, std::uint32_t crc) {
+#if defined(__x86_64__)
+  if (have_sse42()) {
+    return ~crc32c_sse42(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), ~crc);
+  }
+#endif
+  return crc32c_portable(bytes, crc);
+}
+
+PoolOp PoolOp::reserve(Reservation r) {
+  PoolOp op;
+  op.kind = Kind::kReserve;
+  op.reservation = std::move(r);
+  return op;
+}
+
+PoolOp PoolOp::release(const IpAddress& ip) {
+  PoolOp op;
+  op.kind = Kind::kRelease;
+  op.reservation.ip = ip;
+  return op;
+}
+
+PoolOp PoolOp::set_range(PoolRange r) {
+  PoolOp op;
+  op.kind = Kind::kRange;
+  op.range = std::move(r);
+  return op;
+}
+
+Result<std::string> encode_ops(const std::vector<PoolOp>& ops) {
+  std::string out;
+  Writer w(out);
+  for (const PoolOp& op : ops) {
+    IPOIB_TRY(encode_op(w, op));
+  }
+  return out;
+}
+
+std::string encode_frame(std::uint64_t seq, std::string_view payload) {
+  std::string out;
+  out.reserve(payload.size() + kFrameOverhead);
+  Writer w(out);
+  w.u32(static_cast<std::uint32_t>(payload.size()));
+  w.u64(seq);
+  out.append(payload);
+  w.u32(frame_crc(out));
+  return out;
+}
+
+Result<std::string> encode_snapshot(const PoolData& pool, std::uint64_t applied_seq) {
+  if (!storable_or_empty(pool.network_name)) {
+    return Error(ErrorCode::kInternal, "pool: unstorable network name");
+  }
+  std::string payload;
+  payload.reserve(64 + pool.ranges.size() * 96 + pool.reservations.size() * 128);
+  Writer w(payload);
+  w.u8(kNetworkOp);
+  w.str(pool.network_name);
+  for (const PoolRange& r : pool.ranges) {
+    IPOIB_TRY(encode_op(w, PoolOp::set_range(r)));
+  }
+  for (const Reservation& r : pool.reservations) {
+    // Encoded in place (not through PoolOp::reserve) to avoid copying every reservation.
+    IPOIB_TRY(check_fields(r));
+    w.u8(static_cast<std::uint8_t>(PoolOp::Kind::kReserve));
+    w.ip(r.ip);
+    w.u64(static_cast<std::uint64_t>(r.since_unix_s));
+    w.str(r.range_key);
+    w.str(r.cni_network);
+    w.str(r.container_id);
+    w.str(r.ifname);
+    w.str(r.pod_ref);
+  }
+  if (payload.size() > kMaxFramePayload) {
+    return Error(ErrorCode::kIoFailure, "pool: snapshot larger than 64 MiB");
+  }
+  return std::string(kSnapshotMagic) + encode_frame(applied_seq, payload);
+}
+
+Result<std::string> encode_journal_header(const std::string& network_name) {
+  if (!storable_or_empty(network_name)) {
+    return Error(ErrorCode::kInternal, "pool: unstorable network name");
+  }
+  std::string payload;
+  Writer w(payload);
+  w.u8(kNetworkOp);
+  w.str(network_name);
+  return std::string(kJournalMagic) + encode_frame(0, payload);
+}
+
+Result<SnapshotImage> decode_snapshot(std::string_view bytes, std::string_view file) {
+  if (bytes.substr(0, 16) == "ipoib-ipam-pool ") {
+    IPOIB_TRY_ASSIGN(PoolData p, decode_pool(bytes, file));
+    return SnapshotImage{std::move(p), 0};
+  }
+  if (bytes.substr(0, kSnapshotMagic.size()) != kSnapshotMagic) {
+    return corrupt(file, "not an ipoib IPAM snapshot");
+  }
+  const auto frame = frame_at(bytes, kSnapshotMagic.size());
+  if (!frame) {
+    return corrupt(file, "truncated or checksum mismatch");
+  }
+  if (frame->end != bytes.size()) {
+    return corrupt(file, "unexpected bytes after the snapshot");
+  }
+  SnapshotImage img;
+  img.applied_seq = frame->seq;
+  Reader rd(frame->payload);
+  DecodedOp d;
+  if (auto e = decode_op(rd, d)) {
+    return corrupt(file, *e);
+  }
+  if (d.kind != kNetworkOp) {
+    return corrupt(file, "no network record");
+  }
+  img.pool.network_name = std::move(d.network);
+  // A payload of 10,000 reservations: reserve once.
+  img.pool.reservations.reserve(frame->payload.size() / 96);
+  while (!rd.done()) {
+    DecodedOp op;
+    if (auto e = decode_op(rd, op)) {
+      return corrupt(file, *e);
+    }
+    if (op.kind == static_cast<std::uint8_t>(PoolOp::Kind::kRange)) {
+      if (!img.pool.reservations.empty()) {
+        return corrupt(file, "range record after reservations");
+      }
+      if (find_range_in(img.pool.ranges, op.op.range.key) != nullptr) {
+        return corrupt(file, "duplicate range");
+      }
+      img.pool.ranges.push_back(std::move(op.op.range));
+    } else if (op.kind == static_cast<std::uint8_t>(PoolOp::Kind::kReserve)) {
+      auto& res = img.pool.reservations;
+      if (!res.empty() && !(res.back().ip < op.op.reservation.ip)) {
+        return corrupt(file, "reservations out of order or duplicated");
+      }
+      res.push_back(std::move(op.op.reservation));
+    } else {
+      return corrupt(file, "unexpected record in a snapshot");
+    }
+  }
+  return img;
+}
+
+Result<JournalImage> scan_journal(std::string_view b, std::string_view file) {
+  // The journal is created whole (header written to a temporary file, renamed into place), so a
+  // short or wrong header is corruption, never a torn write.
+  if (b.substr(0, kJournalMagic.size()) != kJournalMagic) {
+    return corrupt(file, "not an ipoib IPAM journal");
+  }
+  const auto header = frame_at(b, kJournalMagic.size());
+  if (!header || header->seq != 0) {
+    return corrupt(file, "bad journal header");
+  }
+  JournalImage img;
+  {
+    Reader rd(header->payload);
+    DecodedOp d;
+    if (auto e = decode_op(rd, d); e || d.kind != kNetworkOp || !rd.done()) {
+      return corrupt(file, "bad journal header");
+    }
+    img.network_name = std::move(d.network);
+  }
+  img.header_bytes = header->end;
+  std::size_t pos = header->end;
+  std::uint64_t last = 0;
+  while (pos < b.size()) {
+    const auto f = frame_at(b, pos);
+    if (!f) {
+      // Not a valid frame: a torn append (only at the very end) or corruption.
+      const std::string_view rest = b.substr(pos);
+      const std::string where = " at byte " + std::to_string(pos);
+      if (all_zero(rest)) {
+        break;  // the file grew but the data never reached the disk (power loss)
+      }
+      if (rest.size() < kFrameOverhead) {
+        break;  // a header cut short by SIGKILL inside write(2)
+      }
+      const std::size_t len = load_u32(b, pos);
+      const std::uint64_t seq = load_u64(b, pos + 4);
+      if (len > kMaxFramePayload) {
+        return corrupt(file, "impossible record length" + where);
+      }
+      if (!img.frames.empty() && seq != last + 1) {
+        return corrupt(file, "bad record" + where + " (sequence " + std::to_string(seq) +
+                                 " after " + std::to_string(last) + ")");
+      }
+      if (pos + kFrameOverhead + len < b.size()) {
+        return corrupt(file, "record" + where + " fails its checksum and more data follows");
+      }
+      // The bad frame reaches the end of the file. If a valid later frame hides in it, its
+      // length field was damaged: corruption, not a tear.
+      for (std::size_t o = pos + 1; o + kFrameOverhead <= b.size(); ++o) {
+        const std::uint64_t s = load_u64(b, o + 4);
+        if (s > last && s - last <= b.size() && frame_at(b, o)) {
+          return corrupt(file, "bad record" + where + " followed by a valid one");
+        }
+      }
+      break;
+    }
+    if (f->seq == 0 || (!img.frames.empty() && f->seq != last + 1)) {
+      return corrupt(file, "sequence gap at byte " + std::to_string(pos) + " (" +
+                               std::to_string(f->seq) + " after " + std::to_string(last) + ")");
+    }
+    JournalFrame jf;
+    jf.seq = f->seq;
+    Reader rd(f->payload);
+    while (!rd.done()) {
+      DecodedOp d;
+      if (auto e = decode_op(rd, d)) {
+        return corrupt(file, *e + " in record " + std::to_string(f->seq));
+      }
+      if (d.kind == kNetworkOp) {
+        return corrupt(file, "network record inside the journal");
+      }
+      jf.ops.push_back(std::move(d.op));
+    }
+    if (jf.ops.empty()) {
+      return corrupt(file, "empty record " + std::to_string(f->seq));
+    }
+    last = f->seq;
+    img.frames.push_back(std::move(jf));
+    pos = f->end;
+  }
+  img.valid_bytes = pos;
+  img.torn_tail = pos < b.size();
+  return img;
+}
+
+Result<std::uint64_t> replay(PoolData& pool, std::uint64_t applied_seq, const JournalImage& j,
+                             std::string_view file) {
+  std::uint64_t last = applied_seq;
+  // Latest state of every address the journal touches: a reservation, or nullptr (released).
+  std::map<IpAddress, const Reservation*> overlay;
+  auto in_snapshot = [&](const IpAddress& ip) {
+    const auto it = std::lower_bound(
+        pool.reservations.begin(), pool.reservations.end(), ip,
+        [](const Reservation& a, const IpAddress& b) { return a.ip < b; });
+    return it != pool.reservations.end() && it->ip == ip;
+  };
+  for (const JournalFrame& f : j.frames) {
+    if (f.seq <= applied_seq) {
+      continue;  // already in the snapshot
+    }
+    if (f.seq != last + 1) {
+      return corrupt(file, "journal record " + std::to_string(f.seq) + " does not follow the " +
+                               "snapshot's sequence " + std::to_string(last) + " (records lost)");
+    }
+    last = f.seq;
+    for (const PoolOp& op : f.ops) {
+      switch (op.kind) {
+        case PoolOp::Kind::kRange:
+          upsert_range(pool.ranges, op.range);
+          break;
+        case PoolOp::Kind::kReserve:
+          overlay[op.reservation.ip] = &op.reservation;
+          break;
+        case PoolOp::Kind::kRelease: {
+          const auto it = overlay.find(op.reservation.ip);
+          const bool reserved = it != overlay.end() ? it->second != nullptr
+                                                    : in_snapshot(op.reservation.ip);
+          if (!reserved) {
+            return corrupt(file, "record " + std::to_string(f.seq) + " releases " +
+                                     op.reservation.ip.to_string() + ", which is not reserved");
+          }
+          overlay[op.reservation.ip] = nullptr;
+          break;
+        }
+      }
+    }
+  }
+  if (overlay.empty()) {
+    return last;
+  }
+  // One merge of the sorted snapshot with the sorted overlay.
+  std::vector<Reservation> out;
+  out.reserve(pool.reservations.size() + overlay.size());
+  auto s = pool.reservations.begin();
+  auto o = overlay.begin();
+  while (s != pool.reservations.end() || o != overlay.end()) {
+    if (o == overlay.end() || (s != pool.reservations.end() && s->ip < o->first)) {
+      out.push_back(std::move(*s++));
+      continue;
+    }
+    if (s != pool.reservations.end() && s->ip == o->first) {
+      ++s;  // replaced or released
+    }
+    if (o->second != nullptr) {
+      out.push_back(*o->second);
+    }
+    ++o;
+  }
+  pool.reservations = std::move(out);
+  return last;
+}
+
+Status apply_ops(PoolData& pool, const std::vector<PoolOp>& ops, std::string_view file) {
+  for (const PoolOp& op : ops) {
+    auto& res = pool.reservations;
+    const IpAddress& ip = op.reservation.ip;
+    const auto it = std::lower_bound(res.begin(), res.end(), ip,
+                                     [](const Reservation& a, const IpAddress& b) { return a.ip < b; });
+    switch (op.kind) {
+      case PoolOp::Kind::kRange:
+        upsert_range(pool.ranges, op.range);
+        break;
+      case PoolOp::Kind::kReserve:
+        if (it != res.end() && it->ip == ip) {
+          *it = op.reservation;
+        } else {
+          res.insert(it, op.reservation);
+        }
+        break;
+      case PoolOp::Kind::kRelease:
+        if (it == res.end() || it->ip != ip) {
+          return corrupt(file, "release of " + ip.to_string() + ", which is not reserved");
+        }
+        res.erase(it);
+        break;
+    }
+  }
+  return ok_status();
+}
+
+std::optional<std::vector<PoolOp>> diff_pools(const PoolData& before, const PoolData& after) {
+  if (before.network_name != after.network_name) {
+    return std::nullopt;
+  }
+  std::vector<PoolOp> ops;
+  for (const PoolRange& b : before.ranges) {
+    if (find_range_in(after.ranges, b.key) == nullptr) {
+      return std::nullopt;
+    }
+  }
+  for (const PoolRange& a : after.ranges) {
+    const PoolRange* b = find_range_in(before.ranges, a.key);
+    if (b == nullptr || !(*b == a)) {
+      ops.push_back(PoolOp::set_range(a));
+    }
+  }
+  auto b = before.reservations.begin();
+  auto a = after.reservations.begin();
+  while (b != before.reservations.end() || a != after.reservations.end()) {
+    if (a == after.reservations.end() || (b != before.reservations.end() && b->ip < a->ip)) {
+      ops.push_back(PoolOp::release(b->ip));
+      ++b;
+    } else if (b == before.reservations.end() || a->ip < b->ip) {
+      ops.push_back(PoolOp::reserve(*a));
+      ++a;
+    } else {
+      if (!(*a == *b)) {
+        ops.push_back(PoolOp::reserve(*a));
+      }
+      ++a;
+      ++b;
+    }
+  }
+  return ops;
+}
+
+}  // namespace ipoib::ipam

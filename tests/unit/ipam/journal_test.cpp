@@ -1,0 +1,299 @@
+// The pure codecs of journal.h: CRC-32C, frames, snapshot and journal verification, replay.
+#include <catch2/catch.hpp>
+
+#include <random>
+
+#include "ipoib/ipam/journal.h"
+
+using namespace ipoib;
+using namespace ipoib::ipam;
+
+namespace {
+
+IpAddress ip(const char* s) { return *IpAddress::parse(s); }
+
+Reservation res(const char* a, const std::string& cid, std::int64_t since = 1700000000) {
+  return {ip(a), "10.0.0.0/16", "net", cid, "net1", "ns/" + cid, since};
+}
+
+PoolRange range16() {
+  auto r = parse_range({.range = "10.0.0.0/16", .exclude = {"10.0.0.9"}, .gateway = "10.0.0.1"});
+  REQUIRE(r.ok());
+  return {"10.0.0.0/16", r->subnet, r->first, r->last, r->excluded, ip("10.0.0.3")};
+}
+
+PoolData sample_pool() {
+  PoolData p;
+  p.network_name = "blue";
+  p.ranges.push_back(range16());
+  auto r6 = parse_range({.range = "fd00::/64"});
+  REQUIRE(r6.ok());
+  p.upsert_range("fd00::/64", *r6);
+  p.insert(res("10.0.0.2", "c0"));
+  p.insert(res("10.0.0.3", "c1"));
+  p.insert({ip("fd00::8000:0:0:1"), "fd00::/64", "net", "c1", "net1", "", 5});
+  return p;
+}
+
+// Header + frames 1..3.
+std::string sample_journal(std::vector<std::size_t>* frame_ends = nullptr) {
+  std::string j = *encode_journal_header("blue");
+  if (frame_ends != nullptr) frame_ends->push_back(j.size());
+  const std::vector<std::vector<PoolOp>> frames = {
+      {PoolOp::reserve(res("10.0.0.4", "c2")), PoolOp::set_range(range16())},
+      {PoolOp::release(ip("10.0.0.2"))},
+      {PoolOp::reserve(res("10.0.0.5", "c3")), PoolOp::reserve(res("10.0.0.6", "c4"))},
+  };
+  std::uint64_t seq = 1;
+  for (const auto& ops : frames) {
+    j += encode_frame(seq++, *encode_ops(ops));
+    if (frame_ends != nullptr) frame_ends->push_back(j.size());
+  }
+  return j;
+}
+
+}  // namespace
+
+TEST_CASE("CRC-32C: the standard check value, hardware equals portable, continuation") {
+  CHECK(crc32c("123456789") == 0xE3069283U);
+  CHECK(crc32c_portable("123456789") == 0xE3069283U);
+  CHECK(crc32c("") == 0U);
+  std::mt19937 rng(7);
+  for (std::size_t len : {1U, 7U, 8U, 9U, 63U, 64U, 1000U, 4099U}) {
+    std::string s(len, '\0');
+    for (char& c : s) c = static_cast<char>(rng());
+    CHECK(crc32c(s) == crc32c_portable(s));
+    const std::size_t cut = len / 3;
+    CHECK(crc32c(s.substr(cut), crc32c(s.substr(0, cut))) == crc32c(s));
+  }
+}
+
+TEST_CASE("snapshot round trip; a v1 text pool file is a snapshot at sequence 0") {
+  const PoolData p = sample_pool();
+  auto bytes = encode_snapshot(p, 42);
+  REQUIRE(bytes.ok());
+  auto back = decode_snapshot(*bytes, "/s/pool-blue");
+  REQUIRE(back.ok());
+  CHECK(back->applied_seq == 42);
+  CHECK(back->pool == p);
+  auto v1 = decode_snapshot(*encode_pool(p), "/s/pool-blue");
+  REQUIRE(v1.ok());
+  CHECK(v1->applied_seq == 0);
+  CHECK(v1->pool == p);
+  PoolData empty;
+  auto e = decode_snapshot(*encode_snapshot(empty, 0), "f");
+  REQUIRE(e.ok());
+  CHECK(e->pool == empty);
+}
+
+TEST_CASE("every truncation, extension and single-bit change of a snapshot is corruption") {
+  const std::string bytes = *encode_snapshot(sample_pool(), 9);
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    auto r = decode_snapshot(std::string_view(bytes).substr(0, n), "/s/pool-blue");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code() == ErrorCode::kStoreCorrupt);
+    CHECK_THAT(r.error().msg(), Catch::Contains("/s/pool-blue"));
+  }
+  CHECK_FALSE(decode_snapshot(bytes + '\0', "f").ok());
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    for (int bit = 0; bit < 8; ++bit) {
+      std::string bad = bytes;
+      bad[i] = static_cast<char>(bad[i] ^ (1 << bit));
+      auto r = decode_snapshot(bad, "f");
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.error().code() == ErrorCode::kStoreCorrupt);
+    }
+  }
+}
+
+TEST_CASE("a snapshot with a valid checksum but unsorted reservations is refused") {
+  PoolData p = sample_pool();
+  std::swap(p.reservations[0], p.reservations[1]);
+  auto r = decode_snapshot(*encode_snapshot(p, 1), "f");
+  REQUIRE_FALSE(r.ok());
+  CHECK_THAT(r.error().msg(), Catch::Contains("out of order"));
+}
+
+TEST_CASE("journal: frames verify and replay in order") {
+  const std::string j = sample_journal();
+  auto img = scan_journal(j, "/s/pool-blue+journal");
+  REQUIRE(img.ok());
+  CHECK(img->network_name == "blue");
+  REQUIRE(img->frames.size() == 3);
+  CHECK(img->frames[2].seq == 3);
+  CHECK_FALSE(img->torn_tail);
+  CHECK(img->valid_bytes == j.size());
+
+  PoolData p = sample_pool();
+  PoolData expected = p;
+  for (const auto& f : img->frames) REQUIRE(apply_ops(expected, f.ops, "f").ok());
+  auto last = replay(p, 0, *img, "f");
+  REQUIRE(last.ok());
+  CHECK(*last == 3);
+  CHECK(p == expected);
+  CHECK(p.reservations.size() == 5);
+}
+
+TEST_CASE("journal: records already in the snapshot are skipped; a gap is corruption") {
+  const std::string j = sample_journal();
+  auto img = *scan_journal(j, "f");
+  PoolData all = sample_pool();
+  REQUIRE(replay(all, 0, img, "f").ok());
+
+  // Snapshot written at sequence 2 (a compaction), journal not yet cut: only frame 3 applies.
+  PoolData at2 = sample_pool();
+  REQUIRE(apply_ops(at2, img.frames[0].ops, "f").ok());
+  REQUIRE(apply_ops(at2, img.frames[1].ops, "f").ok());
+  auto last = replay(at2, 2, img, "f");
+  REQUIRE(last.ok());
+  CHECK(*last == 3);
+  CHECK(at2 == all);
+
+  // A snapshot newer than the whole journal: nothing applies.
+  PoolData newer = all;
+  auto l2 = replay(newer, 7, img, "f");
+  REQUIRE(l2.ok());
+  CHECK(*l2 == 7);
+  CHECK(newer == all);
+
+  // A journal that starts after the snapshot's sequence: records were lost (old snapshot restored).
+  std::string later = *encode_journal_header("blue");
+  later += encode_frame(5, *encode_ops({PoolOp::reserve(res("10.0.0.7", "c5"))}));
+  PoolData p = sample_pool();
+  auto gap = replay(p, 3, *scan_journal(later, "f"), "/s/j");
+  REQUIRE_FALSE(gap.ok());
+  CHECK(gap.error().code() == ErrorCode::kStoreCorrupt);
+  CHECK_THAT(gap.error().msg(), Catch::Contains("/s/j") && Catch::Contains("records lost"));
+
+  // A gap inside the journal.
+  std::string holes = *encode_journal_header("blue");
+  holes += encode_frame(1, *encode_ops({PoolOp::release(ip("10.0.0.2"))}));
+  holes += encode_frame(3, *encode_ops({PoolOp::release(ip("10.0.0.3"))}));
+  auto h = scan_journal(holes, "f");
+  REQUIRE_FALSE(h.ok());
+  CHECK_THAT(h.error().msg(), Catch::Contains("sequence gap"));
+
+  // Releasing an address that is not reserved.
+  std::string bad_release = *encode_journal_header("blue");
+  bad_release += encode_frame(1, *encode_ops({PoolOp::release(ip("10.0.0.200"))}));
+  PoolData q = sample_pool();
+  auto br = replay(q, 0, *scan_journal(bad_release, "f"), "f");
+  REQUIRE_FALSE(br.ok());
+  CHECK_THAT(br.error().msg(), Catch::Contains("not reserved"));
+}
+
+TEST_CASE("journal: a torn last append is not replayed; anything earlier must verify") {
+  std::vector<std::size_t> ends;
+  const std::string j = sample_journal(&ends);
+  const std::size_t header = ends[0];
+  // Every cut inside the journal's records: the frames before the cut count, the rest is a
+  // torn tail (a writer killed inside write(2) leaves a prefix of its frame).
+  for (std::size_t n = header; n < j.size(); ++n) {
+    auto img = scan_journal(std::string_view(j).substr(0, n), "f");
+    REQUIRE(img.ok());
+    std::size_t whole = 0;
+    while (whole + 1 < ends.size() && ends[whole + 1] <= n) ++whole;
+    CHECK(img->frames.size() == whole);
+    CHECK(img->valid_bytes == ends[whole]);
+    CHECK(img->torn_tail == (n != ends[whole]));
+  }
+  // A cut inside the header: the journal is created whole by rename, so this is corruption.
+  for (std::size_t n = 0; n < header; ++n) {
+    auto img = scan_journal(std::string_view(j).substr(0, n), "f");
+    REQUIRE_FALSE(img.ok());
+    CHECK(img.error().code() == ErrorCode::kStoreCorrupt);
+  }
+  // Zeros after the last frame (the size reached the disk, the data did not): torn.
+  auto zeros = scan_journal(j + std::string(300, '\0'), "f");
+  REQUIRE(zeros.ok());
+  CHECK(zeros->torn_tail);
+  CHECK(zeros->frames.size() == 3);
+  CHECK(zeros->valid_bytes == j.size());
+}
+
+TEST_CASE("journal: a changed byte before the last frame is corruption, never skipped") {
+  std::vector<std::size_t> ends;
+  const std::string j = sample_journal(&ends);
+  const std::size_t last_frame = ends[ends.size() - 2];
+  for (std::size_t i = 0; i < last_frame; ++i) {
+    std::string bad = j;
+    bad[i] = static_cast<char>(bad[i] ^ 0x10);
+    auto img = scan_journal(bad, "/s/pool-blue+journal");
+    INFO("byte " << i);
+    REQUIRE_FALSE(img.ok());
+    CHECK(img.error().code() == ErrorCode::kStoreCorrupt);
+    CHECK_THAT(img.error().msg(), Catch::Contains("/s/pool-blue+journal"));
+  }
+  // Inside the last frame a change either is corruption or makes the frame count as the torn
+  // append it looks like (documented); the changed frame is never replayed.
+  for (std::size_t i = last_frame; i < j.size(); ++i) {
+    std::string bad = j;
+    bad[i] = static_cast<char>(bad[i] ^ 0x10);
+    auto img = scan_journal(bad, "f");
+    if (img.ok()) {
+      CHECK(img->frames.size() == 2);
+      CHECK(img->torn_tail);
+    }
+  }
+  // A bad frame followed by a valid one (a damaged length field) is corruption.
+  std::string damaged = j;
+  damaged[ends[1]] = static_cast<char>(0x7f);  // frame 2's length now runs past the end
+  auto d = scan_journal(damaged, "f");
+  REQUIRE_FALSE(d.ok());
+  CHECK(d.error().code() == ErrorCode::kStoreCorrupt);
+}
+
+TEST_CASE("replay equals applying every operation in order (random operations)") {
+  std::mt19937 rng(99);
+  PoolData base;
+  base.network_name = "blue";
+  base.ranges.push_back(range16());
+  for (int i = 0; i < 200; ++i) {
+    base.insert(res(("10.0." + std::to_string(i / 200) + "." + std::to_string(i % 200 + 2)).c_str(),
+                    "s" + std::to_string(i)));
+  }
+  std::string journal = *encode_journal_header("blue");
+  PoolData sequential = base;
+  for (std::uint64_t seq = 1; seq <= 300; ++seq) {
+    std::vector<PoolOp> ops;
+    const int n = 1 + static_cast<int>(rng() % 3);
+    PoolData scratch = sequential;
+    for (int k = 0; k < n; ++k) {
+      const std::string a = "10.0.0." + std::to_string(2 + rng() % 240);
+      const auto it = std::find_if(scratch.reservations.begin(), scratch.reservations.end(),
+                                   [&](const Reservation& r) { return r.ip == ip(a.c_str()); });
+      PoolOp op = it != scratch.reservations.end() && rng() % 2 == 0
+                      ? PoolOp::release(ip(a.c_str()))
+                      : PoolOp::reserve(res(a.c_str(), "r" + std::to_string(seq) + "-" + std::to_string(k)));
+      REQUIRE(apply_ops(scratch, {op}, "f").ok());
+      ops.push_back(op);
+    }
+    REQUIRE(apply_ops(sequential, ops, "f").ok());
+    journal += encode_frame(seq, *encode_ops(ops));
+  }
+  PoolData replayed = base;
+  REQUIRE(replay(replayed, 0, *scan_journal(journal, "f"), "f").ok());
+  CHECK(replayed == sequential);
+}
+
+TEST_CASE("diff_pools gives the operations from one pool to another") {
+  const PoolData before = sample_pool();
+  PoolData after = before;
+  after.reservations.erase(after.reservations.begin());
+  after.insert(res("10.0.0.77", "new"));
+  after.reservations.back().since_unix_s = 1;
+  after.ranges[0].cursor = ip("10.0.0.77");
+  auto ops = diff_pools(before, after);
+  REQUIRE(ops);
+  PoolData applied = before;
+  REQUIRE(apply_ops(applied, *ops, "f").ok());
+  CHECK(applied == after);
+  PoolData fewer_ranges = before;
+  fewer_ranges.ranges.pop_back();
+  CHECK_FALSE(diff_pools(before, fewer_ranges));
+}
+
+TEST_CASE("unstorable journal fields are refused at encode") {
+  CHECK_FALSE(encode_ops({PoolOp::reserve({ip("10.0.0.2"), "k", "n", "has space", "net1", "", 0})}).ok());
+  CHECK_FALSE(encode_ops({PoolOp::reserve({ip("10.0.0.2"), "k", "n", "", "net1", "", 0})}).ok());
+}
