@@ -3,14 +3,16 @@
 
 Runs whole plugin processes as a runtime does (environment + config on stdin, result on stdout),
 timed with time.monotonic_ns() around os.posix_spawn() .. os.wait4(). wait4's rusage gives the
-CPU time (user + system) and peak RSS of the process and the children it reaped — the same
-getrusage figures GNU time prints as %U, %S and %M — so a Go plugin that execs its IPAM plugin is
-charged for both. Every process is checked: a non-zero exit, a missing IP or a missing interface
-stops the run (a figure that could not be measured is an error; a missed target is not).
+CPU time (user + system) of the process and of the children it reaped — what GNU time prints as
+%U + %S — so a Go plugin that execs its IPAM plugin is charged for both. Peak RSS comes from
+separate runs under GNU time (%M); see spawn() for why. Every process is checked: a non-zero
+exit, a missing IP or a missing interface stops the run (a figure that could not be measured is
+an error; a missed target is not).
 
-Usage (root, from inside nothing: the harness enters the node netns itself):
+Usage (root; scripts/bench creates the node netns, the harness enters it before any thread):
   harness.py --node-netns NAME --parent IF --ours-plugin P --ours-ipam W --peer-dir D
-             --floor F --exec-floor E --product P --work DIR --pod-prefix PFX [--quick] [--out F]
+             --floor F --exec-floor E --work DIR --pod-prefix PFX [--product P] [--top DIR]
+             [--quick] [--iterations N] [--out F] [--json F]
 """
 
 import argparse
@@ -217,7 +219,7 @@ class Bench:
         self.node_ns_path = f"/run/netns/{a.node_netns}"
         self.pod_seq = 0
         self.results = {}
-        # Sample counts: --quick proves the script works; the default is stable to a few percent.
+        # Sample counts: --quick only proves the script works; the defaults are for the README.
         self.n_cycles = a.iterations or (5 if self.quick else 40)
         self.n_exec = 20 if self.quick else 200
         self.n_ipam = a.iterations or (5 if self.quick else 40)
