@@ -23,7 +23,8 @@ cannot run here (not root, no network namespaces). The last line is a machine-re
 
   fault_injection.py --plugin build/tests/integration/ipoib-testkind \
                      --ipoib build/cmd/ipoib/ipoib [--iterations 1000] [--step-rounds 3]
-Environment: HARDENING_ITERATIONS, HARDENING_STEP_ROUNDS and HARDENING_SEED override defaults.
+Environment: HARDENING_ITERATIONS, HARDENING_STEP_ROUNDS and HARDENING_SEED override the
+command line (so CI can scale the ctest entry of any build).
 """
 import argparse
 import ctypes
@@ -331,13 +332,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--plugin", required=True, help="ipoib-testkind binary")
     ap.add_argument("--ipoib", required=True, help="ipoib binary (for `ipam list`)")
-    ap.add_argument("--iterations", type=int,
-                    default=int(os.environ.get("HARDENING_ITERATIONS", "1000")))
-    ap.add_argument("--step-rounds", type=int,
-                    default=int(os.environ.get("HARDENING_STEP_ROUNDS", "3")))
-    ap.add_argument("--seed", type=int, default=int(os.environ.get("HARDENING_SEED", "0")) or None)
+    ap.add_argument("--iterations", type=int, default=1000)
+    ap.add_argument("--step-rounds", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--suite", choices=["all", "kill", "steps"], default="all")
     args = ap.parse_args()
+    # The environment wins over the command line, so CI can scale the ctest entry of any build.
+    args.iterations = int(os.environ.get("HARDENING_ITERATIONS", args.iterations))
+    args.step_rounds = int(os.environ.get("HARDENING_STEP_ROUNDS", args.step_rounds))
+    if os.environ.get("HARDENING_SEED"):
+        args.seed = int(os.environ["HARDENING_SEED"])
 
     if os.geteuid() != 0:
         print("fault_injection: needs root (network namespaces); skipped", file=sys.stderr)

@@ -59,7 +59,7 @@ SKIP = 77
 CLONE_NEWNET = 0x40000000
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEMP_CHILD = re.compile(r"^ipt[0-9a-f]{12}$")
-HANG_SECONDS = 20
+HANG_SECONDS = 10
 VICTIM_TEXT = "root:x:0:0:root:/root:/bin/bash\nvictim:x:1000:1000::/home/victim:/bin/sh\n"
 
 
