@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fault injection against the real plugin binary (ipoib-testkind) and the real kernel.
 
-Two suites, both inside a throwaway "node" netns holding a veth parent and one pod netns:
+Three suites, all inside a throwaway "node" netns holding a veth parent and one pod netns:
 
   kill   For N iterations (default 1000): start an ADD for a fresh container, SIGKILL it after a
          random delay in [0, median ADD duration], check that the store still loads, then run
@@ -11,6 +11,8 @@ Two suites, both inside a throwaway "node" netns holding a veth parent and one p
          (`ipoib ipam list --json`), no temporary file in the store directory.
          Every kill is classified: before start (the plugin had not read its config yet),
          mid-ADD, or after finish (the ADD had already exited on its own).
+  kill-del  M times (default 200): a complete ADD, then a DEL killed after a random delay in
+         [0, median DEL], then the DEL a runtime retries: it must succeed and leave nothing.
   steps  For every step IPOIB_TEST_FAIL_STEP supports, R rounds (default 3): the ADD must fail
          with one CNI error JSON document naming the injected step, leave nothing behind before
          any DEL, and the DEL that follows must succeed.
@@ -22,9 +24,10 @@ Exit status: 0 all passed, 1 a check failed (each failure is printed with what w
 cannot run here (not root, no network namespaces). The last line is a machine-readable summary.
 
   fault_injection.py --plugin build/tests/integration/ipoib-testkind \
-                     --ipoib build/cmd/ipoib/ipoib [--iterations 1000] [--step-rounds 3]
-Environment: HARDENING_ITERATIONS, HARDENING_STEP_ROUNDS and HARDENING_SEED override the
-command line (so CI can scale the ctest entry of any build).
+                     --ipoib build/cmd/ipoib/ipoib [--iterations 1000] [--del-iterations 200]
+                     [--step-rounds 3] [--suite all|kill|kill-del|steps] [--seed S]
+Environment: HARDENING_ITERATIONS, HARDENING_DEL_ITERATIONS, HARDENING_STEP_ROUNDS and
+HARDENING_SEED override the command line (so CI can scale the ctest entry of any build).
 """
 import argparse
 import ctypes
@@ -294,6 +297,58 @@ def kill_suite(sb, plugin, ipoib, iterations, rng, conf):
             "failed": len(failures), "failed_known_untagged_child": known_untagged}
 
 
+def kill_del_suite(sb, plugin, ipoib, iterations, rng, conf):
+    """A complete ADD, then a DEL killed at a random moment, then the DEL a runtime retries:
+    the retry must succeed and leave nothing (DEL is idempotent whatever the first one did)."""
+    del_times = []
+    for i in range(5):
+        cid = f"hdcal{os.getpid()}-{i}"
+        r = plugin_run(plugin, cni_env(sb, "ADD", cid), conf)
+        if r.returncode != 0:
+            raise RuntimeError(f"calibration ADD failed: exit {r.returncode}: {r.stdout} {r.stderr}")
+        t0 = time.monotonic()
+        problems = delete(sb, plugin, cid, conf)
+        del_times.append(time.monotonic() - t0)
+        if problems:
+            raise RuntimeError(f"calibration DEL: {problems}")
+    del_s = statistics.median(del_times)
+    print(f"kill-del: median DEL {del_s * 1000:.2f} ms; delays uniform in [0, {del_s * 1000:.2f}] ms")
+    killed = finished = failures = 0
+    t_start = time.monotonic()
+    for i in range(iterations):
+        cid = f"hd{os.getpid()}-{i}"
+        problems = []
+        r = plugin_run(plugin, cni_env(sb, "ADD", cid), conf)
+        if r.returncode != 0:
+            problems.append(f"ADD exit {r.returncode}: {r.stdout[:300]!r}")
+        p = subprocess.Popen([plugin], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, env=cni_env(sb, "DEL", cid))
+        p.stdin.write(conf.encode())
+        p.stdin.close()
+        time.sleep(rng.uniform(0.0, del_s))
+        os.kill(p.pid, signal.SIGKILL)
+        if p.wait() == -signal.SIGKILL:
+            killed += 1
+        else:
+            finished += 1
+        _, err = store_listing(ipoib, sb.store)
+        if err:
+            problems.append(f"after the killed DEL: {err}")
+        problems += delete(sb, plugin, cid, conf)
+        problems += leftovers(sb, ipoib)
+        if problems:
+            failures += 1
+            print(f"kill-del: FAIL iteration {i} container {cid}:", file=sys.stderr)
+            for pr in problems:
+                print(f"    {pr}", file=sys.stderr)
+            scrub(sb, ipoib)
+    elapsed = time.monotonic() - t_start
+    print(f"kill-del: {iterations} iterations in {elapsed:.1f} s: {killed} DELs killed, "
+          f"{finished} finished first; {failures} failed")
+    return {"del_iterations": iterations, "median_del_ms": round(del_s * 1000, 3),
+            "del_killed": killed, "del_finished": finished, "del_failed": failures}
+
+
 def step_suite(sb, plugin, ipoib, rounds, conf):
     failures = 0
     runs = 0
@@ -335,11 +390,13 @@ def main():
     ap.add_argument("--iterations", type=int, default=1000)
     ap.add_argument("--step-rounds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=None)
-    ap.add_argument("--suite", choices=["all", "kill", "steps"], default="all")
+    ap.add_argument("--del-iterations", type=int, default=200)
+    ap.add_argument("--suite", choices=["all", "kill", "kill-del", "steps"], default="all")
     args = ap.parse_args()
     # The environment wins over the command line, so CI can scale the ctest entry of any build.
     args.iterations = int(os.environ.get("HARDENING_ITERATIONS", args.iterations))
     args.step_rounds = int(os.environ.get("HARDENING_STEP_ROUNDS", args.step_rounds))
+    args.del_iterations = int(os.environ.get("HARDENING_DEL_ITERATIONS", args.del_iterations))
     if os.environ.get("HARDENING_SEED"):
         args.seed = int(os.environ["HARDENING_SEED"])
 
@@ -370,6 +427,9 @@ def main():
             if args.suite in ("all", "kill"):
                 summary.update(kill_suite(sb, args.plugin, args.ipoib, args.iterations, rng,
                                           config(sb, dual_stack=True)))
+            if args.suite in ("all", "kill-del"):
+                summary.update(kill_del_suite(sb, args.plugin, args.ipoib, args.del_iterations,
+                                              rng, config(sb, dual_stack=True)))
             if args.suite in ("all", "steps"):
                 summary.update(step_suite(sb, args.plugin, args.ipoib, args.step_rounds,
                                           config(sb, dual_stack=True)))
@@ -381,7 +441,8 @@ def main():
         print(f"fault_injection: {msg}", file=sys.stderr)
         return 1
     print("fault_injection summary: " + json.dumps(summary))
-    failed = summary.get("failed", 0) + summary.get("step_failed", 0)
+    failed = summary.get("failed", 0) + summary.get("step_failed", 0) + \
+        summary.get("del_failed", 0)
     return 1 if failed else 0
 
 
