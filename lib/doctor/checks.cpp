@@ -705,7 +705,8 @@ class Checker {
       status = CheckStatus::kFail;
       problems.push_back("not writable by this user");
     }
-    // Layout (ipoib/ipam/store.h): `lock`, `pool-<name>` files 0600, `.tmp.*` leftovers of a
+    // Layout (ipoib/ipam/store.h): `lock`, `pool-<name>` snapshots and `pool-<name>+journal`
+    // journals, all 0600, and `.tmp.*` leftovers of a
     // crashed writer. The store opens everything O_NOFOLLOW, so a symlink there is an error.
     std::vector<std::string> notes;
     int leftovers = 0;
