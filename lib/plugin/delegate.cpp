@@ -149,9 +149,9 @@ Result<ExecOutput> exec_program(const std::string& path, const std::vector<std::
       }
       if (output.stdout_text.size() + static_cast<std::size_t>(r) > kMaxDelegateOutputBytes) {
         child.kill();
-        return Error(ErrorCode::kIpamFailure,
-                     path + " wrote more than " + std::to_string(kMaxDelegateOutputBytes) +
-                         " bytes on stdout");
+        return Error(ErrorCode::kIpamFailure, path + " wrote more than " +
+                                                  std::to_string(kMaxDelegateOutputBytes) +
+                                                  " bytes on stdout");
       }
       output.stdout_text.append(buf, static_cast<std::size_t>(r));
     }
@@ -257,9 +257,9 @@ Result<std::string> find_plugin(std::string_view type, const std::vector<std::st
     }
     searched += searched.empty() ? dir : ":" + dir;
   }
-  return Error(ErrorCode::kInvalidNetworkConfig,
-               "ipam.type: plugin \"" + std::string(type) + "\" not found in CNI_PATH \"" +
-                   searched + "\"");
+  return Error(
+      ErrorCode::kInvalidNetworkConfig,
+      "ipam.type: plugin \"" + std::string(type) + "\" not found in CNI_PATH \"" + searched + "\"");
 }
 
 std::unique_ptr<cni::Plugin> make_delegated_ipam(std::string type,

@@ -7,8 +7,7 @@ namespace ipoib::plugin {
 namespace {
 
 Error master_error(const netlink::LinkInfo& master, std::string_view why) {
-  return Error(ErrorCode::kInvalidNetworkConfig,
-               "master: " + master.name + " " + std::string(why));
+  return Error(ErrorCode::kInvalidNetworkConfig, "master: " + master.name + " " + std::string(why));
 }
 
 class IpoibKind final : public ChildKind {
@@ -36,8 +35,7 @@ class IpoibKind final : public ChildKind {
     return ok_status();
   }
 
-  [[nodiscard]] Result<ParentFacts> parent_facts(
-      const netlink::LinkInfo& master) const override {
+  [[nodiscard]] Result<ParentFacts> parent_facts(const netlink::LinkInfo& master) const override {
     ParentFacts facts;
     facts.ifindex = master.ifindex;
     facts.mtu_bytes = static_cast<int>(master.mtu);
@@ -55,8 +53,9 @@ class IpoibKind final : public ChildKind {
     return facts;
   }
 
-  [[nodiscard]] Result<netlink::Bytes> build_create_request(
-      const ChildSpec& spec, std::string_view child_name, std::string_view tag) const override {
+  [[nodiscard]] Result<netlink::Bytes> build_create_request(const ChildSpec& spec,
+                                                            std::string_view child_name,
+                                                            std::string_view tag) const override {
     netlink::IpoibChildSpec req;
     req.parent_ifindex = spec.parent_ifindex;
     req.name = std::string(child_name);
@@ -72,21 +71,20 @@ class IpoibKind final : public ChildKind {
   [[nodiscard]] Status verify_child(const netlink::LinkInfo& child,
                                     const ChildSpec& spec) const override {
     if (child.kind != "ipoib") {
-      return Error(ErrorCode::kCheckFailed, child.name + " is of kind \"" + child.kind +
-                                                "\", not an IPoIB child");
+      return Error(ErrorCode::kCheckFailed,
+                   child.name + " is of kind \"" + child.kind + "\", not an IPoIB child");
     }
     if (!child.parent_ifindex || *child.parent_ifindex != spec.parent_ifindex) {
-      return Error(ErrorCode::kCheckFailed,
-                   child.name + " is not a child of the master (ifindex " +
-                       std::to_string(spec.parent_ifindex) + ")");
+      return Error(ErrorCode::kCheckFailed, child.name + " is not a child of the master (ifindex " +
+                                                std::to_string(spec.parent_ifindex) + ")");
     }
     if (!child.ipoib) {
       return Error(ErrorCode::kCheckFailed, child.name + ": the kernel reported no pkey/mode");
     }
     if (!same_partition(child.ipoib->pkey, spec.pkey)) {
-      return Error(ErrorCode::kCheckFailed,
-                   child.name + " has pkey " + format_pkey(child.ipoib->pkey) + ", configured " +
-                       format_pkey(spec.pkey));
+      return Error(ErrorCode::kCheckFailed, child.name + " has pkey " +
+                                                format_pkey(child.ipoib->pkey) + ", configured " +
+                                                format_pkey(spec.pkey));
     }
     if (static_cast<IpoibMode>(child.ipoib->mode) != spec.mode) {
       return Error(ErrorCode::kCheckFailed,

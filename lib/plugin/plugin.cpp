@@ -1,8 +1,6 @@
 // The ipoib CNI plugin: composes the config parser, the child kind, the link operations and the
 // IPAM into ADD, DEL, CHECK, GC and STATUS. This is the deciding layer: it logs; the modules
 // below it return errors.
-#include "ipoib/plugin/ipoib_plugin.h"
-
 #include <sys/random.h>
 
 #include <algorithm>
@@ -15,6 +13,7 @@
 #include "ipoib/ipam/ipam.h"
 #include "ipoib/netlink/message.h"
 #include "ipoib/plugin/delegate.h"
+#include "ipoib/plugin/ipoib_plugin.h"
 #include "ipoib/plugin/tag.h"
 #include "undo.h"
 
@@ -122,8 +121,7 @@ Status delete_tagged(LinkSession& session, const std::string& tag, Logger& log,
   for (const LinkInfo& link : links) {
     IPOIB_TRY_ASSIGN(netlink::DeleteOutcome outcome, session.delete_link(link.ifindex));
     if (outcome == netlink::DeleteOutcome::kDeleted) {
-      log.info("deleted " + link.name + " (" + tag + ") in the " + std::string(where) +
-               " netns");
+      log.info("deleted " + link.name + " (" + tag + ") in the " + std::string(where) + " netns");
     }
   }
   return ok_status();
@@ -157,8 +155,8 @@ class IpoibPlugin final : public cni::Plugin {
 // Where the child being created is, for the undo step.
 struct ChildWhereabouts {
   enum class Netns { kHost, kPod } netns = Netns::kHost;
-  int ifindex = 0;    // in `netns`; 0 when not known yet
-  std::string name;   // its current name there
+  int ifindex = 0;   // in `netns`; 0 when not known yet
+  std::string name;  // its current name there
 };
 
 Result<cni::CniResult> IpoibPlugin::add(const cni::Request& req) {
@@ -176,9 +174,8 @@ Result<cni::CniResult> IpoibPlugin::add(const cni::Request& req) {
   {
     IPOIB_TRY_ASSIGN(std::optional<LinkInfo> existing, pod->link_by_name(env.ifname));
     if (existing) {
-      return Error(ErrorCode::kInvalidEnvironment,
-                   "CNI_IFNAME: an interface named " + env.ifname + " already exists in " +
-                       env.netns);
+      return Error(ErrorCode::kInvalidEnvironment, "CNI_IFNAME: an interface named " + env.ifname +
+                                                       " already exists in " + env.netns);
     }
   }
   std::unique_ptr<cni::Plugin> ipam;
@@ -234,9 +231,9 @@ Result<cni::CniResult> IpoibPlugin::add(const cni::Request& req) {
     Status renamed = pod->rename_link(child.ifindex, env.ifname);
     if (!renamed.ok()) {
       if (netlink::kernel_errno(renamed.error()) == EEXIST) {
-        return Error(ErrorCode::kInvalidEnvironment,
-                     "CNI_IFNAME: an interface named " + env.ifname + " already exists in " +
-                         env.netns);
+        return Error(
+            ErrorCode::kInvalidEnvironment,
+            "CNI_IFNAME: an interface named " + env.ifname + " already exists in " + env.netns);
       }
       return std::move(renamed).error().with_context("rename " + tmp + " to " + env.ifname);
     }
@@ -256,8 +253,9 @@ Result<cni::CniResult> IpoibPlugin::add(const cni::Request& req) {
 
   IPOIB_TRY_CTX(pod->set_mtu(child.ifindex, spec.mtu_bytes),
                 "set MTU " + std::to_string(spec.mtu_bytes) + " on " + env.ifname);
-  const bool has_ipv6 = std::any_of(ipam_result.ips.begin(), ipam_result.ips.end(),
-                                    [](const cni::IpConfig& ip) { return !ip.address.address().is_v4(); });
+  const bool has_ipv6 =
+      std::any_of(ipam_result.ips.begin(), ipam_result.ips.end(),
+                  [](const cni::IpConfig& ip) { return !ip.address.address().is_v4(); });
   if (has_ipv6) {
     IPOIB_TRY_CTX(pod->enable_ipv6(env.ifname), "enable IPv6 on " + env.ifname);
   }
@@ -303,8 +301,8 @@ Result<cni::CniResult> IpoibPlugin::add(const cni::Request& req) {
     // announcement only delays that, so it is not worth failing the ADD.
     Status announced = pod->announce_ipv4(*final_link, ip.address.address());
     if (!announced.ok()) {
-      log_.warning("gratuitous ARP for " + ip.address.address().to_string() + " on " +
-                   env.ifname + ": " + announced.error().msg());
+      log_.warning("gratuitous ARP for " + ip.address.address().to_string() + " on " + env.ifname +
+                   ": " + announced.error().msg());
     }
   }
 
@@ -498,8 +496,7 @@ Status IpoibPlugin::gc(const cni::Request& req,
         // Children of this network's master only: another network's GC owns its own.
         for (const LinkInfo& link : *tagged) {
           const auto attachment = parse_attachment_tag(link.alias);
-          if (!attachment || !link.parent_ifindex ||
-              *link.parent_ifindex != (*master)->ifindex) {
+          if (!attachment || !link.parent_ifindex || *link.parent_ifindex != (*master)->ifindex) {
             continue;
           }
           if (std::find(valid->begin(), valid->end(), *attachment) != valid->end()) {

@@ -32,7 +32,7 @@ Result<std::string> validate_netconf_text(const std::string& text) {
   summary += cfg.pkey ? " pkey " + format_pkey(*cfg.pkey) : " pkey (parent's)";
   summary += cfg.mode ? " mode " + std::string(to_string(*cfg.mode)) : " mode (parent's)";
   summary += cfg.mtu_bytes ? " mtu " + std::to_string(*cfg.mtu_bytes) : " mtu (parent's)";
-  summary += cfg.ipam.kind == IpamKind::kNone ? " ipam none (layer 2)"
+  summary += cfg.ipam.kind == IpamKind::kNone      ? " ipam none (layer 2)"
              : cfg.ipam.kind == IpamKind::kBuiltin ? " ipam " + cfg.ipam.type + " (built in)"
                                                    : " ipam " + cfg.ipam.type + " (delegated)";
   return summary;
@@ -80,8 +80,8 @@ Result<std::string> yaml_nad_config(const std::string& text) {
     auto pos = text.find('\n', i);
     while (pos != std::string::npos && pos + 1 < text.size()) {
       const auto next = text.find('\n', pos + 1);
-      const std::string line = text.substr(pos + 1, next == std::string::npos ? std::string::npos
-                                                                              : next - pos - 1);
+      const std::string line =
+          text.substr(pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1);
       const auto indent = line.find_first_not_of(' ');
       if (indent != std::string::npos && indent <= key_indent) {
         break;

@@ -12,10 +12,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace itest {
 
@@ -178,8 +177,9 @@ inline std::map<std::string, std::string> cni_env(const std::string& command,
                                                   const std::string& container,
                                                   const std::string& netns,
                                                   const std::string& ifname) {
-  return {{"CNI_COMMAND", command}, {"CNI_CONTAINERID", container}, {"CNI_NETNS", netns},
-          {"CNI_IFNAME", ifname},   {"CNI_ARGS", ""},                {"CNI_PATH", "/usr/lib/cni"}};
+  return {{"CNI_COMMAND", command}, {"CNI_CONTAINERID", container},
+          {"CNI_NETNS", netns},     {"CNI_IFNAME", ifname},
+          {"CNI_ARGS", ""},         {"CNI_PATH", "/usr/lib/cni"}};
 }
 
 // `ip -d -j link show` of a netns: an array of link objects (with "ifalias" when set).

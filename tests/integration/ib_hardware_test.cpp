@@ -4,7 +4,6 @@
 // IPoIB port (as on CI's and developers' machines without HCAs).
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
-
 #include <csignal>
 
 #include "harness.h"
@@ -43,13 +42,13 @@ TEST_CASE("IPoIB child on real hardware: ADD, CHECK, DEL") {
   REQUIRE(pod.ok());
   itest::TempDir store;
   const std::string id = "plgib" + std::to_string(::getpid());
-  json conf = {{"cniVersion", "1.1.0"},
-               {"name", "plgib"},
-               {"type", "ipoib"},
-               {"master", g_master},
-               {"mode", "datagram"},
-               {"ipam",
-                {{"type", "whereabouts"}, {"range", "10.79.0.0/24"}, {"store_dir", store.path()}}}};
+  json conf = {
+      {"cniVersion", "1.1.0"},
+      {"name", "plgib"},
+      {"type", "ipoib"},
+      {"master", g_master},
+      {"mode", "datagram"},
+      {"ipam", {{"type", "whereabouts"}, {"range", "10.79.0.0/24"}, {"store_dir", store.path()}}}};
   auto add = itest::run(kBinary, "", itest::cni_env("ADD", id, pod.path(), "ib1"), conf.dump());
   INFO(add.out);
   REQUIRE(add.exit_code == 0);

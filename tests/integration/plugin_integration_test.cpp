@@ -4,10 +4,8 @@
 // guards. Needs root: exits 77 otherwise.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
-
-#include <set>
-
 #include <csignal>
+#include <set>
 
 #include "harness.h"
 
@@ -41,7 +39,8 @@ struct Topology {
   }
 
   json config(const std::string& version, bool dual_stack = false) const {
-    json ipam = {{"type", "whereabouts"}, {"store_dir", store.path()},
+    json ipam = {{"type", "whereabouts"},
+                 {"store_dir", store.path()},
                  {"routes", json::array({{{"dst", "10.200.0.0/16"}, {"gw", "10.77.0.254"}}})}};
     if (dual_stack) {
       ipam["ipRanges"] = json::array({{{"range", "10.77.0.0/24"}}, {{"range", "fd77::/64"}}});
@@ -137,8 +136,7 @@ TEST_CASE("ADD at every CNI version returns the version's shape") {
     itest::sh("ip -n " + t.pod.name() + " route show 10.200.0.0/16", &routes);
     CHECK(routes.find("via 10.77.0.254 dev net1") != std::string::npos);
     // Tagged for DEL/GC.
-    CHECK(l.value("ifalias", "") ==
-          "ipoib-cni:c-" + std::to_string(&v - &kVersions[0]) + ":net1");
+    CHECK(l.value("ifalias", "") == "ipoib-cni:c-" + std::to_string(&v - &kVersions[0]) + ":net1");
     auto d = t.del("c-" + std::to_string(&v - &kVersions[0]), conf, t.pod.path());
     CHECK(d.exit_code == 0);
     CHECK(d.out.empty());
@@ -255,7 +253,8 @@ TEST_CASE("DEL is idempotent in every case of the checklist") {
     REQUIRE(itest::sh("ip -n " + t.host.name() + " link del plgm") == 0);
     // Deleting the parent took the macvlan child with it; DEL still releases the address.
     CHECK(t.del("d6", conf, t.pod.path()).exit_code == 0);
-    REQUIRE(itest::sh("ip -n " + t.host.name() + " link add plgm type veth peer name plgpeer") == 0);
+    REQUIRE(itest::sh("ip -n " + t.host.name() + " link add plgm type veth peer name plgpeer") ==
+            0);
     REQUIRE(itest::sh("ip -n " + t.host.name() + " link set plgpeer up") == 0);
     REQUIRE(itest::sh("ip -n " + t.host.name() + " link set plgm up") == 0);
   }
@@ -438,9 +437,13 @@ TEST_CASE("STATUS: 0 when the master is up, 50 otherwise") {
 
 TEST_CASE("configuration errors are code 7 and touch nothing") {
   Topology t;
-  for (const auto& [key, value] : std::vector<std::pair<std::string, json>>{
-           {"master", "plgnone"}, {"master", ""}, {"pkey", "0x8000"}, {"pkey", 0},
-           {"mode", "bogus"}, {"mtu", 70000}, {"umcast", "yes"}}) {
+  for (const auto& [key, value] : std::vector<std::pair<std::string, json>>{{"master", "plgnone"},
+                                                                            {"master", ""},
+                                                                            {"pkey", "0x8000"},
+                                                                            {"pkey", 0},
+                                                                            {"mode", "bogus"},
+                                                                            {"mtu", 70000},
+                                                                            {"umcast", "yes"}}) {
     INFO(key << "=" << value.dump());
     auto conf = t.config("1.0.0");
     conf[key] = value;
@@ -466,7 +469,10 @@ TEST_CASE("delegated IPAM (host-local from CNI_PATH): ADD, CHECK, DEL and rollba
   }
   Topology t;
   itest::TempDir data;
-  json conf = {{"cniVersion", "1.0.0"}, {"name", "plgnet"}, {"type", "ipoib"}, {"master", "plgm"},
+  json conf = {{"cniVersion", "1.0.0"},
+               {"name", "plgnet"},
+               {"type", "ipoib"},
+               {"master", "plgm"},
                {"ipam",
                 {{"type", "host-local"},
                  {"dataDir", data.path()},

@@ -26,8 +26,8 @@ namespace ipoib::plugin {
 
 // What a neighbour announcement on the child looks like (RFC 4391 9.1.2 for IPoIB).
 struct ArpHardware {
-  std::uint16_t arphrd_type = 0;  // 32 for IPoIB, 1 for Ethernet
-  std::size_t address_length = 0; // 20 for IPoIB, 6 for Ethernet
+  std::uint16_t arphrd_type = 0;   // 32 for IPoIB, 1 for Ethernet
+  std::size_t address_length = 0;  // 20 for IPoIB, 6 for Ethernet
 };
 
 class ChildKind {
@@ -43,12 +43,12 @@ class ChildKind {
 
   // The parent's pkey, mode, MTU and port IB MTU — the defaults of an unset config key. Expects
   // the host netns (sysfs for the IB port).
-  [[nodiscard]] virtual Result<ParentFacts> parent_facts(
-      const netlink::LinkInfo& master) const = 0;
+  [[nodiscard]] virtual Result<ParentFacts> parent_facts(const netlink::LinkInfo& master) const = 0;
 
   // The RTM_NEWLINK request creating the child `name` with alias `tag` under spec.parent_ifindex.
-  [[nodiscard]] virtual Result<netlink::Bytes> build_create_request(
-      const ChildSpec& spec, std::string_view name, std::string_view tag) const = 0;
+  [[nodiscard]] virtual Result<netlink::Bytes> build_create_request(const ChildSpec& spec,
+                                                                    std::string_view name,
+                                                                    std::string_view tag) const = 0;
 
   // CHECK: `child` (read in the pod netns) is this kind's child of spec.parent_ifindex with the
   // spec's parameters. kCheckFailed saying what differs.

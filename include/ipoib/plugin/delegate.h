@@ -24,7 +24,7 @@ namespace ipoib::plugin {
 inline constexpr std::size_t kMaxDelegateOutputBytes = 1 << 20;
 
 struct ExecOutput {
-  int exit_status = 0;   // exit code, or 128 + signal number when killed
+  int exit_status = 0;  // exit code, or 128 + signal number when killed
   std::string stdout_text;
 };
 
@@ -48,7 +48,6 @@ Result<std::string> find_plugin(std::string_view type, const std::vector<std::st
 // A cni::Plugin that forwards each verb to the `type` binary. `environment` is the base
 // environment; CNI_COMMAND is replaced per verb (the rollback DEL of an ADD runs as DEL).
 std::unique_ptr<cni::Plugin> make_delegated_ipam(std::string type,
-                                                 std::vector<std::string> environment,
-                                                 ExecFn exec);
+                                                 std::vector<std::string> environment, ExecFn exec);
 
 }  // namespace ipoib::plugin

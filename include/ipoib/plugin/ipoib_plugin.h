@@ -24,8 +24,8 @@ namespace ipoib::plugin {
 
 // Makes the IPAM plugin for a configured section (never called for IpamKind::kNone).
 // `request` gives CNI_PATH and the environment of the invocation.
-using IpamFactory = std::function<Result<std::unique_ptr<cni::Plugin>>(const IpamSection& section,
-                                                                       const cni::Request& request)>;
+using IpamFactory = std::function<Result<std::unique_ptr<cni::Plugin>>(
+    const IpamSection& section, const cni::Request& request)>;
 
 // Built-in types in-process (ipam::make_builtin_ipam), anything else delegated to the binary in
 // CNI_PATH with this process's environment (delegate.h).

@@ -39,26 +39,26 @@ class MacvlanKind final : public ChildKind {
     return ok_status();
   }
 
-  [[nodiscard]] Result<ParentFacts> parent_facts(
-      const netlink::LinkInfo& master) const override {
+  [[nodiscard]] Result<ParentFacts> parent_facts(const netlink::LinkInfo& master) const override {
     ParentFacts facts;
     facts.ifindex = master.ifindex;
     facts.mtu_bytes = static_cast<int>(master.mtu);
     return facts;
   }
 
-  [[nodiscard]] Result<netlink::Bytes> build_create_request(
-      const ChildSpec& spec, std::string_view child_name, std::string_view tag) const override {
-    return netlink::build_macvlan_child_request(
-        {.parent_ifindex = spec.parent_ifindex, .name = std::string(child_name),
-         .alias = std::string(tag)});
+  [[nodiscard]] Result<netlink::Bytes> build_create_request(const ChildSpec& spec,
+                                                            std::string_view child_name,
+                                                            std::string_view tag) const override {
+    return netlink::build_macvlan_child_request({.parent_ifindex = spec.parent_ifindex,
+                                                 .name = std::string(child_name),
+                                                 .alias = std::string(tag)});
   }
 
   [[nodiscard]] Status verify_child(const netlink::LinkInfo& child,
                                     const ChildSpec& spec) const override {
     if (child.kind != "macvlan") {
-      return Error(ErrorCode::kCheckFailed, child.name + " is of kind \"" + child.kind +
-                                                "\", not a macvlan child");
+      return Error(ErrorCode::kCheckFailed,
+                   child.name + " is of kind \"" + child.kind + "\", not a macvlan child");
     }
     if (!child.parent_ifindex || *child.parent_ifindex != spec.parent_ifindex) {
       return Error(ErrorCode::kCheckFailed, child.name + " is not a child of the master");
@@ -188,8 +188,7 @@ class FailingIpamAdd final : public cni::Plugin {
   }
   Status del(const cni::Request& r) override { return inner_->del(r); }
   Status check(const cni::Request& r) override { return inner_->check(r); }
-  Status gc(const cni::Request& r,
-            const std::optional<std::vector<cni::Attachment>>& v) override {
+  Status gc(const cni::Request& r, const std::optional<std::vector<cni::Attachment>>& v) override {
     return inner_->gc(r, v);
   }
   Status status(const cni::Request& r) override { return inner_->status(r); }
@@ -216,8 +215,9 @@ int main() {
     seams.links = std::make_unique<FailingLinkOps>(std::move(seams.links), step);
   }
   if (step == "ipam") {
-    seams.ipam = [inner = std::move(seams.ipam)](const IpamSection& s, const cni::Request& r)
-        -> Result<std::unique_ptr<cni::Plugin>> {
+    seams.ipam = [inner = std::move(seams.ipam)](
+                     const IpamSection& s,
+                     const cni::Request& r) -> Result<std::unique_ptr<cni::Plugin>> {
       IPOIB_TRY_ASSIGN(std::unique_ptr<cni::Plugin> real, inner(s, r));
       return std::unique_ptr<cni::Plugin>(std::make_unique<FailingIpamAdd>(std::move(real)));
     };

@@ -1,6 +1,7 @@
+#include "ipoib/cni/config.h"
+
 #include <catch2/catch.hpp>
 
-#include "ipoib/cni/config.h"
 #include "ipoib/plugin/config.h"
 
 using namespace ipoib;
@@ -83,8 +84,7 @@ TEST_CASE("mtu is checked against the mode") {
   CHECK(*parse_ipoib_config(netconf({{"mtu", 4092}, {"mode", "datagram"}}))->mtu_bytes == 4092);
   error_for({{"mtu", 71}, {"mode", "datagram"}}, "mtu");
   error_for({{"mtu", 4093}, {"mode", "datagram"}}, "mtu");
-  CHECK(*parse_ipoib_config(netconf({{"mtu", 65520}, {"mode", "connected"}}))->mtu_bytes ==
-        65520);
+  CHECK(*parse_ipoib_config(netconf({{"mtu", 65520}, {"mode", "connected"}}))->mtu_bytes == 65520);
   error_for({{"mtu", 65521}, {"mode", "connected"}}, "mtu");
   error_for({{"mtu", "2044"}}, "mtu");
   error_for({{"mtu", -5}}, "mtu");
@@ -107,8 +107,11 @@ TEST_CASE("ipam: none, empty, built-in or delegated") {
 
 TEST_CASE("resolve_child_spec takes the parent's defaults") {
   auto cfg = parse_ipoib_config(netconf(json::object()));
-  ParentFacts parent{.ifindex = 4, .pkey = 0x8001, .mode = IpoibMode::kConnected,
-                     .mtu_bytes = 1496, .port_ib_mtu_bytes = std::nullopt};
+  ParentFacts parent{.ifindex = 4,
+                     .pkey = 0x8001,
+                     .mode = IpoibMode::kConnected,
+                     .mtu_bytes = 1496,
+                     .port_ib_mtu_bytes = std::nullopt};
   auto spec = resolve_child_spec(*cfg, parent);
   REQUIRE(spec.ok());
   CHECK(spec->parent_ifindex == 4);
@@ -119,8 +122,11 @@ TEST_CASE("resolve_child_spec takes the parent's defaults") {
 }
 
 TEST_CASE("resolve_child_spec bounds a datagram MTU by the port's IB MTU") {
-  ParentFacts parent{.ifindex = 4, .pkey = 0xffff, .mode = IpoibMode::kDatagram,
-                     .mtu_bytes = 4092, .port_ib_mtu_bytes = 2048};
+  ParentFacts parent{.ifindex = 4,
+                     .pkey = 0xffff,
+                     .mode = IpoibMode::kDatagram,
+                     .mtu_bytes = 4092,
+                     .port_ib_mtu_bytes = 2048};
   auto over = resolve_child_spec(*parse_ipoib_config(netconf({{"mtu", 2045}})), parent);
   REQUIRE_FALSE(over.ok());
   CHECK(over.error().msg().find("IB MTU 2048") != std::string::npos);
@@ -130,8 +136,11 @@ TEST_CASE("resolve_child_spec bounds a datagram MTU by the port's IB MTU") {
   CHECK(resolve_child_spec(*parse_ipoib_config(netconf(json::object())), parent)->mtu_bytes ==
         2044);
   // A connected-mode parent's 65520 does not fit a datagram child.
-  ParentFacts cm{.ifindex = 4, .pkey = 0xffff, .mode = IpoibMode::kConnected,
-                 .mtu_bytes = 65520, .port_ib_mtu_bytes = std::nullopt};
+  ParentFacts cm{.ifindex = 4,
+                 .pkey = 0xffff,
+                 .mode = IpoibMode::kConnected,
+                 .mtu_bytes = 65520,
+                 .port_ib_mtu_bytes = std::nullopt};
   auto dg = resolve_child_spec(*parse_ipoib_config(netconf({{"mode", "datagram"}})), cm);
   CHECK(dg->mtu_bytes == 4092);
   // An explicit MTU valid only in connected mode fails once the parent's datagram mode applies.

@@ -1,13 +1,13 @@
+#include "ipoib/plugin/delegate.h"
+
 #include <sys/stat.h>
 
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 
-#include <catch2/catch.hpp>
-
 #include "ipoib/cni/config.h"
-#include "ipoib/plugin/delegate.h"
 
 using namespace ipoib;
 using namespace ipoib::plugin;
@@ -37,18 +37,23 @@ struct ScratchDir {
 void write_fake_ipam(const ScratchDir& dir) {
   dir.write("fake-ipam",
             "#!/bin/sh\n"
-            "cat > '" + dir.path + "'/stdin.$CNI_COMMAND\n"
-            "env > '" + dir.path + "'/env.$CNI_COMMAND\n"
-            "echo \"fake-ipam $CNI_COMMAND\" >&2\n"
-            "case \"$CNI_COMMAND\" in\n"
-            "  ADD) printf '%s' '{\"cniVersion\":\"0.4.0\",\"ips\":[{\"version\":\"4\","
-            "\"address\":\"10.1.2.3/24\",\"gateway\":\"10.1.2.1\"}],"
-            "\"routes\":[{\"dst\":\"0.0.0.0/0\"}]}' ;;\n"
-            "  DEL) exit 0 ;;\n"
-            "  CHECK) printf '%s' '{\"code\":11,\"msg\":\"busy\",\"details\":\"try later\"}'; exit 1 ;;\n"
-            "  GC) echo not-json; exit 3 ;;\n"
-            "  STATUS) exit 0 ;;\n"
-            "esac\n",
+            "cat > '" +
+                dir.path +
+                "'/stdin.$CNI_COMMAND\n"
+                "env > '" +
+                dir.path +
+                "'/env.$CNI_COMMAND\n"
+                "echo \"fake-ipam $CNI_COMMAND\" >&2\n"
+                "case \"$CNI_COMMAND\" in\n"
+                "  ADD) printf '%s' '{\"cniVersion\":\"0.4.0\",\"ips\":[{\"version\":\"4\","
+                "\"address\":\"10.1.2.3/24\",\"gateway\":\"10.1.2.1\"}],"
+                "\"routes\":[{\"dst\":\"0.0.0.0/0\"}]}' ;;\n"
+                "  DEL) exit 0 ;;\n"
+                "  CHECK) printf '%s' '{\"code\":11,\"msg\":\"busy\",\"details\":\"try later\"}'; "
+                "exit 1 ;;\n"
+                "  GC) echo not-json; exit 3 ;;\n"
+                "  STATUS) exit 0 ;;\n"
+                "esac\n",
             0755);
 }
 
@@ -57,7 +62,8 @@ cni::Request request(const ScratchDir& dir) {
   req.env.path = {"/nonexistent", dir.path};
   req.env.container_id = "c1";
   req.env.ifname = "net1";
-  req.stdin_text = R"({"cniVersion":"0.4.0","name":"n","type":"ipoib","ipam":{"type":"fake-ipam"}})";
+  req.stdin_text =
+      R"({"cniVersion":"0.4.0","name":"n","type":"ipoib","ipam":{"type":"fake-ipam"}})";
   req.conf = *cni::parse_netconf(req.stdin_text);
   return req;
 }

@@ -54,8 +54,11 @@ netlink::LinkInfo ib0() {
 }
 
 ChildSpec spec_8001() {
-  return {.parent_ifindex = 4, .pkey = 0x8001, .mode = IpoibMode::kDatagram,
-          .umcast = Umcast::kOff, .mtu_bytes = 2044};
+  return {.parent_ifindex = 4,
+          .pkey = 0x8001,
+          .mode = IpoibMode::kDatagram,
+          .umcast = Umcast::kOff,
+          .mtu_bytes = 2044};
 }
 
 }  // namespace
@@ -67,16 +70,13 @@ TEST_CASE("the create request is iproute2's, byte for byte, plus the tag") {
   // `ip link add link ib0 name ib0.8001 type ipoib pkey 0x8001 mode datagram umcast 0` with
   // ib0 = ifindex 4, as Debian 12's iproute2 sends it (ipoib-kernel.md; seq/pid zero here).
   const netlink::Bytes iproute2 = {
-      0x64, 0x00, 0x00, 0x00, 0x10, 0x00, 0x05, 0x06, 0, 0, 0, 0, 0, 0, 0, 0,
-      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-      0x08, 0x00, 0x05, 0x00, 0x04, 0x00, 0x00, 0x00,
-      0x0d, 0x00, 0x03, 0x00, 'i', 'b', '0', '.', '8', '0', '0', '1', 0, 0, 0, 0,
-      0x2c, 0x00, 0x12, 0x00,
-      0x09, 0x00, 0x01, 0x00, 'i', 'p', 'o', 'i', 'b', 0, 0, 0,
-      0x1c, 0x00, 0x02, 0x00,
-      0x06, 0x00, 0x01, 0x00, 0x01, 0x80, 0, 0,
-      0x06, 0x00, 0x02, 0x00, 0x00, 0x00, 0, 0,
-      0x06, 0x00, 0x03, 0x00, 0x00, 0x00, 0, 0};
+      0x64, 0x00, 0x00, 0x00, 0x10, 0x00, 0x05, 0x06, 0,    0,    0,    0,    0,    0,    0,
+      0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,
+      0,    0,    0x08, 0x00, 0x05, 0x00, 0x04, 0x00, 0x00, 0x00, 0x0d, 0x00, 0x03, 0x00, 'i',
+      'b',  '0',  '.',  '8',  '0',  '0',  '1',  0,    0,    0,    0,    0x2c, 0x00, 0x12, 0x00,
+      0x09, 0x00, 0x01, 0x00, 'i',  'p',  'o',  'i',  'b',  0,    0,    0,    0x1c, 0x00, 0x02,
+      0x00, 0x06, 0x00, 0x01, 0x00, 0x01, 0x80, 0,    0,    0x06, 0x00, 0x02, 0x00, 0x00, 0x00,
+      0,    0,    0x06, 0x00, 0x03, 0x00, 0x00, 0x00, 0,    0};
   REQUIRE(iproute2.size() == 100);
   REQUIRE(req->size() > 100);
   netlink::Bytes head(req->begin(), req->begin() + 100);
@@ -159,8 +159,7 @@ TEST_CASE("verify_child compares kind, parent, partition and mode") {
   CHECK(kind->verify_child(child, other_pkey).error().code() == ErrorCode::kCheckFailed);
   auto connected = spec_8001();
   connected.mode = IpoibMode::kConnected;
-  CHECK(kind->verify_child(child, connected).error().msg().find("datagram") !=
-        std::string::npos);
+  CHECK(kind->verify_child(child, connected).error().msg().find("datagram") != std::string::npos);
   auto other_parent = spec_8001();
   other_parent.parent_ifindex = 5;
   CHECK_FALSE(kind->verify_child(child, other_parent).ok());

@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "ipoib/plugin/tag.h"
+
+#include <catch2/catch.hpp>
 
 using namespace ipoib::plugin;
 

@@ -1,7 +1,6 @@
+#include <catch2/catch.hpp>
 #include <fstream>
 #include <string>
-
-#include <catch2/catch.hpp>
 
 #include "ipoib/plugin/ipoib_plugin.h"
 
@@ -42,13 +41,15 @@ TEST_CASE("validate-config: conflists and NetworkAttachmentDefinitions") {
                           {"type":"ipoib","master":"ib0","mode":"ud"}]})") == 1);
   CHECK(validate_text(R"({"apiVersion":"k8s.cni.cncf.io/v1","kind":"NetworkAttachmentDefinition",
                           "metadata":{"name":"ib"},"spec":{"config":
-                          "{\"cniVersion\":\"0.3.1\",\"name\":\"ib\",\"type\":\"ipoib\",\"master\":\"ib0\"}"}})") == 0);
-  CHECK(validate_text("apiVersion: k8s.cni.cncf.io/v1\n"
-                      "kind: NetworkAttachmentDefinition\n"
-                      "metadata:\n  name: ib\n"
-                      "spec:\n  config: '{\"cniVersion\": \"0.3.1\", \"type\": \"ipoib\",\n"
-                      "    \"name\": \"ib\", \"master\": \"ib0\", \"ipam\": {\"type\": \"whereabouts\",\n"
-                      "    \"range\": \"192.168.0.0/24\"}}'\n") == 0);
+                          "{\"cniVersion\":\"0.3.1\",\"name\":\"ib\",\"type\":\"ipoib\",\"master\":\"ib0\"}"}})") ==
+        0);
+  CHECK(validate_text(
+            "apiVersion: k8s.cni.cncf.io/v1\n"
+            "kind: NetworkAttachmentDefinition\n"
+            "metadata:\n  name: ib\n"
+            "spec:\n  config: '{\"cniVersion\": \"0.3.1\", \"type\": \"ipoib\",\n"
+            "    \"name\": \"ib\", \"master\": \"ib0\", \"ipam\": {\"type\": \"whereabouts\",\n"
+            "    \"range\": \"192.168.0.0/24\"}}'\n") == 0);
   CHECK(validate_text("kind: NetworkAttachmentDefinition\n"
                       "spec:\n  config: |\n    {\"cniVersion\": \"0.3.1\", \"type\": \"ipoib\",\n"
                       "     \"name\": \"ib\", \"master\": \"ib0\", \"pkey\": 0}\n"
