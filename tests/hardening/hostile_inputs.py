@@ -28,7 +28,7 @@ Case file format (JSON):
    "plant": [{"path": "store/pool-_default", "symlink": "victim"} |
              {"path": "store/lock", "hardlink": "victim"} | {"path": "store", "dir": true} |
              {"path": "fifo", "fifo": true}],
-   "keyword": "network name", "codes": [7],
+   "keyword": "network name" (or a list: any of them), "codes": [7],
    "expect": "accepted", "reservations": 1,   instead of keyword/codes: an input deliberately
                           tolerated (an informational field); the ADD must succeed, the store
                           keep exactly that many well-formed reservations, and DEL succeed
@@ -210,9 +210,9 @@ def check_refused(case, r, out):
     if not isinstance(doc, dict) or type(doc.get("code")) is not int or \
             not isinstance(doc.get("msg"), str):
         return problems + [f"no integer code / string msg: {out[:300]!r}"]
-    kw = case["keyword"]
-    if kw.lower() not in doc["msg"].lower():
-        problems.append(f"msg does not name the problem ({kw!r}): code {doc['code']} "
+    keywords = case["keyword"] if isinstance(case["keyword"], list) else [case["keyword"]]
+    if not any(kw.lower() in doc["msg"].lower() for kw in keywords):
+        problems.append(f"msg does not name the problem ({keywords!r}): code {doc['code']} "
                         f"msg {doc['msg'][:300]!r} details {str(doc.get('details'))[:200]!r}")
     if "codes" in case and doc["code"] not in case["codes"]:
         problems.append(f"code {doc['code']} not in {case['codes']}: msg {doc['msg'][:300]!r}")
@@ -241,7 +241,7 @@ def check_accepted(case, r, out, store, binaries, exe, stdin, env_bytes):
     env_del = dict(env_bytes)
     env_del[b"CNI_COMMAND"] = b"DEL"
     d = subprocess.run([exe], input=stdin, env=env_del, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=HANG_SECONDS)
+                       stderr=subprocess.PIPE, timeout=HANG_SECONDS, cwd=os.path.dirname(store))
     if d.returncode != 0:
         problems.append(f"DEL after the accepted ADD: exit {d.returncode}: {d.stdout[:300]!r}")
     return problems
@@ -312,8 +312,9 @@ def run_case(case_name, case, target, binaries, node, workroot):
 
     before = snapshot(tmp, store)
     try:
+        # cwd: the case's tree, so relative paths resolve the same under ctest and by hand.
         r = subprocess.run([exe], input=stdin, env=env_bytes, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=HANG_SECONDS)
+                           stderr=subprocess.PIPE, timeout=HANG_SECONDS, cwd=tmp)
     except subprocess.TimeoutExpired:
         problems = [f"hung: no exit within {HANG_SECONDS} s (killed)"]
         if node is not None and target == "ipoib":
