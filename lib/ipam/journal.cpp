@@ -129,6 +129,7 @@ class Reader {
   explicit Reader(std::string_view in) : p_(reinterpret_cast<const unsigned char*>(in.data())), n_(in.size()) {}
   [[nodiscard]] bool ok() const { return ok_; }
   [[nodiscard]] bool done() const { return n_ == 0; }
+  [[nodiscard]] std::size_t left() const { return n_; }
   std::uint8_t u8() {
     if (!need(1)) {
       return 0;
@@ -413,7 +414,7 @@ const PoolRange* find_range_in(const std::vector<PoolRange>& ranges, const std::
   return nullptr;
 }
 
-void upsert_range(std::vector<PoolRange>& ranges, const PoolRange& r) {
+void upsert_range_record(std::vector<PoolRange>& ranges, const PoolRange& r) {
   for (PoolRange& x : ranges) {
     if (x.key == r.key) {
       x = r;
@@ -574,7 +575,11 @@ Result<SnapshotImage> decode_snapshot(std::string_view bytes, std::string_view f
   return img;
 }
 
-Result<JournalImage> scan_journal(std::string_view b, std::string_view file) {
+namespace {
+
+// The framing checks of scan_journal; `decode` also decodes every frame's operations (the index
+// walks the payloads itself, with the same checks, without materialising them).
+Result<JournalImage> scan_frames(std::string_view b, std::string_view file, bool decode) {
   // The journal is created whole (header written to a temporary file, renamed into place), so a
   // short or wrong header is corruption, never a torn write.
   if (b.substr(0, kJournalMagic.size()) != kJournalMagic) {
@@ -636,8 +641,12 @@ Result<JournalImage> scan_journal(std::string_view b, std::string_view file) {
     }
     JournalFrame jf;
     jf.seq = f->seq;
+    jf.payload = f->payload;
+    if (f->payload.empty()) {
+      return corrupt(file, "empty record " + std::to_string(f->seq));
+    }
     Reader rd(f->payload);
-    while (!rd.done()) {
+    while (decode && !rd.done()) {
       DecodedOp d;
       if (auto e = decode_op(rd, d)) {
         return corrupt(file, *e + " in record " + std::to_string(f->seq));
@@ -647,9 +656,6 @@ Result<JournalImage> scan_journal(std::string_view b, std::string_view file) {
       }
       jf.ops.push_back(std::move(d.op));
     }
-    if (jf.ops.empty()) {
-      return corrupt(file, "empty record " + std::to_string(f->seq));
-    }
     last = f->seq;
     img.frames.push_back(std::move(jf));
     pos = f->end;
@@ -657,6 +663,12 @@ Result<JournalImage> scan_journal(std::string_view b, std::string_view file) {
   img.valid_bytes = pos;
   img.torn_tail = pos < b.size();
   return img;
+}
+
+}  // namespace
+
+Result<JournalImage> scan_journal(std::string_view b, std::string_view file) {
+  return scan_frames(b, file, true);
 }
 
 Result<std::uint64_t> replay(PoolData& pool, std::uint64_t applied_seq, const JournalImage& j,
@@ -682,7 +694,7 @@ Result<std::uint64_t> replay(PoolData& pool, std::uint64_t applied_seq, const Jo
     for (const PoolOp& op : f.ops) {
       switch (op.kind) {
         case PoolOp::Kind::kRange:
-          upsert_range(pool.ranges, op.range);
+          upsert_range_record(pool.ranges, op.range);
           break;
         case PoolOp::Kind::kReserve:
           overlay[op.reservation.ip] = &op.reservation;
@@ -734,7 +746,7 @@ Status apply_ops(PoolData& pool, const std::vector<PoolOp>& ops, std::string_vie
                                      [](const Reservation& a, const IpAddress& b) { return a.ip < b; });
     switch (op.kind) {
       case PoolOp::Kind::kRange:
-        upsert_range(pool.ranges, op.range);
+        upsert_range_record(pool.ranges, op.range);
         break;
       case PoolOp::Kind::kReserve:
         if (it != res.end() && it->ip == ip) {
@@ -788,6 +800,444 @@ std::optional<std::vector<PoolOp>> diff_pools(const PoolData& before, const Pool
     }
   }
   return ops;
+}
+
+
+// ---- PoolIndex ---------------------------------------------------------------------------------
+
+namespace {
+
+// Whether n bytes are all printable ASCII without space (0x21..0x7e), eight at a time: this runs
+// over every field of every reservation on every operation. SWAR tests from "Bit Twiddling
+// Hacks" (hasless/hasmore), valid for thresholds below 128.
+bool printable_word(std::uint64_t x) {
+  constexpr std::uint64_t kOnes = ~std::uint64_t{0} / 255;
+  constexpr std::uint64_t kHigh = kOnes * 128;
+  const std::uint64_t below = (x - kOnes * 0x21) & ~x & kHigh;          // a byte < 0x21
+  const std::uint64_t above = ((x + kOnes * (127 - 0x7e)) | x) & kHigh;  // a byte > 0x7e
+  return (below | above) == 0;
+}
+
+// `room` >= n bytes may be read from p: short fields are checked with one (masked) 8-byte load,
+// longer ones 8 bytes at a time with an overlapping last load.
+bool printable_bytes(const unsigned char* p, std::size_t n, std::size_t room) {
+  std::uint64_t x = 0;
+  if (n >= 8) {
+    for (std::size_t i = 0; i + 8 <= n; i += 8) {
+      std::memcpy(&x, p + i, 8);
+      if (!printable_word(x)) {
+        return false;
+      }
+    }
+    std::memcpy(&x, p + n - 8, 8);
+    return printable_word(x);
+  }
+  if (room >= 8) {
+    std::memcpy(&x, p, 8);
+    const std::uint64_t keep = (std::uint64_t{1} << (8 * n)) - 1;  // little endian: first n bytes
+    return printable_word((x & keep) | (0x4141414141414141ULL & ~keep));  // 'A' is printable
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (p[i] < 0x21 || p[i] > 0x7e) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Parses (and with `check`, validates) a reservation record that starts after its kind byte.
+// Returns the bytes it spans, 0 when malformed.
+std::size_t parse_reservation(const char* rec, std::size_t avail, ReservationView* out, bool check) {
+  static_assert(std::endian::native == std::endian::little, "records are little endian");
+  const auto* p = reinterpret_cast<const unsigned char*>(rec);
+  if (avail < 1) {
+    return 0;
+  }
+  const std::uint8_t fam = p[0];
+  const std::size_t ip_len = fam == kFamilyV4 ? 4 : fam == kFamilyV6 ? 16 : 0;
+  if (ip_len == 0 || avail < 1 + ip_len + 8) {
+    return 0;
+  }
+  std::size_t pos = 1 + ip_len + 8;
+  std::string_view fields[5];
+  for (int k = 0; k < 5; ++k) {
+    if (pos >= avail) {
+      return 0;
+    }
+    const std::size_t len = p[pos++];
+    if (avail - pos < len) {
+      return 0;
+    }
+    if (check &&
+        ((len == 0 && k != 4) || len > 253 || !printable_bytes(p + pos, len, avail - pos))) {
+      return 0;
+    }
+    fields[k] = std::string_view(rec + pos, len);
+    pos += len;
+  }
+  if (out != nullptr) {
+    u128 v = 0;
+    if (ip_len == 4) {
+      std::uint32_t v4 = 0;
+      std::memcpy(&v4, p + 1, 4);
+      v = v4;
+    } else {
+      std::memcpy(&v, p + 1, 16);
+    }
+    std::uint64_t since = 0;
+    std::memcpy(&since, p + 1 + ip_len, 8);
+    out->ip = IpAddress(fam == kFamilyV4 ? IpFamily::kV4 : IpFamily::kV6, v);
+    out->since_unix_s = static_cast<std::int64_t>(since);
+    out->range_key = fields[0];
+    out->cni_network = fields[1];
+    out->container_id = fields[2];
+    out->ifname = fields[3];
+    out->pod_ref = fields[4];
+  }
+  return pos;
+}
+
+// A release record after its kind byte: the address, or nullopt.
+std::optional<IpAddress> parse_release(Reader& rd) {
+  auto ip = rd.ip();
+  if (!rd.ok() || !ip || !ip_fits(*ip)) {
+    return std::nullopt;
+  }
+  return ip;
+}
+
+bool entry_less(const PoolIndex::Entry& a, const IpAddress& b) { return a.ip < b; }
+
+}  // namespace
+
+Reservation ReservationView::to_reservation() const {
+  return {ip,
+          std::string(range_key),
+          std::string(cni_network),
+          std::string(container_id),
+          std::string(ifname),
+          std::string(pod_ref),
+          since_unix_s};
+}
+
+PoolIndex::PoolIndex(std::string network_name) : network_name_(std::move(network_name)) {}
+PoolIndex::PoolIndex(PoolIndex&&) noexcept = default;
+PoolIndex& PoolIndex::operator=(PoolIndex&&) noexcept = default;
+PoolIndex::~PoolIndex() = default;
+
+// Builds indexes; a friend so that the loading code stays out of the class's interface.
+struct IndexBuilder {
+  static Status add_snapshot(PoolIndex& ix, std::string_view bytes, std::string_view file,
+                             std::uint64_t& applied_seq) {
+    if (bytes.substr(0, kSnapshotMagic.size()) != kSnapshotMagic) {
+      IPOIB_TRY_ASSIGN(SnapshotImage img, decode_snapshot(bytes, file));  // v1 text, or the error
+      PoolIndex converted = PoolIndex::from_pool_data(img.pool);
+      if (img.pool.network_name != ix.network_name_) {
+        return wrong_network(file, img.pool.network_name);
+      }
+      ix = std::move(converted);
+      applied_seq = img.applied_seq;
+      return ok_status();
+    }
+    const auto frame = frame_at(bytes, kSnapshotMagic.size());
+    if (!frame) {
+      return corrupt(file, "truncated or checksum mismatch");
+    }
+    if (frame->end != bytes.size()) {
+      return corrupt(file, "unexpected bytes after the snapshot");
+    }
+    applied_seq = frame->seq;
+    Reader rd(frame->payload);
+    DecodedOp d;
+    if (auto e = decode_op(rd, d)) {
+      return corrupt(file, *e);
+    }
+    if (d.kind != kNetworkOp) {
+      return corrupt(file, "no network record");
+    }
+    if (d.network != ix.network_name_) {
+      return wrong_network(file, d.network);
+    }
+    const std::string_view payload = frame->payload;
+    std::size_t pos = payload.size() - rd.left();
+    ix.entries_.reserve(payload.size() / 24 + 16);  // a reservation record is >= 24 bytes
+    while (pos < payload.size()) {
+      const auto kind = static_cast<std::uint8_t>(payload[pos]);
+      if (kind == static_cast<std::uint8_t>(PoolOp::Kind::kRange)) {
+        if (!ix.entries_.empty()) {
+          return corrupt(file, "range record after reservations");
+        }
+        Reader rr(payload.substr(pos));
+        DecodedOp op;
+        if (auto e = decode_op(rr, op)) {
+          return corrupt(file, *e);
+        }
+        if (ix.find_range(op.op.range.key) != nullptr) {
+          return corrupt(file, "duplicate range");
+        }
+        ix.ranges.push_back(std::move(op.op.range));
+        pos = payload.size() - rr.left();
+        continue;
+      }
+      if (kind != static_cast<std::uint8_t>(PoolOp::Kind::kReserve)) {
+        if (kind == static_cast<std::uint8_t>(PoolOp::Kind::kRelease)) {
+          return corrupt(file, "unexpected record in a snapshot");
+        }
+        return corrupt(file, "unknown record type " + std::to_string(kind));
+      }
+      ReservationView v;
+      const char* rec = payload.data() + pos + 1;
+      const std::size_t n = parse_reservation(rec, payload.size() - pos - 1, &v, true);
+      if (n == 0 || !ip_fits(v.ip)) {
+        return corrupt(file, "bad reservation record");
+      }
+      if (!ix.entries_.empty() && !(ix.entries_.back().ip < v.ip)) {
+        return corrupt(file, "reservations out of order or duplicated");
+      }
+      ix.entries_.push_back({v.ip, rec});
+      pos += 1 + n;
+    }
+    return ok_status();
+  }
+
+  static Status add_journal(PoolIndex& ix, const JournalImage& j, std::uint64_t applied_seq,
+                            std::string_view file, std::uint64_t& last) {
+    last = applied_seq;
+    std::map<IpAddress, const char*> overlay;  // nullptr = released
+    auto reserved = [&](const IpAddress& ip) {
+      if (const auto it = overlay.find(ip); it != overlay.end()) {
+        return it->second != nullptr;
+      }
+      const auto it = std::lower_bound(ix.entries_.begin(), ix.entries_.end(), ip, entry_less);
+      return it != ix.entries_.end() && it->ip == ip;
+    };
+    for (const JournalFrame& f : j.frames) {
+      // Every frame is checked, even those the snapshot already includes: scan_journal decodes
+      // them all, and both paths must accept the same files.
+      const bool apply = f.seq > applied_seq;
+      if (apply && f.seq != last + 1) {
+        return corrupt(file, "journal record " + std::to_string(f.seq) + " does not follow the " +
+                                 "snapshot's sequence " + std::to_string(last) + " (records lost)");
+      }
+      const std::string_view payload = f.payload;
+      std::size_t pos = 0;
+      const std::string in_record = " in record " + std::to_string(f.seq);
+      while (pos < payload.size()) {
+        const auto kind = static_cast<std::uint8_t>(payload[pos]);
+        if (kind == static_cast<std::uint8_t>(PoolOp::Kind::kReserve)) {
+          ReservationView v;
+          const char* rec = payload.data() + pos + 1;
+          const std::size_t n = parse_reservation(rec, payload.size() - pos - 1, &v, true);
+          if (n == 0 || !ip_fits(v.ip)) {
+            return corrupt(file, "bad reservation record" + in_record);
+          }
+          if (apply) {
+            overlay[v.ip] = rec;
+          }
+          pos += 1 + n;
+        } else if (kind == static_cast<std::uint8_t>(PoolOp::Kind::kRelease)) {
+          Reader rd(payload.substr(pos + 1));
+          const auto ip = parse_release(rd);
+          if (!ip) {
+            return corrupt(file, "bad release record" + in_record);
+          }
+          if (apply) {
+            if (!reserved(*ip)) {
+              return corrupt(file, "record " + std::to_string(f.seq) + " releases " +
+                                       ip->to_string() + ", which is not reserved");
+            }
+            overlay[*ip] = nullptr;
+          }
+          pos = payload.size() - rd.left();
+        } else {
+          Reader rd(payload.substr(pos));
+          DecodedOp op;
+          if (auto e = decode_op(rd, op)) {
+            return corrupt(file, *e + in_record);
+          }
+          if (op.kind == kNetworkOp) {
+            return corrupt(file, "network record inside the journal");
+          }
+          if (apply) {
+            upsert_range_record(ix.ranges, op.op.range);
+          }
+          pos = payload.size() - rd.left();
+        }
+      }
+      if (apply) {
+        last = f.seq;
+      }
+    }
+    if (overlay.empty()) {
+      return ok_status();
+    }
+    // One merge of two sorted sequences of small trivially copyable entries.
+    std::vector<PoolIndex::Entry> out;
+    out.reserve(ix.entries_.size() + overlay.size() + 16);
+    auto e = ix.entries_.begin();
+    auto o = overlay.begin();
+    while (e != ix.entries_.end() || o != overlay.end()) {
+      if (o == overlay.end() || (e != ix.entries_.end() && e->ip < o->first)) {
+        out.push_back(*e++);
+        continue;
+      }
+      if (e != ix.entries_.end() && e->ip == o->first) {
+        ++e;
+      }
+      if (o->second != nullptr) {
+        out.push_back({o->first, o->second});
+      }
+      ++o;
+    }
+    ix.entries_ = std::move(out);
+    return ok_status();
+  }
+
+  static Error wrong_network(std::string_view file, std::string_view network) {
+    return Error(ErrorCode::kStoreCorrupt, "store file " + std::string(file) +
+                                               " belongs to network \"" + std::string(network) +
+                                               "\"; it was left untouched");
+  }
+
+};
+
+Result<PoolIndex::Loaded> PoolIndex::load(const std::string& network_name, std::string snapshot,
+                                          std::string_view snapshot_file, std::string journal,
+                                          std::string_view journal_file) {
+  Loaded out{PoolIndex(network_name), false, false, 0, 0, 0};
+  PoolIndex& ix = out.index;
+  std::uint64_t applied = 0;
+  if (!snapshot.empty()) {
+    ix.buffers_.push_back(std::make_unique<std::string>(std::move(snapshot)));
+    const std::string_view bytes = *ix.buffers_.back();
+    IPOIB_TRY(IndexBuilder::add_snapshot(ix, bytes, snapshot_file, applied));
+    out.snapshot_present = true;
+  }
+  out.last_seq = applied;
+  if (!journal.empty()) {
+    ix.buffers_.push_back(std::make_unique<std::string>(std::move(journal)));
+    const std::string_view bytes = *ix.buffers_.back();
+    IPOIB_TRY_ASSIGN(JournalImage j, scan_frames(bytes, journal_file, false));
+    if (j.network_name != network_name) {
+      return IndexBuilder::wrong_network(journal_file, j.network_name);
+    }
+    IPOIB_TRY(IndexBuilder::add_journal(ix, j, applied, journal_file, out.last_seq));
+    out.journal_present = true;
+    out.journal_header_bytes = j.header_bytes;
+    out.journal_valid_bytes = j.valid_bytes;
+  }
+  return out;
+}
+
+PoolIndex PoolIndex::from_pool_data(const PoolData& p) {
+  PoolIndex ix(p.network_name);
+  ix.ranges = p.ranges;
+  std::vector<PoolOp> ops;
+  ops.reserve(p.reservations.size());
+  for (const Reservation& r : p.reservations) {
+    ops.push_back(PoolOp::reserve(r));
+  }
+  (void)ix.apply(ops, "");  // fields were validated by whoever built `p`; unstorable ones are dropped
+  return ix;
+}
+
+ReservationView PoolIndex::at(std::size_t i) const {
+  ReservationView v;
+  (void)parse_reservation(entries_[i].record, std::size_t{1} << 20, &v, false);
+  return v;
+}
+
+std::vector<u128> PoolIndex::taken(IpFamily family) const {
+  std::vector<u128> out;
+  out.reserve(entries_.size());
+  for (const Entry& e : entries_) {
+    if (e.ip.family() == family) {
+      out.push_back(e.ip.value());
+    }
+  }
+  return out;
+}
+
+const PoolRange* PoolIndex::find_range(const std::string& key) const {
+  return find_range_in(ranges, key);
+}
+
+PoolRange& PoolIndex::upsert_range(const std::string& key, const Range& r) {
+  for (PoolRange& pr : ranges) {
+    if (pr.key == key) {
+      pr.subnet = r.subnet;
+      pr.first = r.first;
+      pr.last = r.last;
+      pr.excluded = r.excluded;
+      return pr;
+    }
+  }
+  ranges.push_back({key, r.subnet, r.first, r.last, r.excluded, std::nullopt});
+  return ranges.back();
+}
+
+Status PoolIndex::apply(const std::vector<PoolOp>& ops, std::string_view file) {
+  for (const PoolOp& op : ops) {
+    const IpAddress& ip = op.reservation.ip;
+    const auto it = std::lower_bound(entries_.begin(), entries_.end(), ip, entry_less);
+    switch (op.kind) {
+      case PoolOp::Kind::kRange:
+        upsert_range_record(ranges, op.range);
+        break;
+      case PoolOp::Kind::kReserve: {
+        IPOIB_TRY(check_fields(op.reservation));
+        auto rec = std::make_unique<std::string>();
+        Writer w(*rec);
+        IPOIB_TRY(encode_op(w, op));
+        const char* p = rec->data() + 1;  // after the kind byte
+        buffers_.push_back(std::move(rec));
+        if (it != entries_.end() && it->ip == ip) {
+          it->record = p;
+        } else {
+          entries_.insert(it, {ip, p});
+        }
+        break;
+      }
+      case PoolOp::Kind::kRelease:
+        if (it == entries_.end() || it->ip != ip) {
+          return corrupt(file, "release of " + ip.to_string() + ", which is not reserved");
+        }
+        entries_.erase(it);
+        break;
+    }
+  }
+  return ok_status();
+}
+
+PoolData PoolIndex::to_pool_data() const {
+  PoolData p;
+  p.network_name = network_name_;
+  p.ranges = ranges;
+  p.reservations.reserve(entries_.size());
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    p.reservations.push_back(at(i).to_reservation());
+  }
+  return p;
+}
+
+Result<std::string> PoolIndex::encode_snapshot(std::uint64_t applied_seq) const {
+  std::string payload;
+  payload.reserve(64 + ranges.size() * 96 + entries_.size() * 112);
+  Writer w(payload);
+  w.u8(kNetworkOp);
+  w.str(network_name_);
+  for (const PoolRange& r : ranges) {
+    IPOIB_TRY(encode_op(w, PoolOp::set_range(r)));
+  }
+  for (const Entry& e : entries_) {
+    const std::size_t n = parse_reservation(e.record, std::size_t{1} << 20, nullptr, false);
+    w.u8(static_cast<std::uint8_t>(PoolOp::Kind::kReserve));
+    payload.append(e.record, n);
+  }
+  if (payload.size() > kMaxFramePayload) {
+    return Error(ErrorCode::kIoFailure, "pool: snapshot larger than 64 MiB");
+  }
+  return std::string(kSnapshotMagic) + encode_frame(applied_seq, payload);
 }
 
 }  // namespace ipoib::ipam

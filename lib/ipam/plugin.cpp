@@ -16,8 +16,19 @@ Result<const nlohmann::json*> ipam_section(const cni::Request& req) {
   return &*it;
 }
 
-bool same_attachment(const Reservation& r, const std::string& cid, const std::string& ifname) {
+bool same_attachment(const ReservationView& r, std::string_view cid, std::string_view ifname) {
   return r.container_id == cid && r.ifname == ifname;
+}
+
+// Index of the first reservation matching `pred`, or npos.
+template <typename Pred>
+std::size_t find_reservation(const PoolIndex& pool, Pred pred) {
+  for (std::size_t i = 0; i < pool.size(); ++i) {
+    if (pred(pool.at(i))) {
+      return i;
+    }
+  }
+  return std::string::npos;
 }
 
 class BuiltinIpam final : public cni::Plugin {
@@ -42,49 +53,53 @@ class BuiltinIpam final : public cni::Plugin {
                      Store::open(cfg.location.store_dir, CreateMode::kCreate));
     store->set_tuning(opts_.store_tuning);
     IPOIB_TRY_ASSIGN(StoreLock lock, store->lock(cfg.location.lock_timeout_ms));
-    IPOIB_TRY_ASSIGN(std::optional<PoolData> loaded,
-                     store->read_pool(lock, cfg.location.network_name));
-    PoolData pool = loaded ? std::move(*loaded) : PoolData{cfg.location.network_name, {}, {}};
+    IPOIB_TRY_ASSIGN(std::optional<PoolIndex> loaded,
+                     store->load_pool(lock, cfg.location.network_name));
+    PoolIndex pool = loaded ? std::move(*loaded) : PoolIndex(cfg.location.network_name);
     const std::int64_t now = now_s();
     // What changes, as journal records (journal.h); the pool is updated along the way so that a
-    // later range of this ADD sees the addresses taken by an earlier one. No copy of the pool:
-    // at 10,000 reservations that copy alone would cost more than the commit.
+    // later range of this ADD sees the addresses taken by an earlier one.
     std::vector<PoolOp> ops;
-    std::vector<PoolRange> ranges_before = pool.ranges;
+    const std::vector<PoolRange> ranges_before = pool.ranges;
+    auto change = [&](PoolOp op) -> Status {
+      IPOIB_TRY(pool.apply({op}, ""));
+      ops.push_back(std::move(op));
+      return ok_status();
+    };
 
     std::vector<IpAddress> assigned;
     for (std::size_t i = 0; i < cfg.ranges.size(); ++i) {
       const Range& range = cfg.ranges[i];
       const std::string& key = cfg.range_keys[i];
       pool.upsert_range(key, range);
-      auto& res = pool.reservations;
       // 1. Same (container ID, ifname): the runtime repeated the ADD.
-      auto it = std::find_if(res.begin(), res.end(), [&](const Reservation& r) {
+      std::size_t at = find_reservation(pool, [&](const ReservationView& r) {
         return r.range_key == key && same_attachment(r, cid, ifname);
       });
       // 2. Same (pod, ifname): the kubelet re-ADDs a pod after a reboot with a new sandbox.
-      if (it == res.end() && !pod_ref.empty()) {
-        it = std::find_if(res.begin(), res.end(), [&](const Reservation& r) {
+      if (at == std::string::npos && !pod_ref.empty()) {
+        at = find_reservation(pool, [&](const ReservationView& r) {
           return r.range_key == key && r.pod_ref == pod_ref && r.ifname == ifname;
         });
-        if (it != res.end()) {
-          log_.info("re-ADD of pod " + pod_ref + "/" + ifname + ": keeping " +
-                    it->ip.to_string() + ", container " + it->container_id + " -> " + cid);
-          it->container_id = cid;
-          it->cni_network = req.conf.name;
-          it->since_unix_s = now;
-          ops.push_back(PoolOp::reserve(*it));
+        if (at != std::string::npos) {
+          Reservation r = pool.at(at).to_reservation();
+          log_.info("re-ADD of pod " + pod_ref + "/" + ifname + ": keeping " + r.ip.to_string() +
+                    ", container " + r.container_id + " -> " + cid);
+          r.container_id = cid;
+          r.cni_network = req.conf.name;
+          r.since_unix_s = now;
+          IPOIB_TRY(change(PoolOp::reserve(std::move(r))));
         }
       }
-      if (it != res.end() && !range.contains(it->ip)) {
+      if (at != std::string::npos && !range.contains(pool.at(at).ip)) {
         // The range was reconfigured and no longer covers the old address: move it.
-        log_.info("reservation " + it->ip.to_string() + " left range " + key + "; reallocating");
-        ops.push_back(PoolOp::release(it->ip));
-        res.erase(it);
-        it = res.end();
+        const IpAddress old = pool.at(at).ip;
+        log_.info("reservation " + old.to_string() + " left range " + key + "; reallocating");
+        IPOIB_TRY(change(PoolOp::release(old)));
+        at = std::string::npos;
       }
-      if (it != res.end()) {
-        assigned.push_back(it->ip);
+      if (at != std::string::npos) {
+        assigned.push_back(pool.at(at).ip);
         continue;
       }
       const PoolRange* pr = pool.find_range(key);
@@ -96,9 +111,7 @@ class BuiltinIpam final : public cni::Plugin {
                          "reserved; find leaks with `ipoib ipam list` and free them with `ipoib "
                          "ipam release`");
       }
-      Reservation r{*ip, key, req.conf.name, cid, ifname, pod_ref, now};
-      ops.push_back(PoolOp::reserve(r));
-      pool.insert(std::move(r));
+      IPOIB_TRY(change(PoolOp::reserve({*ip, key, req.conf.name, cid, ifname, pod_ref, now})));
       pool.upsert_range(key, range).cursor = *ip;
       assigned.push_back(*ip);
     }
@@ -143,19 +156,20 @@ class BuiltinIpam final : public cni::Plugin {
     }
     store->set_tuning(opts_.store_tuning);
     IPOIB_TRY_ASSIGN(StoreLock lock, store->lock(loc.lock_timeout_ms));
-    IPOIB_TRY_ASSIGN(std::optional<PoolData> pool, store->read_pool(lock, loc.network_name));
+    IPOIB_TRY_ASSIGN(std::optional<PoolIndex> pool, store->load_pool(lock, loc.network_name));
     if (!pool) {
       return ok_status();
     }
     std::vector<PoolOp> ops;
-    const std::size_t n = std::erase_if(pool->reservations, [&](const Reservation& r) {
-      const bool match = same_attachment(r, req.env.container_id, req.env.ifname);
-      if (match) {
+    for (std::size_t i = 0; i < pool->size(); ++i) {
+      const ReservationView r = pool->at(i);
+      if (same_attachment(r, req.env.container_id, req.env.ifname)) {
         ops.push_back(PoolOp::release(r.ip));
       }
-      return match;
-    });
+    }
+    const std::size_t n = ops.size();
     if (n > 0) {
+      IPOIB_TRY(pool->apply(ops, ""));
       IPOIB_TRY(commit(*store, lock, *pool, ops));
       log_.info("DEL " + req.env.container_id + "/" + req.env.ifname + ": released " +
                 std::to_string(n) + " address(es) from pool " + pool_label(loc));
@@ -171,19 +185,19 @@ class BuiltinIpam final : public cni::Plugin {
       return Error(ErrorCode::kCheckFailed, "no IPAM store at " + cfg.location.store_dir);
     }
     IPOIB_TRY_ASSIGN(StoreLock lock, store->lock(cfg.location.lock_timeout_ms));
-    IPOIB_TRY_ASSIGN(std::optional<PoolData> pool,
-                     store->read_pool(lock, cfg.location.network_name));
+    IPOIB_TRY_ASSIGN(std::optional<PoolIndex> pool,
+                     store->load_pool(lock, cfg.location.network_name));
     for (const std::string& key : cfg.range_keys) {
-      const Reservation* found = nullptr;
+      std::optional<ReservationView> found;
       if (pool) {
-        for (const Reservation& r : pool->reservations) {
-          if (r.range_key == key && same_attachment(r, req.env.container_id, req.env.ifname)) {
-            found = &r;
-            break;
-          }
+        const std::size_t at = find_reservation(*pool, [&](const ReservationView& r) {
+          return r.range_key == key && same_attachment(r, req.env.container_id, req.env.ifname);
+        });
+        if (at != std::string::npos) {
+          found = pool->at(at);
         }
       }
-      if (found == nullptr) {
+      if (!found) {
         return Error(ErrorCode::kCheckFailed,
                      "no reservation for container " + req.env.container_id + " ifname " +
                          req.env.ifname + " in range " + key + " of pool " +
@@ -216,27 +230,30 @@ class BuiltinIpam final : public cni::Plugin {
     }
     store->set_tuning(opts_.store_tuning);
     IPOIB_TRY_ASSIGN(StoreLock lock, store->lock(loc.lock_timeout_ms));
-    IPOIB_TRY_ASSIGN(std::optional<PoolData> pool, store->read_pool(lock, loc.network_name));
+    IPOIB_TRY_ASSIGN(std::optional<PoolIndex> pool, store->load_pool(lock, loc.network_name));
     if (!pool) {
       return ok_status();
     }
     // Only this CNI network's reservations: the list names this network's attachments only,
     // while other networks may share the pool (same network_name and store).
     std::vector<PoolOp> ops;
-    const std::size_t n = std::erase_if(pool->reservations, [&](const Reservation& r) {
+    for (std::size_t i = 0; i < pool->size(); ++i) {
+      const ReservationView r = pool->at(i);
       if (r.cni_network != req.conf.name) {
-        return false;
+        continue;
       }
       const bool keep = std::any_of(valid->begin(), valid->end(), [&](const cni::Attachment& a) {
         return same_attachment(r, a.container_id, a.ifname);
       });
       if (!keep) {
-        log_.info("GC: releasing " + r.ip.to_string() + " of " + r.container_id + "/" + r.ifname);
+        log_.info("GC: releasing " + r.ip.to_string() + " of " + std::string(r.container_id) +
+                  "/" + std::string(r.ifname));
         ops.push_back(PoolOp::release(r.ip));
       }
-      return !keep;
-    });
+    }
+    const std::size_t n = ops.size();
     if (n > 0) {
+      IPOIB_TRY(pool->apply(ops, ""));
       IPOIB_TRY(commit(*store, lock, *pool, ops));
     }
     return ok_status();
@@ -255,7 +272,7 @@ class BuiltinIpam final : public cni::Plugin {
     if (!lock) {
       return unavailable(lock.error());
     }
-    auto pool = (*store)->read_pool(*lock, cfg.location.network_name);
+    auto pool = (*store)->load_pool(*lock, cfg.location.network_name);
     if (!pool) {
       return unavailable(pool.error());
     }
@@ -298,7 +315,7 @@ class BuiltinIpam final : public cni::Plugin {
   }
 
   // Commits and logs a failed compaction (the operation itself is durable).
-  Status commit(Store& store, const StoreLock& lock, const PoolData& after,
+  Status commit(Store& store, const StoreLock& lock, const PoolIndex& after,
                 const std::vector<PoolOp>& ops) {
     IPOIB_TRY_ASSIGN(CommitInfo info, store.commit(lock, after, ops));
     if (info.compaction_error) {

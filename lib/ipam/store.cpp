@@ -253,15 +253,15 @@ Result<Store::PoolFiles*> Store::files_for(const StoreLock& lock,
                                            const std::string& network_name) {
   auto it = files_.find(network_name);
   if (it == files_.end() || it->second.lock_epoch != lock.impl_->epoch) {
-    IPOIB_TRY_ASSIGN(std::optional<PoolData> ignored, read_pool(lock, network_name));
+    IPOIB_TRY_ASSIGN(std::optional<PoolIndex> ignored, load_pool(lock, network_name));
     (void)ignored;
     it = files_.find(network_name);
   }
   return &it->second;
 }
 
-Result<std::optional<PoolData>> Store::read_pool(const StoreLock& lock,
-                                                 const std::string& network_name) {
+Result<std::optional<PoolIndex>> Store::load_pool(const StoreLock& lock,
+                                                  const std::string& network_name) {
   const std::string snap_name = pool_file_name(network_name);
   const std::string jrnl_name = journal_file_name(network_name);
   const std::string snap_path = path_of(snap_name);
@@ -270,26 +270,23 @@ Result<std::optional<PoolData>> Store::read_pool(const StoreLock& lock,
   PoolFiles f;
   f.lock_epoch = lock.impl_->epoch;
 
-  SnapshotImage snap{PoolData{network_name, {}, {}}, 0};
+  std::string snap_bytes;
   Fd sfd(::openat(dir_fd_.get(), snap_name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
   if (sfd.valid()) {
-    IPOIB_TRY_ASSIGN(std::string bytes, read_all(sfd.get(), snap_path));
-    IPOIB_TRY_ASSIGN(snap, decode_snapshot(bytes, snap_path));
-    if (snap.pool.network_name != network_name) {
+    IPOIB_TRY_ASSIGN(snap_bytes, read_all(sfd.get(), snap_path));
+    if (snap_bytes.empty()) {
       return Error(ErrorCode::kStoreCorrupt, "store file " + snap_path +
-                                                 " belongs to network \"" +
-                                                 snap.pool.network_name +
-                                                 "\"; it was left untouched");
+                                                 " is corrupt (empty); it was left untouched");
     }
     f.snapshot_exists = true;
-    f.snapshot_bytes = bytes.size();
+    f.snapshot_bytes = snap_bytes.size();
   } else if (errno != ENOENT) {
     return io_error("open store file " + snap_path, errno);
   }
-  f.last_seq = snap.applied_seq;
 
   // Read-write when possible: the next commit appends through this descriptor. A read-only
   // filesystem still lets every reader work.
+  std::string jrnl_bytes;
   f.journal_fd = Fd(::openat(dir_fd_.get(), jrnl_name.c_str(),
                              O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
   f.journal_writable = f.journal_fd.valid();
@@ -298,32 +295,41 @@ Result<std::optional<PoolData>> Store::read_pool(const StoreLock& lock,
                                O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
   }
   if (f.journal_fd.valid()) {
-    IPOIB_TRY_ASSIGN(std::string bytes, read_all(f.journal_fd.get(), jrnl_path));
-    IPOIB_TRY_ASSIGN(JournalImage j, scan_journal(bytes, jrnl_path));
-    if (j.network_name != network_name) {
+    IPOIB_TRY_ASSIGN(jrnl_bytes, read_all(f.journal_fd.get(), jrnl_path));
+    if (jrnl_bytes.empty()) {
       return Error(ErrorCode::kStoreCorrupt, "store file " + jrnl_path +
-                                                 " belongs to network \"" + j.network_name +
-                                                 "\"; it was left untouched");
+                                                 " is corrupt (empty); it was left untouched");
     }
-    IPOIB_TRY_ASSIGN(f.last_seq, replay(snap.pool, snap.applied_seq, j, jrnl_path));
     f.journal_exists = true;
-    f.journal_header_bytes = j.header_bytes;
-    f.journal_valid_bytes = j.valid_bytes;
-    f.journal_file_bytes = bytes.size();
+    f.journal_file_bytes = jrnl_bytes.size();
   } else if (errno != ENOENT) {
     return io_error("open store file " + jrnl_path, errno);
   }
+  IPOIB_TRY_ASSIGN(PoolIndex::Loaded loaded,
+                   PoolIndex::load(network_name, std::move(snap_bytes), snap_path,
+                                   std::move(jrnl_bytes), jrnl_path));
+  f.last_seq = loaded.last_seq;
+  f.journal_header_bytes = loaded.journal_header_bytes;
+  f.journal_valid_bytes = loaded.journal_valid_bytes;
   const bool exists = f.snapshot_exists || f.journal_exists;
   files_.emplace(network_name, std::move(f));
   if (!exists) {
-    return std::optional<PoolData>();
+    return std::optional<PoolIndex>();
   }
-  return std::optional<PoolData>(std::move(snap.pool));
+  return std::optional<PoolIndex>(std::move(loaded.index));
 }
 
-Status Store::write_snapshot(const PoolData& pool, std::uint64_t applied_seq) {
-  IPOIB_TRY_ASSIGN(std::string bytes, encode_snapshot(pool, applied_seq));
-  const std::string name = pool_file_name(pool.network_name);
+Result<std::optional<PoolData>> Store::read_pool(const StoreLock& lock,
+                                                 const std::string& network_name) {
+  IPOIB_TRY_ASSIGN(std::optional<PoolIndex> ix, load_pool(lock, network_name));
+  if (!ix) {
+    return std::optional<PoolData>();
+  }
+  return std::optional<PoolData>(ix->to_pool_data());
+}
+
+Status Store::write_snapshot(const std::string& network_name, const std::string& bytes) {
+  const std::string name = pool_file_name(network_name);
   const std::string path = path_of(name);
   static std::atomic<unsigned> counter{0};
   const std::string tmp = std::string(kTempPrefix) + name + "." + std::to_string(::getpid()) +
@@ -353,7 +359,7 @@ Status Store::write_snapshot(const PoolData& pool, std::uint64_t applied_seq) {
     // operation, and the next operation sees the new file (or, after power loss, the old one).
     return io_error("fsync directory " + dir_, errno);
   }
-  if (auto it = files_.find(pool.network_name); it != files_.end()) {
+  if (auto it = files_.find(network_name); it != files_.end()) {
     it->second.snapshot_exists = true;
     it->second.snapshot_bytes = bytes.size();
   }
@@ -413,17 +419,30 @@ Status Store::cut_journal(PoolFiles& f, const std::string& network_name) {
   return ok_status();
 }
 
+Result<CommitInfo> Store::commit(const StoreLock& lock, const PoolIndex& after,
+                                 const std::vector<PoolOp>& ops) {
+  return commit_ops(lock, after.network_name(), ops,
+                    [&](std::uint64_t seq) { return after.encode_snapshot(seq); });
+}
+
 Result<CommitInfo> Store::commit(const StoreLock& lock, const PoolData& after,
                                  const std::vector<PoolOp>& ops) {
+  return commit_ops(lock, after.network_name, ops,
+                    [&](std::uint64_t seq) { return encode_snapshot(after, seq); });
+}
+
+Result<CommitInfo> Store::commit_ops(const StoreLock& lock, const std::string& net,
+                                     const std::vector<PoolOp>& ops,
+                                     const SnapshotBytes& snapshot) {
   CommitInfo info;
   if (ops.empty()) {
     return info;
   }
-  const std::string& net = after.network_name;
   IPOIB_TRY_ASSIGN(PoolFiles * f, files_for(lock, net));
   if (!f->snapshot_exists && !f->journal_exists) {
     // A new pool: its first snapshot is the commit.
-    IPOIB_TRY(write_snapshot(after, f->last_seq));
+    IPOIB_TRY_ASSIGN(std::string bytes, snapshot(f->last_seq));
+    IPOIB_TRY(write_snapshot(net, bytes));
     return info;
   }
   if (!f->journal_exists) {
@@ -470,7 +489,8 @@ Result<CommitInfo> Store::commit(const StoreLock& lock, const PoolData& after,
   const std::size_t records = f->journal_valid_bytes - f->journal_header_bytes;
   if (records > std::max(tuning_.compact_min_bytes,
                          f->snapshot_bytes / std::max<std::size_t>(tuning_.snapshot_divisor, 1))) {
-    Status s = write_snapshot(after, f->last_seq);
+    auto bytes = snapshot(f->last_seq);
+    Status s = bytes ? write_snapshot(net, *bytes) : Status(bytes.error());
     if (s) {
       s = cut_journal(*f, net);
     }
@@ -493,17 +513,19 @@ Status Store::write_pool(const StoreLock& lock, const PoolData& pool) {
     }
   }
   IPOIB_TRY_ASSIGN(PoolFiles * f, files_for(lock, pool.network_name));
-  IPOIB_TRY(write_snapshot(pool, f->last_seq));
+  IPOIB_TRY_ASSIGN(std::string bytes, encode_snapshot(pool, f->last_seq));
+  IPOIB_TRY(write_snapshot(pool.network_name, bytes));
   return cut_journal(*f, pool.network_name);
 }
 
 Status Store::compact(const StoreLock& lock, const std::string& network_name) {
-  IPOIB_TRY_ASSIGN(std::optional<PoolData> pool, read_pool(lock, network_name));
+  IPOIB_TRY_ASSIGN(std::optional<PoolIndex> pool, load_pool(lock, network_name));
   if (!pool) {
     return ok_status();
   }
   IPOIB_TRY_ASSIGN(PoolFiles * f, files_for(lock, network_name));
-  IPOIB_TRY(write_snapshot(*pool, f->last_seq));
+  IPOIB_TRY_ASSIGN(std::string bytes, pool->encode_snapshot(f->last_seq));
+  IPOIB_TRY(write_snapshot(network_name, bytes));
   return cut_journal(*f, network_name);
 }
 

@@ -42,13 +42,14 @@
 //
 //   IPOIB_TRY_ASSIGN(std::optional<Store> store, Store::open(dir, CreateMode::kCreate));
 //   IPOIB_TRY_ASSIGN(StoreLock lock, store->lock(5000));        // kTryAgainLater on timeout
-//   IPOIB_TRY_ASSIGN(std::optional<PoolData> pool, store->read_pool(lock, "mynet"));
+//   IPOIB_TRY_ASSIGN(std::optional<PoolIndex> pool, store->load_pool(lock, "mynet"));
 //   std::vector<PoolOp> ops = {PoolOp::release(ip)};
-//   IPOIB_TRY(apply_ops(*pool, ops, ""));
+//   IPOIB_TRY(pool->apply(ops, ""));
 //   IPOIB_TRY(store->commit(lock, *pool, ops));                  // durable when it returns
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -109,8 +110,13 @@ class Store {
   // cannot be opened (read-only filesystem, planted symlink, ...).
   Result<StoreLock> lock(std::int64_t timeout_ms);
 
-  // The pool of `network_name` ("" = default); nullopt when it has no file yet.
-  // kStoreCorrupt naming the file when it fails verification; kIoFailure on I/O errors.
+  // The pool of `network_name` ("" = default) as the plugin uses it (journal.h PoolIndex: no
+  // allocation per reservation); nullopt when it has no file yet. kStoreCorrupt naming the file
+  // when it fails verification; kIoFailure on I/O errors.
+  Result<std::optional<PoolIndex>> load_pool(const StoreLock& lock,
+                                             const std::string& network_name);
+
+  // The same pool as a PoolData (every reservation materialised): for the admin commands/tests.
   Result<std::optional<PoolData>> read_pool(const StoreLock& lock,
                                             const std::string& network_name);
 
@@ -119,6 +125,8 @@ class Store {
   // journal append + fdatasync (see above); nothing when ops is empty. On failure nothing was
   // committed (a partial append is cut back). kIoFailure naming the path (ENOSPC, EROFS, ...);
   // kStoreCorrupt when the pool does not verify.
+  Result<CommitInfo> commit(const StoreLock& lock, const PoolIndex& after,
+                            const std::vector<PoolOp>& ops);
   Result<CommitInfo> commit(const StoreLock& lock, const PoolData& after,
                             const std::vector<PoolOp>& ops);
 
@@ -161,7 +169,10 @@ class Store {
   Store(std::string dir, Fd dir_fd) : dir_(std::move(dir)), dir_fd_(std::move(dir_fd)) {}
   Status remove_stale_temp_files();
   Result<PoolFiles*> files_for(const StoreLock& lock, const std::string& network_name);
-  Status write_snapshot(const PoolData& pool, std::uint64_t applied_seq);
+  using SnapshotBytes = std::function<Result<std::string>(std::uint64_t applied_seq)>;
+  Result<CommitInfo> commit_ops(const StoreLock& lock, const std::string& network_name,
+                                const std::vector<PoolOp>& ops, const SnapshotBytes& snapshot);
+  Status write_snapshot(const std::string& network_name, const std::string& bytes);
   Status create_journal(PoolFiles& f, const std::string& network_name);
   Status cut_journal(PoolFiles& f, const std::string& network_name);
   std::string path_of(const std::string& name) const { return dir_ + "/" + name; }

@@ -297,3 +297,85 @@ TEST_CASE("unstorable journal fields are refused at encode") {
   CHECK_FALSE(encode_ops({PoolOp::reserve({ip("10.0.0.2"), "k", "n", "has space", "net1", "", 0})}).ok());
   CHECK_FALSE(encode_ops({PoolOp::reserve({ip("10.0.0.2"), "k", "n", "", "net1", "", 0})}).ok());
 }
+
+namespace {
+
+// The PoolData path: decode_snapshot + scan_journal + replay.
+Result<PoolData> slow_load(const std::string& snap, const std::string& journal) {
+  SnapshotImage img{PoolData{"blue", {}, {}}, 0};
+  if (!snap.empty()) {
+    IPOIB_TRY_ASSIGN(img, decode_snapshot(snap, "s"));
+    if (img.pool.network_name != "blue") return Error(ErrorCode::kStoreCorrupt, "network");
+  }
+  if (!journal.empty()) {
+    IPOIB_TRY_ASSIGN(JournalImage j, scan_journal(journal, "j"));
+    if (j.network_name != "blue") return Error(ErrorCode::kStoreCorrupt, "network");
+    IPOIB_TRY_ASSIGN(std::uint64_t last, replay(img.pool, img.applied_seq, j, "j"));
+    (void)last;
+  }
+  return img.pool;
+}
+
+void check_same(const std::string& snap, const std::string& journal) {
+  auto slow = slow_load(snap, journal);
+  auto fast = PoolIndex::load("blue", snap, "s", journal, "j");
+  REQUIRE(slow.ok() == fast.ok());
+  if (slow.ok()) {
+    CHECK(fast->index.to_pool_data() == *slow);
+  } else {
+    CHECK(fast.error().code() == ErrorCode::kStoreCorrupt);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("PoolIndex accepts exactly what the PoolData path accepts, with the same pool") {
+  const std::string snap = *encode_snapshot(sample_pool(), 0);
+  const std::string journal = sample_journal();
+  check_same(snap, journal);
+  check_same(snap, "");
+  check_same("", "");
+  check_same(*encode_pool(sample_pool()), journal);  // v1 text snapshot
+  for (std::size_t n = 0; n <= journal.size(); ++n) {
+    check_same(snap, journal.substr(0, n));
+  }
+  for (std::size_t i = 0; i < journal.size(); ++i) {
+    std::string bad = journal;
+    bad[i] = static_cast<char>(bad[i] ^ 0x41);
+    check_same(snap, bad);
+  }
+  for (std::size_t i = 0; i < snap.size(); i += 3) {
+    std::string bad = snap;
+    bad[i] = static_cast<char>(bad[i] ^ 0x02);
+    check_same(bad, journal);
+  }
+}
+
+TEST_CASE("PoolIndex: apply, views, taken and snapshot encoding") {
+  auto loaded = PoolIndex::load("blue", *encode_snapshot(sample_pool(), 5), "s", "", "j");
+  REQUIRE(loaded.ok());
+  CHECK(loaded->last_seq == 5);
+  PoolIndex& ix = loaded->index;
+  PoolData expected = sample_pool();
+  const std::vector<PoolOp> ops = {PoolOp::reserve(res("10.0.0.50", "x")),
+                                   PoolOp::release(ip("10.0.0.2")),
+                                   PoolOp::reserve(res("10.0.0.3", "replaced"))};
+  REQUIRE(ix.apply(ops, "f").ok());
+  REQUIRE(apply_ops(expected, ops, "f").ok());
+  CHECK(ix.to_pool_data() == expected);
+  CHECK(ix.at(0).container_id == "replaced");
+  CHECK(ix.taken(IpFamily::kV4) == std::vector<u128>{ip("10.0.0.3").value(), ip("10.0.0.50").value()});
+  CHECK(ix.taken(IpFamily::kV6).size() == 1);
+  auto bytes = ix.encode_snapshot(9);
+  REQUIRE(bytes.ok());
+  auto back = decode_snapshot(*bytes, "s");
+  REQUIRE(back.ok());
+  CHECK(back->applied_seq == 9);
+  CHECK(back->pool == expected);
+  CHECK_FALSE(ix.apply({PoolOp::release(ip("10.0.0.99"))}, "f").ok());
+  CHECK(PoolIndex::from_pool_data(expected).to_pool_data() == expected);
+  // A snapshot of another network is refused.
+  auto other = PoolIndex::load("red", *encode_snapshot(sample_pool(), 0), "/s/pool-red", "", "j");
+  REQUIRE_FALSE(other.ok());
+  CHECK_THAT(other.error().msg(), Catch::Contains("belongs to network"));
+}
