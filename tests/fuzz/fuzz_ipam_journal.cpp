@@ -1,12 +1,14 @@
 // Fuzzes the IPAM journal parser and replay (journal.h): any bytes must give a verified journal
 // image or kStoreCorrupt; a verified image's frames re-encode to exactly the bytes verified, and
 // replaying them onto an empty pool either succeeds or is kStoreCorrupt and equals applying each
-// operation in order.
+// operation in order; and PoolIndex (the fast path every operation uses) accepts exactly the same
+// journals, with the same pool.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "ipoib/ipam/journal.h"
 
@@ -14,8 +16,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   using namespace ipoib::ipam;
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
   auto img = scan_journal(bytes, "fuzz");
+  // The index is loaded for the network the journal names (or "" when it names none).
+  const std::string net = img ? img->network_name : std::string();
+  auto fast = PoolIndex::load(net, {}, "s", std::string(bytes), "fuzz");
+  if (!fast && fast.error().code() != ipoib::ErrorCode::kStoreCorrupt) std::abort();
   if (!img) {
     if (img.error().code() != ipoib::ErrorCode::kStoreCorrupt) std::abort();
+    if (fast) std::abort();
     return 0;
   }
   if (img->valid_bytes > size || img->torn_tail != (img->valid_bytes < size)) std::abort();
@@ -38,8 +45,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   if (!last) {
     if (last.error().code() != ipoib::ErrorCode::kStoreCorrupt) std::abort();
+    if (fast) std::abort();
     return 0;
   }
+  if (!fast || !(fast->index.to_pool_data() == replayed) || fast->last_seq != *last) std::abort();
   // A gap (first frame not 1) fails replay before any comparison matters.
   if (seq_ok && !(replayed == sequential)) std::abort();
   return 0;

@@ -1,9 +1,11 @@
 // Fuzzes the IPAM store's snapshot parsers (the v1 text pool file and the v2 binary snapshot,
-// journal.h): any bytes must give a pool or kStoreCorrupt, and whatever parses must re-encode to
-// bytes that parse to the same pool.
+// journal.h): any bytes must give a pool or kStoreCorrupt, whatever parses must re-encode to
+// bytes that parse to the same pool, and PoolIndex (the fast path) must agree with
+// decode_snapshot on every input.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
 #include "ipoib/ipam/journal.h"
@@ -21,10 +23,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!back || !(*back == *pool)) std::abort();
   }
   auto snap = ipoib::ipam::decode_snapshot(text, "fuzz");
+  const std::string net = snap ? snap->pool.network_name : std::string();
+  auto fast = ipoib::ipam::PoolIndex::load(net, std::string(text), "fuzz", {}, "j");
+  if (!fast && fast.error().code() != ipoib::ErrorCode::kStoreCorrupt) std::abort();
   if (!snap) {
     if (snap.error().code() != ipoib::ErrorCode::kStoreCorrupt) std::abort();
+    // An empty input is "no snapshot" to the index (the store reports empty files itself).
+    if (fast && !text.empty()) std::abort();
     return 0;
   }
+  if (!fast || !(fast->index.to_pool_data() == snap->pool)) std::abort();
   auto bytes = ipoib::ipam::encode_snapshot(snap->pool, snap->applied_seq);
   if (!bytes) std::abort();
   auto back = ipoib::ipam::decode_snapshot(*bytes, "fuzz");

@@ -1,10 +1,12 @@
-// ipoib/ipam/pool.h — one pool file of the store: its in-memory model and its on-disk text.
+// ipoib/ipam/pool.h — a pool's in-memory model and the first release's text pool file.
 //
-// One file per network_name holds every range used with it and every reservation, sorted by
-// address, so that overlapping ranges of one network_name can never hand out an address twice
-// (the uniqueness is by address across the whole file). The text is versioned, line-oriented and
-// readable by people; its last line carries the record count and an FNV-1a 64 checksum of every
-// byte before it, so a torn or edited file is detected (kStoreCorrupt), never silently reset.
+// A pool holds every range used with one network_name and every reservation, sorted by address,
+// so that overlapping ranges of one network_name can never hand out an address twice (the
+// uniqueness is by address across the pool). On disk it is a snapshot plus a journal (journal.h,
+// store.h); the text format below is the first release's pool file, still read as a snapshot
+// (decode_snapshot) and replaced by the binary one at the next compaction. Its last line carries
+// the record count and an FNV-1a 64 checksum of every byte before it, so a torn or edited file
+// is detected (kStoreCorrupt), never silently reset.
 //
 //   ipoib-ipam-pool 1
 //   network default

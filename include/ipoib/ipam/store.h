@@ -33,8 +33,8 @@
 //    snapshot and a journal whose frames it already includes (skipped by sequence number).
 //
 // Each operation reads the snapshot and the journal once and appends one frame: its cost grows
-// with the number of reservations only through reading and verifying them (~1 MB at 10,000,
-// CRC-32C), never with the size of the range.
+// with the number of reservations only through reading, verifying (CRC-32C) and indexing them in
+// place (PoolIndex: no allocation per reservation), never with the size of the range.
 //
 // fcntl locks exclude processes, not threads of one process: the plugin is one process per CNI
 // invocation, and nothing in this project shares a Store between threads. They also work across
