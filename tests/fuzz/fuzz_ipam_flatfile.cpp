@@ -1,10 +1,9 @@
 // libFuzzer target for the IPAM's flat file (whereabouts.conf): bytes read from a file on the
 // node that fill whatever the inline `ipam` object leaves unset. The input is written to a
-// private temporary file that is the only flat-file path searched; the inline object is minimal
+// private (unlinked) temporary file that is the only flat-file path searched; the inline object is minimal
 // (half of the inputs also carry an inline range, so the merge with conflicting keys runs).
 // Any bytes must give a validated config or kInvalidNetworkConfig naming the file or the key,
 // never a crash; a loaded config's ranges are sane and its store_dir is absolute without "..".
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -25,36 +24,38 @@ namespace {
     }                                                                                     \
   } while (false)
 
-const std::string& flat_file_path() {
-  static const std::string path = [] {
-    char tmpl[] = "/tmp/fuzz-ipam-flatfile-XXXXXX";
-    const int fd = ::mkstemp(tmpl);
-    FUZZ_ASSERT(fd >= 0);
-    ::close(fd);
-    return std::string(tmpl);
-  }();
-  return path;
-}
+// An unlinked temporary file, reached through /proc/self/fd: nothing is left in /tmp however
+// the fuzzer exits (libFuzzer does not always run static destructors).
+struct FlatFile {
+  int fd = -1;
+  std::string path;
+};
 
-struct RemoveAtExit {
-  ~RemoveAtExit() { ::unlink(flat_file_path().c_str()); }
-} remove_at_exit;
+const FlatFile& flat_file() {
+  static const FlatFile file = [] {
+    char tmpl[] = "/tmp/fuzz-ipam-flatfile-XXXXXX";
+    FlatFile f;
+    f.fd = ::mkstemp(tmpl);
+    FUZZ_ASSERT(f.fd >= 0);
+    ::unlink(tmpl);
+    f.path = "/proc/self/fd/" + std::to_string(f.fd);
+    return f;
+  }();
+  return file;
+}
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const std::string& path = flat_file_path();
-  {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
-    FUZZ_ASSERT(fd >= 0);
-    std::size_t done = 0;
-    while (done < size) {
-      const ssize_t n = ::write(fd, data + done, size - done);
-      FUZZ_ASSERT(n > 0);
-      done += static_cast<std::size_t>(n);
-    }
-    ::close(fd);
+  const FlatFile& file = flat_file();
+  FUZZ_ASSERT(::ftruncate(file.fd, 0) == 0);
+  std::size_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::pwrite(file.fd, data + done, size - done, static_cast<off_t>(done));
+    FUZZ_ASSERT(n > 0);
+    done += static_cast<std::size_t>(n);
   }
+  const std::string& path = file.path;
   nlohmann::json inline_ipam = {{"type", "whereabouts"}};
   if (size % 2 == 1) {
     inline_ipam["range"] = "10.1.0.0/24";
