@@ -129,6 +129,53 @@ TEST_CASE("IPoIB NEWLINK reads back through the link parser") {
   CHECK(attrs[3].type == IFLA_IFALIAS);
 }
 
+TEST_CASE("IPoIB NEWLINK with a target netns: iproute2's bytes, then IFLA_NET_NS_FD") {
+  const Bytes golden = testing::read_hex_file(kGolden);
+  IpoibChildSpec spec = reference_spec();
+  spec.netns_fd = 9;
+  auto built = build_ipoib_child_request(spec);
+  REQUIRE(built.ok());
+  // nlmsg_len grows by one u32 attribute (8 bytes); everything before it is iproute2's request.
+  REQUIRE(built->size() == golden.size() + 8);
+  Bytes head(built->begin(), built->begin() + static_cast<std::ptrdiff_t>(golden.size()));
+  const std::uint32_t golden_len = static_cast<std::uint32_t>(golden.size());
+  std::memcpy(head.data(), &golden_len, 4);
+  CHECK(testing::without_seq_pid(head) == testing::without_seq_pid(golden));
+  const auto attrs = top_attributes(*built, sizeof(ifinfomsg));
+  REQUIRE(attrs.size() == 4);
+  CHECK(attrs[2].type == IFLA_LINKINFO);
+  CHECK(attrs[3].type == IFLA_NET_NS_FD);
+  CHECK(u32_of(attrs[3]) == 9U);
+  auto link = parse_link_message(*built);
+  REQUIRE(link.ok());
+  CHECK(link->netns_fd == 9);
+  CHECK(link->parent_ifindex == 4);  // IFLA_LINK unchanged: resolved in the requester's netns
+  CHECK(link->name == "ib0.8001");
+  // Without the field nothing is appended, and the parser reports no netns.
+  auto plain = parse_link_message(*build_ipoib_child_request(reference_spec()));
+  REQUIRE(plain.ok());
+  CHECK_FALSE(plain->netns_fd.has_value());
+  // With an alias too: NET_NS_FD first, the alias last.
+  spec.alias = "ipoib-cni:c:net1";
+  const auto both = top_attributes(*build_ipoib_child_request(spec), sizeof(ifinfomsg));
+  REQUIRE(both.size() == 5);
+  CHECK(both[3].type == IFLA_NET_NS_FD);
+  CHECK(both[4].type == IFLA_IFALIAS);
+  spec.netns_fd = -1;
+  CHECK_FALSE(build_ipoib_child_request(spec).ok());
+}
+
+TEST_CASE("macvlan child request with a target netns reads back") {
+  auto built = build_macvlan_child_request({.parent_ifindex = 7, .name = "nlm1", .alias = {},
+                                            .netns_fd = 0});
+  REQUIRE(built.ok());
+  auto link = parse_link_message(*built);
+  REQUIRE(link.ok());
+  CHECK(link->netns_fd == 0);  // fd 0 is a valid fd number
+  CHECK(link->kind == "macvlan");
+  CHECK(link->parent_ifindex == 7);
+}
+
 TEST_CASE("IPoIB NEWLINK rejects what the kernel would refuse") {
   auto with = [](auto mutate) {
     IpoibChildSpec s = reference_spec();
@@ -156,7 +203,7 @@ TEST_CASE("IPoIB NEWLINK rejects what the kernel would refuse") {
 }
 
 TEST_CASE("macvlan child request: bridge mode, alias, reads back") {
-  MacvlanChildSpec spec{.parent_ifindex = 7, .name = "nlm1", .alias = "tag:x"};
+  MacvlanChildSpec spec{.parent_ifindex = 7, .name = "nlm1", .alias = "tag:x", .netns_fd = {}};
   auto built = build_macvlan_child_request(spec);
   REQUIRE(built.ok());
   auto link = parse_link_message(*built);
@@ -166,7 +213,9 @@ TEST_CASE("macvlan child request: bridge mode, alias, reads back") {
   CHECK(link->macvlan_mode == static_cast<std::uint32_t>(MACVLAN_MODE_BRIDGE));
   CHECK(link->alias == "tag:x");
   CHECK_FALSE(link->ipoib.has_value());
-  CHECK_FALSE(build_macvlan_child_request({.parent_ifindex = -1, .name = "x", .alias = {}}).ok());
+  CHECK_FALSE(
+      build_macvlan_child_request({.parent_ifindex = -1, .name = "x", .alias = {}, .netns_fd = {}})
+          .ok());
 }
 
 TEST_CASE("veth pair request nests the peer's ifinfomsg") {
@@ -391,6 +440,16 @@ TEST_CASE("kernel errno survives in the error and is recognisable") {
   // Context added by the caller keeps the errno readable.
   Error wrapped = kernel_error("rename", EBUSY).with_context("ADD");
   CHECK(kernel_errno(wrapped) == EBUSY);
+  // Every errno has its symbolic name in the details, not only the common ones.
+  for (const auto& [err, name] : std::initializer_list<std::pair<int, const char*>>{
+           {EIO, "EIO"}, {ENOBUFS, "ENOBUFS"}, {EMSGSIZE, "EMSGSIZE"}, {ENOTSUP, "EOPNOTSUPP"},
+           {EPROTONOSUPPORT, "EPROTONOSUPPORT"}, {ENFILE, "ENFILE"}, {EMFILE, "EMFILE"},
+           {ETIMEDOUT, "ETIMEDOUT"}, {ENETUNREACH, "ENETUNREACH"}, {EBADF, "EBADF"}}) {
+    const Error named = kernel_error("op", err);
+    CHECK(named.details() == "netlink errno " + std::to_string(err) + " (" + name + ")");
+    CHECK(kernel_errno(named) == err);
+  }
+  CHECK(kernel_error("op", 4000).details() == "netlink errno 4000 (?)");
   CHECK_FALSE(kernel_errno(Error(ErrorCode::kIoFailure, "x", "netlink errno 17 (EEXIST)")).has_value());
   CHECK_FALSE(kernel_errno(Error(ErrorCode::kNetlinkFailure, "x")).has_value());
 }
