@@ -57,10 +57,14 @@ Status validate_alias(const std::optional<std::string>& alias) {
 // RTM_NEWLINK create request: IFLA_LINK, IFLA_IFNAME, IFLA_LINKINFO{KIND, DATA}, IFLA_IFALIAS.
 template <class FillData>
 Result<Bytes> build_child(int parent_ifindex, const std::string& name, std::string_view kind,
-                          const std::optional<std::string>& alias, FillData fill_data) {
+                          std::optional<int> netns_fd, const std::optional<std::string>& alias,
+                          FillData fill_data) {
   IPOIB_TRY(validate_index(parent_ifindex, "parent link"));
   IPOIB_TRY(validate_ifname(name));
   IPOIB_TRY(validate_alias(alias));
+  if (netns_fd && *netns_fd < 0) {
+    return Error(ErrorCode::kInvalidNetworkConfig, "create link: invalid netns fd");
+  }
   const ifinfomsg ifi = make_ifinfo(0);
   wire::MessageBuilder b(RTM_NEWLINK, kCreateFlags, &ifi, sizeof ifi);
   b.put_u32(IFLA_LINK, static_cast<std::uint32_t>(parent_ifindex));
@@ -71,6 +75,13 @@ Result<Bytes> build_child(int parent_ifindex, const std::string& name, std::stri
   fill_data(b);
   b.end_nest();
   b.end_nest();
+  if (netns_fd) {
+    // rtnl_newlink_create: rtnl_link_get_net(src_net, tb) picks the destination from
+    // IFLA_NET_NS_FD, rtnl_create_link registers the device there, and ops->newlink still gets
+    // the requesting socket's net for IFLA_LINK (ipoib_new_child_link(src_net, ...) and
+    // macvlan_common_newlink do __dev_get_by_index(src_net, IFLA_LINK)).
+    b.put_u32(IFLA_NET_NS_FD, static_cast<std::uint32_t>(*netns_fd));
+  }
   if (alias) {
     b.put_bytes(IFLA_IFALIAS, as_bytes(*alias));
   }
@@ -209,7 +220,7 @@ Result<Bytes> build_ipoib_child_request(const IpoibChildSpec& spec) {
     return Error(ErrorCode::kInvalidNetworkConfig,
                  std::string("pkey ") + text + ": 0 and 0x8000 are not valid");
   }
-  return build_child(spec.parent_ifindex, spec.name, kIpoibKind, spec.alias,
+  return build_child(spec.parent_ifindex, spec.name, kIpoibKind, spec.netns_fd, spec.alias,
                      [&](wire::MessageBuilder& b) {
                        // u16 in host byte order (ipoib_changelink: nla_get_u16).
                        b.put_u16(IFLA_IPOIB_PKEY, spec.pkey);
@@ -219,7 +230,7 @@ Result<Bytes> build_ipoib_child_request(const IpoibChildSpec& spec) {
 }
 
 Result<Bytes> build_macvlan_child_request(const MacvlanChildSpec& spec) {
-  return build_child(spec.parent_ifindex, spec.name, kMacvlanKind, spec.alias,
+  return build_child(spec.parent_ifindex, spec.name, kMacvlanKind, spec.netns_fd, spec.alias,
                      [](wire::MessageBuilder& b) {
                        b.put_u32(IFLA_MACVLAN_MODE, MACVLAN_MODE_BRIDGE);
                      });
@@ -271,6 +282,11 @@ Result<LinkInfo> parse_link_message(ByteView message) {
         break;
       case IFLA_LINKINFO: parse_linkinfo(payload, out, malformed); break;
       case IFLA_IFALIAS: out.alias = wire::read_string(payload); break;
+      case IFLA_NET_NS_FD:
+        if (auto v = wire::read_u32(payload)) {
+          out.netns_fd = static_cast<int>(*v);
+        }
+        break;
       case IFLA_MTU: out.mtu = wire::read_u32(payload).value_or(0); break;
       case IFLA_OPERSTATE: {
         const std::uint8_t v = wire::read_u8(payload).value_or(0);
@@ -362,6 +378,10 @@ Result<LinkInfo> create_link(NetlinkSocket& sock, ByteView newlink_request) {
   if (wanted.name.empty()) {
     return Error(ErrorCode::kInternal, "create link: request carries no IFLA_IFNAME");
   }
+  if (wanted.netns_fd) {
+    return Error(ErrorCode::kInternal,
+                 "create link " + wanted.name + ": the request names another netns");
+  }
   const std::string what = "create link " + wanted.name;
   IPOIB_TRY(sock.request(newlink_request, what));
   IPOIB_TRY_ASSIGN(std::optional<LinkInfo> created, get_link_by_name(sock, wanted.name));
@@ -380,6 +400,11 @@ Result<LinkInfo> create_link(NetlinkSocket& sock, ByteView newlink_request) {
     created->alias = wanted.alias;
   }
   return std::move(*created);
+}
+
+Status send_create_request(NetlinkSocket& sock, ByteView newlink_request) {
+  IPOIB_TRY_ASSIGN(LinkInfo wanted, parse_link_message(newlink_request));
+  return sock.request(newlink_request, "create link " + wanted.name);
 }
 
 Result<std::optional<LinkInfo>> get_link_by_index(NetlinkSocket& sock, int ifindex) {

@@ -5,9 +5,10 @@
 //                                .mode = netlink::IpoibMode::kDatagram,
 //                                .umcast = netlink::Umcast::kOff, .alias = "ipoib-cni:<id>:net1"};
 //   IPOIB_TRY_ASSIGN(netlink::Bytes req, netlink::build_ipoib_child_request(spec));
-//   IPOIB_TRY_ASSIGN(netlink::LinkInfo child, netlink::create_link(host_sock, req));
-//   IPOIB_TRY(netlink::move_link_to_netns(host_sock, child.ifindex, pod));
+//   spec.netns_fd = pod.fd();                           // created straight inside the pod:
+//   IPOIB_TRY(netlink::send_create_request(host_sock, *netlink::build_ipoib_child_request(spec)));
 //   // in the pod netns, with a socket opened there:
+//   IPOIB_TRY_ASSIGN(auto child, netlink::get_link_by_name(pod_sock, "ib0.8001"));
 //   IPOIB_TRY(netlink::rename_link(pod_sock, child.ifindex, "net1"));
 //   IPOIB_TRY(netlink::set_link_mtu(pod_sock, child.ifindex, 2044));
 //   IPOIB_TRY(netlink::set_link_admin_state(pod_sock, child.ifindex, netlink::AdminState::kUp));
@@ -74,20 +75,28 @@ struct IpoibChildSpec {
   std::uint16_t pkey = 0;      // IFLA_IPOIB_PKEY; 0 and 0x8000 are refused (EINVAL) by the driver
   IpoibMode mode = IpoibMode::kDatagram;
   Umcast umcast = Umcast::kOff;
-  // IFLA_IFALIAS tag, appended after IFLA_LINKINFO. The kernel does not apply it at creation;
-  // create_link() sets it right after (see there).
+  // IFLA_IFALIAS, appended last. Not applied by the kernel: rtnl_create_link never reads
+  // IFLA_IFALIAS (only do_setlink does), so a creating RTM_NEWLINK drops it silently. Callers
+  // that need the tag set it with a second request (create_link does; the plugin tags itself).
   std::optional<std::string> alias;
+  // IFLA_NET_NS_FD, appended after IFLA_LINKINFO: the namespace the child is registered in.
+  // IFLA_LINK is still resolved in the requesting socket's netns (rtnl_newlink_create passes
+  // that src_net to ipoib_new_child_link, which looks the parent up there), so one request
+  // creates the child of a host-side parent directly inside a pod — no separate move, whose
+  // dev_change_net_namespace costs an RCU grace period (synchronize_net).
+  std::optional<int> netns_fd;
 };
 
 // Builds RTM_NEWLINK, flags REQUEST|CREATE|EXCL|ACK, ifinfomsg all zero, then IFLA_LINK (u32),
 // IFLA_IFNAME (NUL included), IFLA_LINKINFO {IFLA_INFO_KIND "ipoib" (5 bytes, no NUL, as
 // iproute2 6.1 sends it), IFLA_INFO_DATA {PKEY, MODE, UMCAST as host-order u16}} — nests without
-// NLA_F_NESTED — and, if set, IFLA_IFALIAS. Never IFLA_TXQLEN or IFLA_MTU (the driver overwrites
-// the MTU while registering; set it afterwards). seq and pid are 0 (the socket fills them).
-// Without an alias the bytes equal iproute2 6.1's `ip link add link <parent> name <name> type
-// ipoib pkey <p> mode <m> umcast <u>` apart from seq/pid (tests/unit/netlink golden file).
-// Errors (kInvalidNetworkConfig): parent_ifindex <= 0, invalid name, pkey 0 or 0x8000, alias
-// longer than kMaxAliasLength.
+// NLA_F_NESTED — then, if set, IFLA_NET_NS_FD (u32) and IFLA_IFALIAS (which the kernel ignores on
+// create, see IpoibChildSpec::alias). Never IFLA_TXQLEN or IFLA_MTU (the driver overwrites the
+// MTU while registering; set it afterwards). seq and pid are 0 (the socket fills them).
+// Without netns fd and alias the bytes equal iproute2 6.1's `ip link add link <parent> name
+// <name> type ipoib pkey <p> mode <m> umcast <u>` apart from seq/pid (tests/unit/netlink golden
+// file). Errors (kInvalidNetworkConfig): parent_ifindex <= 0, invalid name, pkey 0 or 0x8000,
+// negative netns fd, alias longer than kMaxAliasLength.
 Result<Bytes> build_ipoib_child_request(const IpoibChildSpec& spec);
 
 // A macvlan child in bridge mode — the stand-in kind for test builds on kernels without IPoIB.
@@ -97,6 +106,7 @@ struct MacvlanChildSpec {
   int parent_ifindex = 0;
   std::string name;
   std::optional<std::string> alias;
+  std::optional<int> netns_fd;  // as IpoibChildSpec::netns_fd (macvlan_newlink: same src_net rule)
 };
 Result<Bytes> build_macvlan_child_request(const MacvlanChildSpec& spec);
 
@@ -129,6 +139,7 @@ struct LinkInfo {
   std::optional<IpoibParams> ipoib;   // when kind == "ipoib" and INFO_DATA carried all three
   std::optional<std::uint32_t> macvlan_mode;  // IFLA_MACVLAN_MODE when kind == "macvlan"
   std::string alias;               // IFLA_IFALIAS ("" when none)
+  std::optional<int> netns_fd;     // IFLA_NET_NS_FD (only in requests built here)
   std::uint32_t mtu = 0;           // IFLA_MTU
   OperState operstate = OperState::kUnknown;  // IFLA_OPERSTATE
   std::optional<Carrier> carrier;  // IFLA_CARRIER (absent in requests)
@@ -159,12 +170,20 @@ Result<Bytes> build_set_alias_request(int ifindex, std::string_view alias);
 // Sends a NEWLINK request built above, then reads the new link back by the request's name.
 // The kernel ignores IFLA_IFALIAS in a create request (rtnl_newlink applies it only on the
 // do_setlink path), so when the request carries one this sets it with RTM_SETLINK right after;
-// if that fails the new link is deleted and the error returned — never an untagged child.
+// if that fails the new link is deleted and the error returned. (A process killed between the
+// two requests still leaves an untagged link: callers that must find it again give it a name
+// they can recompute, as the plugin does.) A request carrying IFLA_NET_NS_FD creates the link in
+// another namespace, where this socket cannot read it back: kInternal — use send_create_request.
 // A refusal is kernel_error("create link <name>", errno, extack): EEXIST (name taken), ENODEV
 // (parent missing or not ARPHRD_INFINIBAND), EINVAL (parent is a child, bad pkey), EBUSY
 // (connected mode raced the rtnl lock), EOPNOTSUPP with "Unknown device type" (kind not
 // available: no ib_ipoib module on this kernel).
 Result<LinkInfo> create_link(NetlinkSocket& sock, ByteView newlink_request);
+
+// Sends a NEWLINK create request and waits for the kernel's ack — nothing else: no read-back,
+// no alias. For requests with IFLA_NET_NS_FD (the link appears in that namespace; look it up
+// with a socket opened there). Refusals as for create_link, under "create link <name>".
+Status send_create_request(NetlinkSocket& sock, ByteView newlink_request);
 
 // std::nullopt when no such link exists (ENODEV from RTM_GETLINK).
 Result<std::optional<LinkInfo>> get_link_by_index(NetlinkSocket& sock, int ifindex);

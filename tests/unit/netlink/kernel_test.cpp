@@ -81,7 +81,7 @@ TEST_CASE("create a macvlan child with an alias tag and read it back") {
   TestNetns host;
   const LinkInfo parent = make_veth_parent(host, name("p"), name("q"));
   const auto req = must(build_macvlan_child_request(
-      {.parent_ifindex = parent.ifindex, .name = name("m"), .alias = alias_tag()}));
+      {.parent_ifindex = parent.ifindex, .name = name("m"), .alias = alias_tag(), .netns_fd = {}}));
   const LinkInfo child = must(create_link(host.sock, req));
   CHECK(child.name == name("m"));
   CHECK(child.kind == "macvlan");
@@ -125,7 +125,7 @@ TEST_CASE("create a macvlan child with an alias tag and read it back") {
 TEST_CASE("a missing parent is an error the caller can read") {
   TestNetns host;
   auto r = create_link(host.sock, must(build_macvlan_child_request(
-                                      {.parent_ifindex = 999999, .name = name("m"), .alias = {}})));
+                                      {.parent_ifindex = 999999, .name = name("m"), .alias = {}, .netns_fd = {}})));
   REQUIRE_FALSE(r.ok());
   CHECK(kernel_errno(r.error()) == ENODEV);
 }
@@ -138,7 +138,7 @@ TEST_CASE("an ipoib NEWLINK on a kernel without IPoIB is refused as an unknown k
                                                                   .pkey = 0x8001,
                                                                   .mode = IpoibMode::kDatagram,
                                                                   .umcast = Umcast::kOff,
-                                                                  .alias = {}})));
+                                                                  .alias = {}, .netns_fd = {}})));
   if (r.ok()) {
     // A kernel with ib_ipoib loaded refuses a veth parent instead (ENODEV): not this host.
     FAIL("ipoib child created on a veth parent: " << r->name);
@@ -153,6 +153,32 @@ TEST_CASE("an ipoib NEWLINK on a kernel without IPoIB is refused as an unknown k
   }
 }
 
+TEST_CASE("one NEWLINK with IFLA_NET_NS_FD creates the child of a host parent inside a pod") {
+  TestNetns host;
+  TestNetns pod;
+  const LinkInfo parent = make_veth_parent(host, name("p"), name("q"));
+  const auto req = must(build_macvlan_child_request({.parent_ifindex = parent.ifindex,
+                                                     .name = name("t"),
+                                                     .alias = {},
+                                                     .netns_fd = pod.handle.fd()}));
+  // create_link cannot read a link back from another namespace: it says so instead.
+  auto refused = create_link(host.sock, req);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().code() == ErrorCode::kInternal);
+
+  must_ok(send_create_request(host.sock, req));
+  CHECK_FALSE(must(get_link_by_name(host.sock, name("t"))).has_value());
+  auto child = must(get_link_by_name(pod.sock, name("t")));
+  REQUIRE(child.has_value());
+  CHECK(child->kind == "macvlan");
+  CHECK(child->link_netnsid.has_value());  // its parent lives in the host netns
+  CHECK(child->alias.empty());
+  // The name is checked in the destination: the same request again is EEXIST there.
+  auto again = send_create_request(host.sock, req);
+  REQUIRE_FALSE(again.ok());
+  CHECK(kernel_errno(again.error()) == EEXIST);
+}
+
 TEST_CASE("move into another netns, rename, MTU, up, addresses and routes there") {
   TestNetns host;
   TestNetns pod;
@@ -160,7 +186,7 @@ TEST_CASE("move into another netns, rename, MTU, up, addresses and routes there"
   must_ok(set_link_admin_state(host.sock, parent.ifindex, AdminState::kUp));
   const LinkInfo child = must(create_link(
       host.sock, must(build_macvlan_child_request(
-                     {.parent_ifindex = parent.ifindex, .name = name("t"), .alias = alias_tag()}))));
+                     {.parent_ifindex = parent.ifindex, .name = name("t"), .alias = alias_tag(), .netns_fd = {}}))));
 
   must_ok(move_link_to_netns(host.sock, child.ifindex, pod.handle));
   CHECK_FALSE(must(get_link_by_name(host.sock, name("t"))).has_value());
@@ -292,7 +318,7 @@ TEST_CASE("a macvlan child is deleted with its netns (an IPoIB child would be re
     TestNetns pod;
     const LinkInfo child = must(create_link(
         host.sock, must(build_macvlan_child_request(
-                       {.parent_ifindex = parent.ifindex, .name = name("d"), .alias = alias_tag()}))));
+                       {.parent_ifindex = parent.ifindex, .name = name("d"), .alias = alias_tag(), .netns_fd = {}}))));
     child_index = child.ifindex;
     must_ok(move_link_to_netns(host.sock, child.ifindex, pod.handle));
     REQUIRE(must(get_link_by_name(pod.sock, name("d"))).has_value());
@@ -349,7 +375,7 @@ TEST_CASE("gratuitous ARP leaves the child and arrives byte for byte at the veth
   must_ok(set_link_admin_state(ns.sock, peer.ifindex, AdminState::kUp));
   const LinkInfo child = must(create_link(
       ns.sock, must(build_macvlan_child_request(
-                   {.parent_ifindex = parent.ifindex, .name = name("a"), .alias = {}}))));
+                   {.parent_ifindex = parent.ifindex, .name = name("a"), .alias = {}, .netns_fd = {}}))));
   must_ok(set_link_admin_state(ns.sock, child.ifindex, AdminState::kUp));
   const LinkInfo up = *must(get_link_by_index(ns.sock, child.ifindex));
   const IpAddress ip = must(IpAddress::parse("10.99.0.5"));
@@ -404,7 +430,7 @@ TEST_CASE("the IPoIB request equals a live iproute2 capture on this host") {
                                                      .pkey = 0x8001,
                                                      .mode = IpoibMode::kDatagram,
                                                      .umcast = Umcast::kOff,
-                                                     .alias = {}}));
+                                                     .alias = {}, .netns_fd = {}}));
   CHECK(testing::without_seq_pid(live) == testing::without_seq_pid(ours));
   CHECK(testing::without_seq_pid(live) == testing::without_seq_pid(golden));
 }
