@@ -22,7 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!fast && fast.error().code() != ipoib::ErrorCode::kStoreCorrupt) std::abort();
   if (!img) {
     if (img.error().code() != ipoib::ErrorCode::kStoreCorrupt) std::abort();
-    if (fast) std::abort();
+    // An empty input is "no journal" to the index (the store reports empty files itself).
+    if (fast && !bytes.empty()) std::abort();
     return 0;
   }
   if (img->valid_bytes > size || img->torn_tail != (img->valid_bytes < size)) std::abort();
