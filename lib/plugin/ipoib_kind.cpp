@@ -55,7 +55,7 @@ class IpoibKind final : public ChildKind {
 
   [[nodiscard]] Result<netlink::Bytes> build_create_request(const ChildSpec& spec,
                                                             std::string_view child_name,
-                                                            std::string_view tag) const override {
+                                                            int target_netns_fd) const override {
     netlink::IpoibChildSpec req;
     req.parent_ifindex = spec.parent_ifindex;
     req.name = std::string(child_name);
@@ -64,7 +64,12 @@ class IpoibKind final : public ChildKind {
     req.pkey = static_cast<std::uint16_t>(spec.pkey | kFullMembershipBit);
     req.mode = static_cast<netlink::IpoibMode>(spec.mode);
     req.umcast = static_cast<netlink::Umcast>(spec.umcast);
-    req.alias = std::string(tag);
+    // Created straight in the pod: ipoib_new_child_link(src_net, ...) (torvalds/linux
+    // drivers/infiniband/ulp/ipoib/ipoib_netlink.c) finds the parent with
+    // __dev_get_by_index(src_net, IFLA_LINK) in the requesting socket's (host) netns, while
+    // rtnl_create_link registers the child in the IFLA_NET_NS_FD netns — as for macvlan. No
+    // separate move, so no synchronize_net() grace period per ADD.
+    req.netns_fd = target_netns_fd;
     return netlink::build_ipoib_child_request(req);
   }
 

@@ -25,14 +25,11 @@ class KernelLinkSession final : public LinkSession {
     return s;
   }
 
-  Result<netlink::LinkInfo> create_link(netlink::ByteView request) override {
-    return netlink::create_link(sock_, request);
+  Status create_link(netlink::ByteView request) override {
+    return netlink::send_create_request(sock_, request);
   }
   Status set_alias(int ifindex, std::string_view alias) override {
     return netlink::set_link_alias(sock_, ifindex, alias);
-  }
-  Status move_link(int ifindex, const netns::NetnsHandle& target) override {
-    return netlink::move_link_to_netns(sock_, ifindex, target);
   }
   Status rename_link(int ifindex, std::string_view name) override {
     return netlink::rename_link(sock_, ifindex, name);
@@ -78,6 +75,7 @@ class KernelLinkSession final : public LinkSession {
                                                         netlink::AliasMatch match) override {
     return netlink::find_links_by_alias(sock_, tag, match);
   }
+  Result<std::vector<netlink::LinkInfo>> links() override { return netlink::list_links(sock_); }
   Result<std::vector<netlink::AddressInfo>> addresses(int ifindex) override {
     return netlink::list_addresses(sock_, ifindex, std::nullopt);
   }

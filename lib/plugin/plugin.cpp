@@ -1,8 +1,6 @@
 // The ipoib CNI plugin: composes the config parser, the child kind, the link operations and the
 // IPAM into ADD, DEL, CHECK, GC and STATUS. This is the deciding layer: it logs; the modules
 // below it return errors.
-#include <sys/random.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -21,27 +19,6 @@ namespace ipoib::plugin {
 namespace {
 
 using netlink::LinkInfo;
-
-// A name no runtime would pick, unique enough to create the child next to other ADDs running
-// in parallel: "ipt" + 12 hex digits = 15 bytes (IFNAMSIZ - 1).
-std::string temporary_name() {
-  unsigned char bytes[6] = {};
-  std::size_t got = 0;
-  while (got < sizeof bytes) {
-    const ssize_t n = ::getrandom(bytes + got, sizeof bytes - got, 0);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      break;  // fall back to whatever we have; EEXIST on create is retried by the caller
-    }
-    got += static_cast<std::size_t>(n);
-  }
-  char name[16];
-  std::snprintf(name, sizeof name, "ipt%02x%02x%02x%02x%02x%02x", bytes[0], bytes[1], bytes[2],
-                bytes[3], bytes[4], bytes[5]);
-  return name;
-}
 
 std::string format_mac(const netlink::Bytes& hw) {
   std::string out;
@@ -113,15 +90,45 @@ Status as_status(Result<T> r) {
   return ok_status();
 }
 
-// Deletes every link carrying `tag` in the session's namespace (the child in the pod, or a
-// refunded dev<N> in the host). Only exact tag matches: never an interface we did not tag.
-Status delete_tagged(LinkSession& session, const std::string& tag, Logger& log,
-                     std::string_view where) {
-  IPOIB_TRY_ASSIGN(auto links, session.links_by_alias(tag, netlink::AliasMatch::kExact));
+// The attachment's two marks: its tag, and the temporary name its child has until the rename
+// (the only mark of a child whose ADD was killed between create and tag).
+struct Marks {
+  std::string tag;
+  std::string temporary_name;
+  std::string_view kind;  // the child kind's kernel name ("ipoib"; "macvlan" in test builds)
+};
+
+// A link named like the attachment's temporary child, carrying no alias (or the attachment's
+// tag) and of the child kind: what a killed ADD leaves. Anything else with that name — an
+// interface someone else tagged or of another kind — is not ours and is never deleted.
+bool is_untagged_child_of(const LinkInfo& link, const Marks& marks) {
+  return link.name == marks.temporary_name && link.kind == marks.kind &&
+         (link.alias.empty() || link.alias == marks.tag);
+}
+
+// Deletes the attachment's children in the session's namespace: every link carrying the tag
+// (the child in the pod, or a refunded dev<N> in the host) and the untagged temporary child of
+// a killed ADD. Never an interface we did not tag or name.
+Status delete_ours(LinkSession& session, const Marks& marks, Logger& log, std::string_view where) {
+  IPOIB_TRY_ASSIGN(auto links, session.links_by_alias(marks.tag, netlink::AliasMatch::kExact));
+  bool temporary_seen = false;
   for (const LinkInfo& link : links) {
+    temporary_seen = temporary_seen || link.name == marks.temporary_name;
     IPOIB_TRY_ASSIGN(netlink::DeleteOutcome outcome, session.delete_link(link.ifindex));
     if (outcome == netlink::DeleteOutcome::kDeleted) {
-      log.info("deleted " + link.name + " (" + tag + ") in the " + std::string(where) + " netns");
+      log.info("deleted " + link.name + " (" + marks.tag + ") in the " + std::string(where) +
+               " netns");
+    }
+  }
+  if (temporary_seen) {
+    return ok_status();
+  }
+  IPOIB_TRY_ASSIGN(std::optional<LinkInfo> untagged, session.link_by_name(marks.temporary_name));
+  if (untagged && is_untagged_child_of(*untagged, marks)) {
+    IPOIB_TRY_ASSIGN(netlink::DeleteOutcome outcome, session.delete_link(untagged->ifindex));
+    if (outcome == netlink::DeleteOutcome::kDeleted) {
+      log.info("deleted untagged " + untagged->name + " left by an interrupted ADD in the " +
+               std::string(where) + " netns");
     }
   }
   return ok_status();
@@ -152,10 +159,9 @@ class IpoibPlugin final : public cni::Plugin {
   Logger& log_;
 };
 
-// Where the child being created is, for the undo step.
+// Where the child being created is, for the undo step: in the pod (it is created there).
 struct ChildWhereabouts {
-  enum class Netns { kHost, kPod } netns = Netns::kHost;
-  int ifindex = 0;   // in `netns`; 0 when not known yet
+  int ifindex = 0;   // in the pod; 0 when not known yet
   std::string name;  // its current name there
 };
 
@@ -188,45 +194,56 @@ Result<cni::CniResult> IpoibPlugin::add(const cni::Request& req) {
   ChildWhereabouts child;
   UndoStack undo(log_);
 
-  // 2. Create the child in the host netns (the parent is looked up in the socket's netns).
-  std::string tmp = temporary_name();
-  IPOIB_TRY_ASSIGN(netlink::Bytes request, s_.kind->build_create_request(spec, tmp, tag));
-  auto created = host->create_link(request);
+  // 2. Create the child directly inside the pod under the attachment's own temporary name. The
+  // parent is resolved in the host socket's netns, the child registered in the pod's
+  // (IFLA_NET_NS_FD; see IpoibKind::build_create_request): one request, no separate move and
+  // no RCU grace period for it. The child never lives in the host netns, so a concurrent GC
+  // (which only looks there) cannot take it; it can only come back there as a refund.
+  const Marks marks{tag, temporary_child_name(env.container_id, env.ifname), s_.kind->name()};
+  const std::string& tmp = marks.temporary_name;
+  IPOIB_TRY_ASSIGN(netlink::Bytes request, s_.kind->build_create_request(spec, tmp, pod_ns.fd()));
+  // Pushed before the request: a create may take effect although its reply says otherwise (or
+  // never arrives). Until the index is known the child is found by its name in the pod — and
+  // only deleted if it is ours (never an interface we did not create or tag).
+  child = {0, tmp};
+  undo.push("delete the child", [&]() -> Status {
+    if (child.ifindex == 0) {
+      IPOIB_TRY_ASSIGN(std::optional<LinkInfo> found, pod->link_by_name(child.name));
+      if (!found || !is_untagged_child_of(*found, marks)) {
+        return ok_status();
+      }
+      child.ifindex = found->ifindex;
+    }
+    return as_status(pod->delete_link(child.ifindex));
+  });
+  Status created = host->create_link(request);
   if (!created.ok() && netlink::kernel_errno(created.error()) == EEXIST) {
-    tmp = temporary_name();  // a parallel ADD drew the same name: once more
-    IPOIB_TRY_ASSIGN(request, s_.kind->build_create_request(spec, tmp, tag));
-    created = host->create_link(request);
+    // The name is this attachment's: a previous ADD of it was killed before the rename (the
+    // runtime retries ADD after a failure; CNI forbids parallel ADDs of one attachment). Its
+    // child is garbage: delete it and create afresh. Anything else of that name (not our kind,
+    // or tagged for another attachment) is left alone and the ADD fails.
+    IPOIB_TRY_ASSIGN(std::optional<LinkInfo> stale, pod->link_by_name(tmp));
+    if (stale && is_untagged_child_of(*stale, marks)) {
+      log_.info("deleting " + tmp + " left in " + env.netns + " by an interrupted ADD");
+      IPOIB_TRY_CTX(as_status(pod->delete_link(stale->ifindex)), "delete stale " + tmp);
+      created = host->create_link(request);
+    }
   }
   if (!created.ok()) {
     return std::move(created).error().with_context("create " + std::string(s_.kind->name()) +
-                                                   " child of " + cfg.master);
+                                                   " child of " + cfg.master + " in " +
+                                                   env.netns);
   }
-  child = {ChildWhereabouts::Netns::kHost, created->ifindex, tmp};
-  undo.push("delete the child", [&]() -> Status {
-    LinkSession& session = child.netns == ChildWhereabouts::Netns::kHost ? *host : *pod;
-    int ifindex = child.ifindex;
-    if (ifindex == 0) {
-      IPOIB_TRY_ASSIGN(std::optional<LinkInfo> found, session.link_by_name(child.name));
-      if (!found) {
-        return ok_status();
-      }
-      ifindex = found->ifindex;
-    }
-    return as_status(session.delete_link(ifindex));
-  });
-  IPOIB_TRY_CTX(host->set_alias(child.ifindex, tag), "tag " + tmp);
-
-  // 3. Into the pod, under its final name.
-  IPOIB_TRY_CTX(host->move_link(child.ifindex, pod_ns), "move " + tmp + " to " + env.netns);
-  // The index may change in the new netns (__dev_change_net_namespace): find it by name.
-  child = {ChildWhereabouts::Netns::kPod, 0, tmp};
   {
-    IPOIB_TRY_ASSIGN(std::optional<LinkInfo> moved, pod->link_by_name(tmp));
-    if (!moved) {
-      return Error(ErrorCode::kNetlinkFailure, tmp + " vanished after the move to " + env.netns);
+    // An ifindex is per netns: read the child back where it lives.
+    IPOIB_TRY_ASSIGN(std::optional<LinkInfo> made, pod->link_by_name(tmp));
+    if (!made) {
+      return Error(ErrorCode::kNetlinkFailure, tmp + " vanished from " + env.netns);
     }
-    child.ifindex = moved->ifindex;
+    child.ifindex = made->ifindex;
   }
+  // 3. Tag it (the mark DEL and GC rely on from here on), then its final name.
+  IPOIB_TRY_CTX(pod->set_alias(child.ifindex, tag), "tag " + tmp);
   {
     Status renamed = pod->rename_link(child.ifindex, env.ifname);
     if (!renamed.ok()) {
@@ -336,6 +353,7 @@ Status IpoibPlugin::del(const cni::Request& req) {
   // Only the IPAM section: DEL must work when the master is gone or the rest no longer parses.
   IPOIB_TRY_ASSIGN(IpamSection section, parse_ipam_section(req.conf.raw));
   IPOIB_TRY_ASSIGN(std::string tag, tag_for(env));
+  const Marks marks{tag, temporary_child_name(env.container_id, env.ifname), s_.kind->name()};
   FirstError errors(log_);
 
   // The child in the pod (deleting it also removes its addresses and routes).
@@ -348,7 +366,7 @@ Status IpoibPlugin::del(const cni::Request& req) {
       if (!pod.ok()) {
         errors.add(std::move(pod).error(), "enter " + env.netns);
       } else {
-        errors.add(delete_tagged(**pod, tag, log_, "pod"), "delete " + env.ifname);
+        errors.add(delete_ours(**pod, marks, log_, "pod"), "delete " + env.ifname);
       }
     } else {
       log_.debug("DEL: " + env.netns + " is gone");
@@ -361,7 +379,7 @@ Status IpoibPlugin::del(const cni::Request& req) {
     if (!host.ok()) {
       errors.add(std::move(host).error(), "host netns");
     } else {
-      errors.add(delete_tagged(**host, tag, log_, "host"), "delete refunded child");
+      errors.add(delete_ours(**host, marks, log_, "host"), "delete refunded child");
     }
   }
   // The reservation, last: the address stays unusable for others until the link is gone.
@@ -487,19 +505,31 @@ Status IpoibPlugin::gc(const cni::Request& req,
       errors.add(std::move(host).error(), "host netns");
     } else {
       auto master = (*host)->link_by_name(cfg.master);
-      auto tagged = (*host)->links_by_alias(kTagPrefix, netlink::AliasMatch::kPrefix);
+      auto links = (*host)->links();
       if (!master.ok()) {
         errors.add(std::move(master).error(), "master " + cfg.master);
-      } else if (!tagged.ok()) {
-        errors.add(std::move(tagged).error(), "list tagged children");
+      } else if (!links.ok()) {
+        errors.add(std::move(links).error(), "list links");
       } else if (*master) {
+        std::vector<std::string> valid_temporary_names;
+        for (const cni::Attachment& a : *valid) {
+          valid_temporary_names.push_back(temporary_child_name(a.container_id, a.ifname));
+        }
         // Children of this network's master only: another network's GC owns its own.
-        for (const LinkInfo& link : *tagged) {
-          const auto attachment = parse_attachment_tag(link.alias);
-          if (!attachment || !link.parent_ifindex || *link.parent_ifindex != (*master)->ifindex) {
+        for (const LinkInfo& link : *links) {
+          if (!link.parent_ifindex || *link.parent_ifindex != (*master)->ifindex ||
+              link.kind != s_.kind->name()) {
             continue;
           }
-          if (std::find(valid->begin(), valid->end(), *attachment) != valid->end()) {
+          if (const auto attachment = parse_attachment_tag(link.alias)) {
+            if (std::find(valid->begin(), valid->end(), *attachment) != valid->end()) {
+              continue;
+            }
+          } else if (!(link.alias.empty() && is_temporary_child_name(link.name)) ||
+                     std::find(valid_temporary_names.begin(), valid_temporary_names.end(),
+                               link.name) != valid_temporary_names.end()) {
+            // Untagged: only the temporary child of an ADD killed before it could tag — and
+            // not one of a valid attachment (whose retried ADD or DEL will take care of it).
             continue;
           }
           auto deleted = (*host)->delete_link(link.ifindex);

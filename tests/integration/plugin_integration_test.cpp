@@ -398,6 +398,86 @@ TEST_CASE("refunded children: DEL and GC delete tagged links in the host, never 
   CHECK(itest::link(h, "dev904").is_object());
 }
 
+namespace {
+// The plugin's temporary child name for an attachment (tag.h: "ipt" + low 48 bits of
+// FNV-1a-64 over containerID, NUL, ifname), recomputed here independently of the plugin.
+std::string temporary_name(const std::string& container_id, const std::string& ifname) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  const std::string bytes = container_id + std::string(1, '\0') + ifname;
+  for (unsigned char c : bytes) {
+    h = (h ^ c) * 0x100000001b3ULL;
+  }
+  char name[16];
+  std::snprintf(name, sizeof name, "ipt%012llx",
+                static_cast<unsigned long long>(h & 0xffffffffffffULL));
+  return name;
+}
+}  // namespace
+
+TEST_CASE("untagged temporary children of killed ADDs: DEL, a retried ADD and GC remove them") {
+  Topology t;
+  const std::string h = t.host.name();
+  const std::string p = t.pod.name();
+  auto conf = t.config("1.1.0");
+  auto untagged = [&](const std::string& netns, const std::string& name) {
+    return itest::sh("ip -n " + netns + " link add " + name +
+                     " link plgm type macvlan mode bridge") == 0;
+  };
+  // What a SIGKILL between create and tag leaves: the child under the attachment's temporary
+  // name, no alias — in the pod (created there) or in the host (refunded by a dying netns).
+  const std::string k1 = temporary_name("killed1", "net1");
+  REQUIRE(itest::sh("ip -n " + h + " link add " + k1 + " link plgm type macvlan mode bridge") ==
+          0);
+  REQUIRE(itest::sh("ip -n " + h + " link set " + k1 + " netns " + p) == 0);
+  const std::string k2 = temporary_name("killed2", "net1");
+  REQUIRE(untagged(h, k2));
+  // Not ours although named like killed3's child: another kind (veth), or tagged by someone else.
+  const std::string k3 = temporary_name("killed3", "net1");
+  REQUIRE(itest::sh("ip -n " + h + " link add " + k3 + " type veth peer name plgv") == 0);
+  const std::string k4 = temporary_name("killed4", "net1");
+  REQUIRE(untagged(h, k4));
+  REQUIRE(itest::sh("ip -n " + h + " link set " + k4 + " alias somebody-else") == 0);
+
+  CHECK(t.del("killed1", conf, t.pod.path()).exit_code == 0);
+  CHECK(itest::link(p, k1).is_null());
+  CHECK(t.del("killed2", conf, "").exit_code == 0);
+  CHECK(itest::link(h, k2).is_null());
+  CHECK(t.del("killed3", conf, "").exit_code == 0);
+  CHECK(itest::link(h, k3).is_object());
+  CHECK(t.del("killed4", conf, "").exit_code == 0);
+  CHECK(itest::link(h, k4).is_object());
+  itest::sh("ip -n " + h + " link del " + k3);
+  itest::sh("ip -n " + h + " link del " + k4);
+
+  SECTION("a retried ADD replaces the stale temporary child of its own attachment") {
+    const std::string k5 = temporary_name("retry", "net1");
+    REQUIRE(itest::sh("ip -n " + h + " link add " + k5 + " link plgm type macvlan mode bridge") ==
+            0);
+    REQUIRE(itest::sh("ip -n " + h + " link set " + k5 + " netns " + p) == 0);
+    auto r = t.add("retry", conf);
+    REQUIRE(r.exit_code == 0);
+    CHECK(itest::link(p, k5).is_null());
+    CHECK(itest::link(p, "net1").value("ifalias", "") == "ipoib-cni:retry:net1");
+    CHECK(t.del("retry", conf, t.pod.path()).exit_code == 0);
+    t.require_no_child();
+  }
+  SECTION("GC deletes untagged temporary children of invalid attachments only") {
+    const std::string dead = temporary_name("dead", "net1");
+    const std::string live = temporary_name("live", "net1");
+    REQUIRE(untagged(h, dead));
+    REQUIRE(untagged(h, live));
+    REQUIRE(untagged(h, "iptnothex00000z"));
+    conf["cni.dev/valid-attachments"] =
+        json::array({{{"containerID", "live"}, {"ifname", "net1"}}});
+    CHECK(t.call("GC", "", "", conf, {}, "").exit_code == 0);
+    CHECK(itest::link(h, dead).is_null());
+    CHECK(itest::link(h, live).is_object());
+    CHECK(itest::link(h, "iptnothex00000z").is_object());
+    itest::sh("ip -n " + h + " link del " + live);
+    itest::sh("ip -n " + h + " link del iptnothex00000z");
+  }
+}
+
 TEST_CASE("GC releases reservations of attachments that are not valid") {
   Topology t;
   auto conf = t.config("1.1.0");

@@ -8,7 +8,7 @@
 //   auto kind = make_ipoib_kind(ib::make_system_port_query());
 //   IPOIB_TRY(kind->validate_master(master_link));          // ARPHRD_INFINIBAND, a parent, up
 //   IPOIB_TRY_ASSIGN(ParentFacts facts, kind->parent_facts(master_link));
-//   IPOIB_TRY_ASSIGN(netlink::Bytes req, kind->build_create_request(spec, "ipt1a2b", tag));
+//   IPOIB_TRY_ASSIGN(netlink::Bytes req, kind->build_create_request(spec, tmp, pod.fd()));
 #pragma once
 
 #include <cstddef>
@@ -45,10 +45,11 @@ class ChildKind {
   // the host netns (sysfs for the IB port).
   [[nodiscard]] virtual Result<ParentFacts> parent_facts(const netlink::LinkInfo& master) const = 0;
 
-  // The RTM_NEWLINK request creating the child `name` with alias `tag` under spec.parent_ifindex.
-  [[nodiscard]] virtual Result<netlink::Bytes> build_create_request(const ChildSpec& spec,
-                                                                    std::string_view name,
-                                                                    std::string_view tag) const = 0;
+  // The RTM_NEWLINK request creating the child `name` of spec.parent_ifindex (an index in the
+  // requesting socket's netns) directly inside the netns `target_netns_fd` (IFLA_NET_NS_FD).
+  // No alias: the kernel ignores IFLA_IFALIAS on create; the plugin tags the child afterwards.
+  [[nodiscard]] virtual Result<netlink::Bytes> build_create_request(
+      const ChildSpec& spec, std::string_view name, int target_netns_fd) const = 0;
 
   // CHECK: `child` (read in the pod netns) is this kind's child of spec.parent_ifindex with the
   // spec's parameters. kCheckFailed saying what differs.

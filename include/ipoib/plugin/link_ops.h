@@ -1,13 +1,13 @@
 // ipoib/plugin/link_ops.h — the link operations ADD, DEL, CHECK and GC are made of, per network
-// namespace. The seam where the test executable injects a failure at one step (create, move,
+// namespace. The seam where the test executable injects a failure at one step (create, alias,
 // rename, mtu, address, route, up) to prove every rollback path; the real implementation is a
 // thin layer over ipoib/netlink and ipoib/netns.
 //
 //   auto ops = make_kernel_link_ops();
 //   IPOIB_TRY_ASSIGN(auto host, ops->open_host());          // the plugin's own netns
 //   IPOIB_TRY_ASSIGN(auto pod, ops->open_netns(pod_handle)); // a socket bound to the pod netns
-//   IPOIB_TRY_ASSIGN(netlink::LinkInfo child, host->create_link(request));
-//   IPOIB_TRY(host->move_link(child.ifindex, pod_handle));
+//   IPOIB_TRY(host->create_link(request));                   // IFLA_NET_NS_FD = pod_handle
+//   IPOIB_TRY_ASSIGN(auto child, pod->link_by_name(tmp));
 #pragma once
 
 #include <memory>
@@ -30,11 +30,12 @@ class LinkSession {
  public:
   virtual ~LinkSession() = default;
 
-  virtual Result<netlink::LinkInfo> create_link(netlink::ByteView newlink_request) = 0;
+  // Sends a creating RTM_NEWLINK; its IFLA_LINK is resolved in this session's netns, the link
+  // appears in the netns its IFLA_NET_NS_FD names (look it up with that netns' session).
+  virtual Status create_link(netlink::ByteView newlink_request) = 0;
   // Tags the link (IFLA_IFALIAS by RTM_SETLINK: the kernel ignores IFLA_IFALIAS in a creating
   // RTM_NEWLINK — rtnl_create_link() never reads it — so the tag is set right after creation).
   virtual Status set_alias(int ifindex, std::string_view alias) = 0;
-  virtual Status move_link(int ifindex, const netns::NetnsHandle& target) = 0;
   virtual Status rename_link(int ifindex, std::string_view name) = 0;
   virtual Status set_mtu(int ifindex, int mtu_bytes) = 0;
   // IPv6 on the link: disable_ipv6=0 and accept_dad=0 (addresses are added with IFA_F_NODAD).
@@ -50,6 +51,8 @@ class LinkSession {
   virtual Result<std::optional<netlink::LinkInfo>> link_by_index(int ifindex) = 0;
   virtual Result<std::vector<netlink::LinkInfo>> links_by_alias(std::string_view tag,
                                                                 netlink::AliasMatch match) = 0;
+  // Every link of the namespace (one dump).
+  virtual Result<std::vector<netlink::LinkInfo>> links() = 0;
   virtual Result<std::vector<netlink::AddressInfo>> addresses(int ifindex) = 0;
   virtual Result<std::vector<netlink::RouteInfo>> routes(IpFamily family) = 0;
 };

@@ -3,7 +3,8 @@
 // parent (DEVELOPERS guide; STYLE.md principle 7). Never installed.
 //
 // Failure injection, for the rollback tests only: IPOIB_TEST_FAIL_STEP names the one step that
-// fails during ADD — create, alias, move, rename, mtu, ipv6, address, up, route or ipam.
+// fails during ADD — create, alias, move, rename, mtu, ipv6, address, up, route or ipam ("move":
+// the create request, which places the child in the pod, succeeds but reports failure).
 #include <cerrno>
 #include <cstdlib>
 #include <memory>
@@ -48,10 +49,11 @@ class MacvlanKind final : public ChildKind {
 
   [[nodiscard]] Result<netlink::Bytes> build_create_request(const ChildSpec& spec,
                                                             std::string_view child_name,
-                                                            std::string_view tag) const override {
+                                                            int target_netns_fd) const override {
     return netlink::build_macvlan_child_request({.parent_ifindex = spec.parent_ifindex,
                                                  .name = std::string(child_name),
-                                                 .alias = std::string(tag)});
+                                                 .alias = {},
+                                                 .netns_fd = target_netns_fd});
   }
 
   [[nodiscard]] Status verify_child(const netlink::LinkInfo& child,
@@ -94,17 +96,18 @@ class FailingSession final : public LinkSession {
   FailingSession(std::unique_ptr<LinkSession> inner, std::string step)
       : inner_(std::move(inner)), step_(std::move(step)) {}
 
-  Result<netlink::LinkInfo> create_link(netlink::ByteView request) override {
+  Status create_link(netlink::ByteView request) override {
     if (step_ == "create") return injected(step_);
-    return inner_->create_link(request);
+    // The move into the pod is part of the create request now (IFLA_NET_NS_FD). "move" is the
+    // create that took effect in the kernel but reported failure (say, a lost ack): the child
+    // exists in the pod, untagged and unknown by index, and the rollback must find it by name.
+    IPOIB_TRY(inner_->create_link(request));
+    if (step_ == "move") return injected(step_);
+    return ok_status();
   }
   Status set_alias(int ifindex, std::string_view alias) override {
     if (step_ == "alias") return injected(step_);
     return inner_->set_alias(ifindex, alias);
-  }
-  Status move_link(int ifindex, const netns::NetnsHandle& target) override {
-    if (step_ == "move") return injected(step_);
-    return inner_->move_link(ifindex, target);
   }
   Status rename_link(int ifindex, std::string_view name) override {
     if (step_ == "rename") return injected(step_);
@@ -146,6 +149,7 @@ class FailingSession final : public LinkSession {
                                                         netlink::AliasMatch match) override {
     return inner_->links_by_alias(tag, match);
   }
+  Result<std::vector<netlink::LinkInfo>> links() override { return inner_->links(); }
   Result<std::vector<netlink::AddressInfo>> addresses(int ifindex) override {
     return inner_->addresses(ifindex);
   }

@@ -63,9 +63,9 @@ ChildSpec spec_8001() {
 
 }  // namespace
 
-TEST_CASE("the create request is iproute2's, byte for byte, plus the tag") {
+TEST_CASE("the create request is iproute2's, byte for byte, plus the pod netns fd") {
   auto kind = make_ipoib_kind(nullptr);
-  auto req = kind->build_create_request(spec_8001(), "ib0.8001", "ipoib-cni:abc:net1");
+  auto req = kind->build_create_request(spec_8001(), "ib0.8001", 7);
   REQUIRE(req.ok());
   // `ip link add link ib0 name ib0.8001 type ipoib pkey 0x8001 mode datagram umcast 0` with
   // ib0 = ifindex 4, as Debian 12's iproute2 sends it (ipoib-kernel.md; seq/pid zero here).
@@ -80,20 +80,23 @@ TEST_CASE("the create request is iproute2's, byte for byte, plus the tag") {
   REQUIRE(iproute2.size() == 100);
   REQUIRE(req->size() > 100);
   netlink::Bytes head(req->begin(), req->begin() + 100);
-  head[0] = 0x64;  // our nlmsg_len also counts the tag
+  head[0] = 0x64;  // our nlmsg_len also counts IFLA_NET_NS_FD
   head[1] = head[2] = head[3] = 0;
   CHECK(head == iproute2);
-  // The rest is IFLA_IFALIAS (20) with the tag.
+  // The rest is IFLA_NET_NS_FD (28) naming the pod; no alias (the kernel would ignore it).
+  REQUIRE(req->size() == 108);
   auto tail = netlink::split_attributes(netlink::ByteView(*req).subspan(100));
   REQUIRE(tail.ok());
   REQUIRE(tail->size() == 1);
-  CHECK((*tail)[0].type == 20);
+  CHECK((*tail)[0].type == 28);
+  CHECK((*tail)[0].payload == netlink::Bytes{7, 0, 0, 0});
   // Read back as a link message.
   auto info = netlink::parse_link_message(*req);
   REQUIRE(info.ok());
   CHECK(info->kind == "ipoib");
   CHECK(info->parent_ifindex == 4);
-  CHECK(info->alias == "ipoib-cni:abc:net1");
+  CHECK(info->netns_fd == 7);
+  CHECK(info->alias.empty());
   REQUIRE(info->ipoib);
   CHECK(info->ipoib->pkey == 0x8001);
 }
@@ -104,7 +107,7 @@ TEST_CASE("a limited-membership pkey is sent with the full-membership bit") {
   spec.pkey = 0x0001;
   spec.mode = IpoibMode::kConnected;
   spec.umcast = Umcast::kOn;
-  auto info = netlink::parse_link_message(*kind->build_create_request(spec, "t", "x"));
+  auto info = netlink::parse_link_message(*kind->build_create_request(spec, "t", 3));
   REQUIRE(info.ok());
   REQUIRE(info->ipoib);
   CHECK(info->ipoib->pkey == 0x8001);
