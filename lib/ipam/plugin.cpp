@@ -20,17 +20,6 @@ bool same_attachment(const ReservationView& r, std::string_view cid, std::string
   return r.container_id == cid && r.ifname == ifname;
 }
 
-// Index of the first reservation matching `pred`, or npos.
-template <typename Pred>
-std::size_t find_reservation(const PoolIndex& pool, Pred pred) {
-  for (std::size_t i = 0; i < pool.size(); ++i) {
-    if (pred(pool.at(i))) {
-      return i;
-    }
-  }
-  return std::string::npos;
-}
-
 class BuiltinIpam final : public cni::Plugin {
  public:
   BuiltinIpam(Logger& log, IpamOptions options) : log_(log), opts_(std::move(options)) {}
@@ -73,15 +62,11 @@ class BuiltinIpam final : public cni::Plugin {
       const std::string& key = cfg.range_keys[i];
       pool.upsert_range(key, range);
       // 1. Same (container ID, ifname): the runtime repeated the ADD.
-      std::size_t at = find_reservation(pool, [&](const ReservationView& r) {
-        return r.range_key == key && same_attachment(r, cid, ifname);
-      });
+      std::size_t at = pool.find_attachment(key, cid, ifname);
       // 2. Same (pod, ifname): the kubelet re-ADDs a pod after a reboot with a new sandbox.
-      if (at == std::string::npos && !pod_ref.empty()) {
-        at = find_reservation(pool, [&](const ReservationView& r) {
-          return r.range_key == key && r.pod_ref == pod_ref && r.ifname == ifname;
-        });
-        if (at != std::string::npos) {
+      if (at == PoolIndex::npos && !pod_ref.empty()) {
+        at = pool.find_pod(key, pod_ref, ifname);
+        if (at != PoolIndex::npos) {
           Reservation r = pool.at(at).to_reservation();
           log_.info("re-ADD of pod " + pod_ref + "/" + ifname + ": keeping " + r.ip.to_string() +
                     ", container " + r.container_id + " -> " + cid);
@@ -91,14 +76,14 @@ class BuiltinIpam final : public cni::Plugin {
           IPOIB_TRY(change(PoolOp::reserve(std::move(r))));
         }
       }
-      if (at != std::string::npos && !range.contains(pool.at(at).ip)) {
+      if (at != PoolIndex::npos && !range.contains(pool.at(at).ip)) {
         // The range was reconfigured and no longer covers the old address: move it.
         const IpAddress old = pool.at(at).ip;
         log_.info("reservation " + old.to_string() + " left range " + key + "; reallocating");
         IPOIB_TRY(change(PoolOp::release(old)));
-        at = std::string::npos;
+        at = PoolIndex::npos;
       }
-      if (at != std::string::npos) {
+      if (at != PoolIndex::npos) {
         assigned.push_back(pool.at(at).ip);
         continue;
       }
@@ -190,10 +175,8 @@ class BuiltinIpam final : public cni::Plugin {
     for (const std::string& key : cfg.range_keys) {
       std::optional<ReservationView> found;
       if (pool) {
-        const std::size_t at = find_reservation(*pool, [&](const ReservationView& r) {
-          return r.range_key == key && same_attachment(r, req.env.container_id, req.env.ifname);
-        });
-        if (at != std::string::npos) {
+        const std::size_t at = pool->find_attachment(key, req.env.container_id, req.env.ifname);
+        if (at != PoolIndex::npos) {
           found = pool->at(at);
         }
       }

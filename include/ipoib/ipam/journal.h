@@ -157,6 +157,14 @@ class PoolIndex {
   std::vector<PoolRange> ranges;
   [[nodiscard]] std::size_t size() const { return entries_.size(); }
   [[nodiscard]] ReservationView at(std::size_t i) const;
+  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+  // The first reservation of (range_key, container ID, ifname) / (range_key, pod, ifname), or
+  // npos. Field comparisons in place, without building views.
+  [[nodiscard]] std::size_t find_attachment(std::string_view range_key,
+                                            std::string_view container_id,
+                                            std::string_view ifname) const;
+  [[nodiscard]] std::size_t find_pod(std::string_view range_key, std::string_view pod_ref,
+                                     std::string_view ifname) const;
   [[nodiscard]] std::vector<u128> taken(IpFamily family) const;  // sorted
   [[nodiscard]] const PoolRange* find_range(const std::string& key) const;
   PoolRange& upsert_range(const std::string& key, const Range& r);

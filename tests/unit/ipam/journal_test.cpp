@@ -364,6 +364,13 @@ TEST_CASE("PoolIndex: apply, views, taken and snapshot encoding") {
   REQUIRE(apply_ops(expected, ops, "f").ok());
   CHECK(ix.to_pool_data() == expected);
   CHECK(ix.at(0).container_id == "replaced");
+  CHECK(ix.find_attachment("10.0.0.0/16", "replaced", "net1") == 0);
+  CHECK(ix.find_attachment("10.0.0.0/16", "x", "net1") == 1);
+  CHECK(ix.find_attachment("10.0.0.0/16", "x", "net2") == PoolIndex::npos);
+  CHECK(ix.find_attachment("fd00::/64", "x", "net1") == PoolIndex::npos);
+  CHECK(ix.find_pod("10.0.0.0/16", "ns/x", "net1") == 1);
+  CHECK(ix.find_pod("10.0.0.0/16", "ns/y", "net1") == PoolIndex::npos);
+  CHECK(ix.find_attachment("fd00::/64", "c1", "net1") == 2);
   CHECK(ix.taken(IpFamily::kV4) == std::vector<u128>{ip("10.0.0.3").value(), ip("10.0.0.50").value()});
   CHECK(ix.taken(IpFamily::kV6).size() == 1);
   auto bytes = ix.encode_snapshot(9);
@@ -378,4 +385,31 @@ TEST_CASE("PoolIndex: apply, views, taken and snapshot encoding") {
   auto other = PoolIndex::load("red", *encode_snapshot(sample_pool(), 0), "/s/pool-red", "", "j");
   REQUIRE_FALSE(other.ok());
   CHECK_THAT(other.error().msg(), Catch::Contains("belongs to network"));
+}
+
+TEST_CASE("PoolIndex refuses every unprintable byte in any field, as decode_snapshot does") {
+  // Build records by hand with a valid checksum: only the field check can refuse them.
+  for (int field = 0; field < 5; ++field) {
+    for (int c : {0x00, 0x09, 0x20, 0x7f, 0x80, 0xff, 0x21, 0x7e}) {
+      std::string fields[5] = {"10.0.0.0/16", "net", "abcdefghijklmnopq", "net1", "ns/pod-with-long-name"};
+      fields[field][fields[field].size() / 2] = static_cast<char>(c);
+      std::string payload;
+      payload += '\x04';
+      payload += '\0';  // default network, empty name
+      payload += '\x01';
+      payload += '\x04';
+      payload += std::string("\x02\x00\x00\x0a", 4);
+      payload += std::string(8, '\0');
+      for (const std::string& f : fields) {
+        payload += static_cast<char>(f.size());
+        payload += f;
+      }
+      const std::string snap = std::string(kSnapshotMagic) + encode_frame(0, payload);
+      auto slow = decode_snapshot(snap, "s");
+      auto fast = PoolIndex::load("", snap, "s", "", "j");
+      INFO("field " << field << " byte " << c);
+      CHECK(slow.ok() == (c == 0x21 || c == 0x7e));
+      CHECK(fast.ok() == slow.ok());
+    }
+  }
 }
