@@ -1,7 +1,6 @@
 // LinkOps over the real kernel: one rtnetlink socket per namespace, opened inside it.
 #include <utility>
 
-#include "ipoib/netlink/arp.h"
 #include "ipoib/plugin/link_ops.h"
 
 namespace ipoib::plugin {
@@ -56,10 +55,9 @@ class KernelLinkSession final : public LinkSession {
   Status set_up(int ifindex) override {
     return netlink::set_link_admin_state(sock_, ifindex, netlink::AdminState::kUp);
   }
-  Status announce_ipv4(const netlink::LinkInfo& link, const IpAddress& ipv4) override {
-    // Packet sockets resolve the ifindex in the netns they are created in.
+  Status enable_arp_notify(std::string_view ifname) override {
     return netns::run_in(*ns_, [&]() -> Status {
-      return netlink::announce_ipv4(link, ipv4, netlink::ArpOp::kRequest);
+      return netns::write_sysctl(netns::ipv4_conf_sysctl(ifname, "arp_notify"), "1");
     });
   }
   Result<netlink::DeleteOutcome> delete_link(int ifindex) override {

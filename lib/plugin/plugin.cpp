@@ -111,16 +111,17 @@ bool is_untagged_child_of(const LinkInfo& link, const Marks& marks) {
 // a killed ADD. Never an interface we did not tag or name.
 Status delete_ours(LinkSession& session, const Marks& marks, Logger& log, std::string_view where) {
   IPOIB_TRY_ASSIGN(auto links, session.links_by_alias(marks.tag, netlink::AliasMatch::kExact));
-  bool temporary_seen = false;
   for (const LinkInfo& link : links) {
-    temporary_seen = temporary_seen || link.name == marks.temporary_name;
     IPOIB_TRY_ASSIGN(netlink::DeleteOutcome outcome, session.delete_link(link.ifindex));
     if (outcome == netlink::DeleteOutcome::kDeleted) {
       log.info("deleted " + link.name + " (" + marks.tag + ") in the " + std::string(where) +
                " netns");
     }
   }
-  if (temporary_seen) {
+  if (!links.empty()) {
+    // A tagged child and an untagged temporary one of the same attachment never share a netns:
+    // the ADD that tagged its child created it under the temporary name, which was free then
+    // (a stale holder is deleted first). Saves a lookup per DEL.
     return ok_status();
   }
   IPOIB_TRY_ASSIGN(std::optional<LinkInfo> untagged, session.link_by_name(marks.temporary_name));
@@ -280,6 +281,18 @@ Result<cni::CniResult> IpoibPlugin::add(const cni::Request& req) {
     IPOIB_TRY_CTX(pod->add_address(child.ifindex, ip.address),
                   "add address " + ip.address.to_string() + " to " + env.ifname);
   }
+  const bool has_ipv4 =
+      std::any_of(ipam_result.ips.begin(), ipam_result.ips.end(),
+                  [](const cni::IpConfig& ip) { return ip.address.address().is_v4(); });
+  if (has_ipv4) {
+    // Neighbours learn the new addresses when the link comes up rather than after their ARP
+    // entries expire; the kernel sends the gratuitous ARP (link_ops.h). A lost announcement
+    // only delays that, so it is not worth failing the ADD.
+    Status notify = pod->enable_arp_notify(env.ifname);
+    if (!notify.ok()) {
+      log_.warning("gratuitous ARP on " + env.ifname + " not enabled: " + notify.error().msg());
+    }
+  }
   // Up before routes: fib_check_nh() refuses a nexthop through a link that is down.
   IPOIB_TRY_CTX(pod->set_up(child.ifindex), "set " + env.ifname + " up");
   for (const cni::Route& route : ipam_result.routes) {
@@ -310,19 +323,6 @@ Result<cni::CniResult> IpoibPlugin::add(const cni::Request& req) {
     log_.warning(env.ifname + " has a " + std::to_string(final_link->hw_address.size()) +
                  "-byte hardware address, expected " + std::to_string(hw.address_length));
   }
-  for (const cni::IpConfig& ip : ipam_result.ips) {
-    if (!ip.address.address().is_v4()) {
-      continue;
-    }
-    // Neighbours learn the new address now rather than after their ARP entries expire; a lost
-    // announcement only delays that, so it is not worth failing the ADD.
-    Status announced = pod->announce_ipv4(*final_link, ip.address.address());
-    if (!announced.ok()) {
-      log_.warning("gratuitous ARP for " + ip.address.address().to_string() + " on " + env.ifname +
-                   ": " + announced.error().msg());
-    }
-  }
-
   cni::CniResult result;
   result.interfaces.push_back({.name = env.ifname,
                                .mac = format_mac(final_link->hw_address),

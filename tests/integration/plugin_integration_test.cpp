@@ -3,8 +3,17 @@
 // Each test has its own "host" netns (holding the veth master) and pod netns, removed by scope
 // guards. Needs root: exits 77 otherwise.
 #define CATCH_CONFIG_RUNNER
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <csignal>
+#include <cstring>
 #include <set>
 
 #include "harness.h"
@@ -305,6 +314,87 @@ TEST_CASE("a failure at any ADD step rolls everything back") {
       t.require_no_reservation(/*dual_stack=*/true);
     }
   }
+}
+
+namespace {
+// Receives ARP frames arriving at `ifname` of netns `netns` (an AF_PACKET socket opened inside
+// it; the test process itself returns to its own netns right away).
+class ArpListener {
+ public:
+  ArpListener(const std::string& netns, const std::string& ifname) {
+    const int original = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    const int target = ::open(("/var/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);
+    if (original >= 0 && target >= 0 && ::setns(target, CLONE_NEWNET) == 0) {
+      fd_ = ::socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(ETH_P_ARP));
+      sockaddr_ll at{};
+      at.sll_family = AF_PACKET;
+      at.sll_protocol = htons(ETH_P_ARP);
+      at.sll_ifindex = static_cast<int>(::if_nametoindex(ifname.c_str()));
+      if (fd_ >= 0 && ::bind(fd_, reinterpret_cast<sockaddr*>(&at), sizeof at) != 0) {
+        ::close(fd_);
+        fd_ = -1;
+      }
+      if (::setns(original, CLONE_NEWNET) != 0) {
+        std::abort();  // the rest of the test would run in the wrong netns
+      }
+    }
+    if (original >= 0) ::close(original);
+    if (target >= 0) ::close(target);
+  }
+  ArpListener(const ArpListener&) = delete;
+  ArpListener& operator=(const ArpListener&) = delete;
+  ~ArpListener() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  [[nodiscard]] bool ok() const { return fd_ >= 0; }
+  // The first gratuitous ARP (sender IP == target IP) for `ipv4` within `timeout_ms`, as the
+  // ARP header+payload bytes; empty when none came.
+  std::vector<std::uint8_t> gratuitous_for(const std::string& ipv4, int timeout_ms) const {
+    in_addr want{};
+    ::inet_pton(AF_INET, ipv4.c_str(), &want);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd p{fd_, POLLIN, 0};
+      ::poll(&p, 1, 50);
+      std::uint8_t buf[256];
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n < 8) continue;
+      const std::size_t hlen = buf[4];
+      const std::size_t plen = buf[5];
+      if (plen != 4 || static_cast<std::size_t>(n) < 8 + 2 * hlen + 8) continue;
+      const std::uint8_t* sender_ip = buf + 8 + hlen;
+      const std::uint8_t* target_ip = buf + 8 + 2 * hlen + 4;
+      if (std::memcmp(sender_ip, &want, 4) == 0 && std::memcmp(target_ip, &want, 4) == 0) {
+        return {buf, buf + n};
+      }
+    }
+    return {};
+  }
+
+ private:
+  int fd_ = -1;
+};
+}  // namespace
+
+TEST_CASE("ADD announces its IPv4 address with a gratuitous ARP in the link's format") {
+  Topology t;
+  ArpListener listener(t.host.name(), "plgpeer");
+  REQUIRE(listener.ok());
+  auto r = t.add("garp", t.config("1.0.0"));
+  REQUIRE(r.exit_code == 0);
+  const auto arp = listener.gratuitous_for("10.77.0.1", 2000);
+  REQUIRE_FALSE(arp.empty());
+  CHECK(arp[0] == 0x00);
+  CHECK(arp[1] == 0x01);  // hardware type 1: the macvlan stand-in is Ethernet (IPoIB: 32)
+  CHECK(arp[4] == 6);     // hardware address length of the link (IPoIB: 20)
+  CHECK(arp[7] == 1);     // a request, as the kernel's arp_notify sends it
+  // The sender hardware address is the pod interface's.
+  const std::string mac = r.doc["interfaces"][0]["mac"];
+  char text[18];
+  std::snprintf(text, sizeof text, "%02x:%02x:%02x:%02x:%02x:%02x", arp[8], arp[9], arp[10],
+                arp[11], arp[12], arp[13]);
+  CHECK(mac == text);
+  CHECK(t.del("garp", t.config("1.0.0"), t.pod.path()).exit_code == 0);
 }
 
 TEST_CASE("layer 2 only: no ipam") {

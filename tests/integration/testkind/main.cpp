@@ -133,8 +133,8 @@ class FailingSession final : public LinkSession {
     if (step_ == "up") return injected(step_);
     return inner_->set_up(ifindex);
   }
-  Status announce_ipv4(const netlink::LinkInfo& link, const IpAddress& ipv4) override {
-    return inner_->announce_ipv4(link, ipv4);
+  Status enable_arp_notify(std::string_view ifname) override {
+    return inner_->enable_arp_notify(ifname);
   }
   Result<netlink::DeleteOutcome> delete_link(int ifindex) override {
     return inner_->delete_link(ifindex);
