@@ -324,9 +324,17 @@ Result<Bytes> build_get_link_by_name_request(std::string_view name) {
   return b.build();
 }
 
-Bytes build_dump_links_request() {
+Bytes build_dump_links_request(std::string_view kind) {
   const ifinfomsg ifi = make_ifinfo(0);
   wire::MessageBuilder b(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, &ifi, sizeof ifi);
+  // rtnl_dump_ifinfo reads both without strict checking too (a kernel that does not know an
+  // attribute ignores it there).
+  b.put_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+  if (!kind.empty()) {
+    b.begin_nest(IFLA_LINKINFO);
+    b.put_bytes(IFLA_INFO_KIND, as_bytes(kind));
+    b.end_nest();
+  }
   auto r = b.build();
   return r.ok() ? std::move(r).value() : Bytes();
 }
@@ -417,8 +425,9 @@ Result<std::optional<LinkInfo>> get_link_by_name(NetlinkSocket& sock, std::strin
   return get_link(sock, req, "get link " + std::string(name));
 }
 
-Result<std::vector<LinkInfo>> list_links(NetlinkSocket& sock) {
-  IPOIB_TRY_ASSIGN(std::vector<Bytes> messages, sock.dump(build_dump_links_request(), "list links"));
+Result<std::vector<LinkInfo>> list_links(NetlinkSocket& sock, std::string_view kind) {
+  IPOIB_TRY_ASSIGN(std::vector<Bytes> messages,
+                   sock.dump(build_dump_links_request(kind), "list links"));
   std::vector<LinkInfo> out;
   out.reserve(messages.size());
   for (const Bytes& m : messages) {
@@ -427,7 +436,9 @@ Result<std::vector<LinkInfo>> list_links(NetlinkSocket& sock) {
       continue;
     }
     IPOIB_TRY_ASSIGN(LinkInfo link, parse_link_message(m));
-    out.push_back(std::move(link));
+    if (kind.empty() || link.kind == kind) {
+      out.push_back(std::move(link));
+    }
   }
   return out;
 }

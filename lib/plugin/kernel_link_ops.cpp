@@ -69,11 +69,9 @@ class KernelLinkSession final : public LinkSession {
   Result<std::optional<netlink::LinkInfo>> link_by_index(int ifindex) override {
     return netlink::get_link_by_index(sock_, ifindex);
   }
-  Result<std::vector<netlink::LinkInfo>> links_by_alias(std::string_view tag,
-                                                        netlink::AliasMatch match) override {
-    return netlink::find_links_by_alias(sock_, tag, match);
+  Result<std::vector<netlink::LinkInfo>> links_of_kind(std::string_view kind) override {
+    return netlink::list_links(sock_, kind);
   }
-  Result<std::vector<netlink::LinkInfo>> links() override { return netlink::list_links(sock_); }
   Result<std::vector<netlink::AddressInfo>> addresses(int ifindex) override {
     return netlink::list_addresses(sock_, ifindex, std::nullopt);
   }

@@ -106,30 +106,19 @@ bool is_untagged_child_of(const LinkInfo& link, const Marks& marks) {
          (link.alias.empty() || link.alias == marks.tag);
 }
 
-// Deletes the attachment's children in the session's namespace: every link carrying the tag
-// (the child in the pod, or a refunded dev<N> in the host) and the untagged temporary child of
-// a killed ADD. Never an interface we did not tag or name.
+// Deletes the attachment's children in the session's namespace: every link of the child kind
+// carrying the tag (the child in the pod, or a refunded dev<N> in the host) and the untagged
+// temporary child of a killed ADD — found in one dump. Never an interface we did not tag or name.
 Status delete_ours(LinkSession& session, const Marks& marks, Logger& log, std::string_view where) {
-  IPOIB_TRY_ASSIGN(auto links, session.links_by_alias(marks.tag, netlink::AliasMatch::kExact));
+  IPOIB_TRY_ASSIGN(auto links, session.links_of_kind(marks.kind));
   for (const LinkInfo& link : links) {
+    if (link.alias != marks.tag && !is_untagged_child_of(link, marks)) {
+      continue;
+    }
     IPOIB_TRY_ASSIGN(netlink::DeleteOutcome outcome, session.delete_link(link.ifindex));
     if (outcome == netlink::DeleteOutcome::kDeleted) {
-      log.info("deleted " + link.name + " (" + marks.tag + ") in the " + std::string(where) +
-               " netns");
-    }
-  }
-  if (!links.empty()) {
-    // A tagged child and an untagged temporary one of the same attachment never share a netns:
-    // the ADD that tagged its child created it under the temporary name, which was free then
-    // (a stale holder is deleted first). Saves a lookup per DEL.
-    return ok_status();
-  }
-  IPOIB_TRY_ASSIGN(std::optional<LinkInfo> untagged, session.link_by_name(marks.temporary_name));
-  if (untagged && is_untagged_child_of(*untagged, marks)) {
-    IPOIB_TRY_ASSIGN(netlink::DeleteOutcome outcome, session.delete_link(untagged->ifindex));
-    if (outcome == netlink::DeleteOutcome::kDeleted) {
-      log.info("deleted untagged " + untagged->name + " left by an interrupted ADD in the " +
-               std::string(where) + " netns");
+      log.info("deleted " + link.name + " (" + (link.alias.empty() ? "untagged" : link.alias) +
+               ") in the " + std::string(where) + " netns");
     }
   }
   return ok_status();
@@ -505,7 +494,7 @@ Status IpoibPlugin::gc(const cni::Request& req,
       errors.add(std::move(host).error(), "host netns");
     } else {
       auto master = (*host)->link_by_name(cfg.master);
-      auto links = (*host)->links();
+      auto links = (*host)->links_of_kind(s_.kind->name());
       if (!master.ok()) {
         errors.add(std::move(master).error(), "master " + cfg.master);
       } else if (!links.ok()) {
@@ -517,8 +506,7 @@ Status IpoibPlugin::gc(const cni::Request& req,
         }
         // Children of this network's master only: another network's GC owns its own.
         for (const LinkInfo& link : *links) {
-          if (!link.parent_ifindex || *link.parent_ifindex != (*master)->ifindex ||
-              link.kind != s_.kind->name()) {
+          if (!link.parent_ifindex || *link.parent_ifindex != (*master)->ifindex) {
             continue;
           }
           if (const auto attachment = parse_attachment_tag(link.alias)) {

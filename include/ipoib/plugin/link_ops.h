@@ -53,10 +53,8 @@ class LinkSession {
 
   virtual Result<std::optional<netlink::LinkInfo>> link_by_name(std::string_view name) = 0;
   virtual Result<std::optional<netlink::LinkInfo>> link_by_index(int ifindex) = 0;
-  virtual Result<std::vector<netlink::LinkInfo>> links_by_alias(std::string_view tag,
-                                                                netlink::AliasMatch match) = 0;
-  // Every link of the namespace (one dump).
-  virtual Result<std::vector<netlink::LinkInfo>> links() = 0;
+  // The links of the namespace of `kind` ("ipoib"; one dump, filtered by the kernel).
+  virtual Result<std::vector<netlink::LinkInfo>> links_of_kind(std::string_view kind) = 0;
   virtual Result<std::vector<netlink::AddressInfo>> addresses(int ifindex) = 0;
   virtual Result<std::vector<netlink::RouteInfo>> routes(IpFamily family) = 0;
 };

@@ -145,11 +145,9 @@ class FailingSession final : public LinkSession {
   Result<std::optional<netlink::LinkInfo>> link_by_index(int ifindex) override {
     return inner_->link_by_index(ifindex);
   }
-  Result<std::vector<netlink::LinkInfo>> links_by_alias(std::string_view tag,
-                                                        netlink::AliasMatch match) override {
-    return inner_->links_by_alias(tag, match);
+  Result<std::vector<netlink::LinkInfo>> links_of_kind(std::string_view kind) override {
+    return inner_->links_of_kind(kind);
   }
-  Result<std::vector<netlink::LinkInfo>> links() override { return inner_->links(); }
   Result<std::vector<netlink::AddressInfo>> addresses(int ifindex) override {
     return inner_->addresses(ifindex);
   }

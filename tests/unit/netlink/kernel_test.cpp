@@ -106,6 +106,18 @@ TEST_CASE("create a macvlan child with an alias tag and read it back") {
     CHECK(must(get_link_by_index(host.sock, child.ifindex))->alias == "other");
   }
 
+  SECTION("list links of one kind: the kernel filters the dump, the veths are not returned") {
+    const auto all = must(list_links(host.sock));
+    CHECK(all.size() == 4);  // lo, the veth pair, the macvlan
+    const auto macvlans = must(list_links(host.sock, "macvlan"));
+    REQUIRE(macvlans.size() == 1);
+    CHECK(macvlans[0].ifindex == child.ifindex);
+    CHECK(macvlans[0].alias == alias_tag());
+    CHECK(must(list_links(host.sock, "veth")).size() == 2);
+    // A kind the kernel does not know: it cannot filter, this module still does.
+    CHECK(must(list_links(host.sock, "nosuchkind")).empty());
+  }
+
   SECTION("EEXIST on a name collision, recognisable by errno") {
     auto again = create_link(host.sock, req);
     REQUIRE_FALSE(again.ok());

@@ -239,6 +239,27 @@ TEST_CASE("veth pair request nests the peer's ifinfomsg") {
   CHECK(std::string(name.begin(), name.end()) == std::string("nlv1\0", 5));
 }
 
+TEST_CASE("link dump request: no statistics, optionally one kind") {
+  const Bytes plain = build_dump_links_request();
+  auto header = read_header(plain);
+  REQUIRE(header.ok());
+  CHECK(header->type == RTM_GETLINK);
+  CHECK((header->flags & NLM_F_DUMP) == NLM_F_DUMP);
+  const auto attrs = top_attributes(plain, sizeof(ifinfomsg));
+  REQUIRE(attrs.size() == 1);
+  CHECK(attrs[0].type == IFLA_EXT_MASK);
+  CHECK(u32_of(attrs[0]) == static_cast<std::uint32_t>(RTEXT_FILTER_SKIP_STATS));
+  const Bytes filtered = build_dump_links_request("ipoib");
+  const auto fattrs = top_attributes(filtered, sizeof(ifinfomsg));
+  REQUIRE(fattrs.size() == 2);
+  CHECK(fattrs[1].type == IFLA_LINKINFO);
+  auto nest = split_attributes(fattrs[1].payload);
+  REQUIRE(nest.ok());
+  REQUIRE(nest->size() == 1);
+  CHECK((*nest)[0].type == IFLA_INFO_KIND);
+  CHECK(std::string((*nest)[0].payload.begin(), (*nest)[0].payload.end()) == "ipoib");
+}
+
 TEST_CASE("SETLINK requests carry the index and only the changed attribute") {
   auto rename = build_rename_link_request(12, "net1");
   REQUIRE(rename.ok());
