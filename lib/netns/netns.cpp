@@ -122,19 +122,29 @@ Result<ScopedNetns> ScopedNetns::enter(const NetnsHandle& target) {
   return ScopedNetns(std::move(original));
 }
 
-ScopedNetns::ScopedNetns(ScopedNetns&& other) noexcept : original_(std::move(other.original_)) {
+Result<ScopedNetns> ScopedNetns::enter(const NetnsHandle& target, const NetnsHandle& return_to) {
+  if (::setns(target.fd(), CLONE_NEWNET) != 0) {
+    return errno_error(ErrorCode::kNamespaceFailure, "enter netns " + target.path());
+  }
+  return ScopedNetns(&return_to);
+}
+
+ScopedNetns::ScopedNetns(ScopedNetns&& other) noexcept
+    : original_(std::move(other.original_)), borrowed_(other.borrowed_) {
   other.original_.reset();
+  other.borrowed_ = nullptr;
 }
 
 ScopedNetns::~ScopedNetns() {
-  if (!original_) {
+  const NetnsHandle* back = restore_to();
+  if (back == nullptr) {
     return;
   }
-  if (::setns(original_->fd(), CLONE_NEWNET) != 0) {
+  if (::setns(back->fd(), CLONE_NEWNET) != 0) {
     // Continuing would run the rest of the plugin against the wrong namespace.
     const int err = errno;
     std::fprintf(stderr, "ipoib: fatal: cannot return to network namespace %s: %s\n",
-                 original_->path().c_str(), errno_string(err).c_str());
+                 back->path().c_str(), errno_string(err).c_str());
     std::abort();
   }
 }

@@ -8,19 +8,14 @@ namespace {
 
 class KernelLinkSession final : public LinkSession {
  public:
-  // A session owning its namespace handle (the host's).
-  static std::unique_ptr<LinkSession> owning(netlink::NetlinkSocket sock,
-                                             netns::NetnsHandle owned) {
-    auto s = std::unique_ptr<KernelLinkSession>(new KernelLinkSession(std::move(sock)));
-    s->owned_.emplace(std::move(owned));
-    s->ns_ = &*s->owned_;
-    return s;
-  }
-  // A session borrowing the caller's handle, which outlives it.
+  // A session borrowing the caller's handle, which outlives it; `host` is the namespace its
+  // switches return to (the ops' cached handle, which outlives every session).
   static std::unique_ptr<LinkSession> borrowing(netlink::NetlinkSocket sock,
-                                                const netns::NetnsHandle& borrowed) {
+                                                const netns::NetnsHandle& borrowed,
+                                                const netns::NetnsHandle& host) {
     auto s = std::unique_ptr<KernelLinkSession>(new KernelLinkSession(std::move(sock)));
     s->ns_ = &borrowed;
+    s->host_ = &host;
     return s;
   }
 
@@ -38,7 +33,7 @@ class KernelLinkSession final : public LinkSession {
   }
   Status enable_ipv6(std::string_view ifname) override {
     // /proc/sys/net resolves against the opener's netns, so write from inside the namespace.
-    return netns::run_in(*ns_, [&]() -> Status {
+    return netns::run_in(*ns_, *host_, [&]() -> Status {
       IPOIB_TRY(netns::write_sysctl(netns::ipv6_conf_sysctl(ifname, "disable_ipv6"), "0"));
       // Addresses go in with IFA_F_NODAD; DAD on the link-local address would still hold the
       // interface "tentative" for a second after it comes up.
@@ -56,7 +51,7 @@ class KernelLinkSession final : public LinkSession {
     return netlink::set_link_admin_state(sock_, ifindex, netlink::AdminState::kUp);
   }
   Status enable_arp_notify(std::string_view ifname) override {
-    return netns::run_in(*ns_, [&]() -> Status {
+    return netns::run_in(*ns_, *host_, [&]() -> Status {
       return netns::write_sysctl(netns::ipv4_conf_sysctl(ifname, "arp_notify"), "1");
     });
   }
@@ -82,23 +77,35 @@ class KernelLinkSession final : public LinkSession {
  private:
   explicit KernelLinkSession(netlink::NetlinkSocket sock) : sock_(std::move(sock)) {}
   netlink::NetlinkSocket sock_;
-  std::optional<netns::NetnsHandle> owned_;
   const netns::NetnsHandle* ns_ = nullptr;
+  const netns::NetnsHandle* host_ = nullptr;  // the namespace the plugin runs in
 };
 
 class KernelLinkOps final : public LinkOps {
  public:
   Result<std::unique_ptr<LinkSession>> open_host() override {
-    IPOIB_TRY_ASSIGN(netns::NetnsHandle self, netns::NetnsHandle::current());
+    IPOIB_TRY_ASSIGN(const netns::NetnsHandle* host, host_netns());
     IPOIB_TRY_ASSIGN(netlink::NetlinkSocket sock, netlink::NetlinkSocket::open());
-    return KernelLinkSession::owning(std::move(sock), std::move(self));
+    return KernelLinkSession::borrowing(std::move(sock), *host, *host);
   }
   Result<std::unique_ptr<LinkSession>> open_netns(const netns::NetnsHandle& ns) override {
+    IPOIB_TRY_ASSIGN(const netns::NetnsHandle* host, host_netns());
     // The socket is bound to the netns current at its creation (socket.h), so open it inside.
     IPOIB_TRY_ASSIGN(netlink::NetlinkSocket sock,
-                     netns::run_in(ns, [] { return netlink::NetlinkSocket::open(); }));
-    return KernelLinkSession::borrowing(std::move(sock), ns);
+                     netns::run_in(ns, *host, [] { return netlink::NetlinkSocket::open(); }));
+    return KernelLinkSession::borrowing(std::move(sock), ns, *host);
   }
+
+ private:
+  // The namespace the plugin runs in, opened once per process (every switch returns to it).
+  Result<const netns::NetnsHandle*> host_netns() {
+    if (!host_) {
+      IPOIB_TRY_ASSIGN(netns::NetnsHandle self, netns::NetnsHandle::current());
+      host_.emplace(std::move(self));
+    }
+    return &*host_;
+  }
+  std::optional<netns::NetnsHandle> host_;
 };
 
 }  // namespace

@@ -221,8 +221,7 @@ Result<cni::CniResult> IpoibPlugin::add(const cni::Request& req) {
   }
   if (!created.ok()) {
     return std::move(created).error().with_context("create " + std::string(s_.kind->name()) +
-                                                   " child of " + cfg.master + " in " +
-                                                   env.netns);
+                                                   " child of " + cfg.master + " in " + env.netns);
   }
   {
     // An ifindex is per netns: read the child back where it lives.

@@ -516,8 +516,7 @@ TEST_CASE("untagged temporary children of killed ADDs: DEL, a retried ADD and GC
   // What a SIGKILL between create and tag leaves: the child under the attachment's temporary
   // name, no alias — in the pod (created there) or in the host (refunded by a dying netns).
   const std::string k1 = temporary_name("killed1", "net1");
-  REQUIRE(itest::sh("ip -n " + h + " link add " + k1 + " link plgm type macvlan mode bridge") ==
-          0);
+  REQUIRE(itest::sh("ip -n " + h + " link add " + k1 + " link plgm type macvlan mode bridge") == 0);
   REQUIRE(itest::sh("ip -n " + h + " link set " + k1 + " netns " + p) == 0);
   const std::string k2 = temporary_name("killed2", "net1");
   REQUIRE(untagged(h, k2));

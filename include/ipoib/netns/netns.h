@@ -89,6 +89,10 @@ class ScopedNetns {
   // Saves the current namespace, then setns(target, CLONE_NEWNET). Entering the namespace the
   // thread is already in is allowed and cheap. Errors are kNamespaceFailure.
   static Result<ScopedNetns> enter(const NetnsHandle& target);
+  // As enter(target), but returns to `return_to` — which the caller already holds, must be the
+  // thread's current namespace, and must outlive the scope — instead of opening the current
+  // namespace again (saves the open/statfs/ioctl/stat of /proc/thread-self/ns/net per switch).
+  static Result<ScopedNetns> enter(const NetnsHandle& target, const NetnsHandle& return_to);
 
   ScopedNetns(ScopedNetns&& other) noexcept;
   ScopedNetns& operator=(ScopedNetns&&) = delete;
@@ -98,7 +102,12 @@ class ScopedNetns {
 
  private:
   explicit ScopedNetns(std::optional<NetnsHandle> original) : original_(std::move(original)) {}
-  std::optional<NetnsHandle> original_;  // empty: nothing to restore (moved from)
+  explicit ScopedNetns(const NetnsHandle* borrowed) : borrowed_(borrowed) {}
+  [[nodiscard]] const NetnsHandle* restore_to() const {
+    return original_ ? &*original_ : borrowed_;
+  }
+  std::optional<NetnsHandle> original_;     // owned; empty when borrowed or moved from
+  const NetnsHandle* borrowed_ = nullptr;  // the caller's; null when owned or moved from
 };
 
 // Runs fn() inside `target` and returns its result; the original namespace is restored after.
@@ -106,6 +115,16 @@ class ScopedNetns {
 template <class Fn>
 auto run_in(const NetnsHandle& target, Fn&& fn) -> decltype(fn()) {
   auto scope = ScopedNetns::enter(target);
+  if (!scope.ok()) {
+    return std::move(scope).error();
+  }
+  return std::forward<Fn>(fn)();
+}
+
+// As run_in(target, fn), returning to `return_to` (see ScopedNetns::enter with two arguments).
+template <class Fn>
+auto run_in(const NetnsHandle& target, const NetnsHandle& return_to, Fn&& fn) -> decltype(fn()) {
+  auto scope = ScopedNetns::enter(target, return_to);
   if (!scope.ok()) {
     return std::move(scope).error();
   }

@@ -48,8 +48,9 @@ class ChildKind {
   // The RTM_NEWLINK request creating the child `name` of spec.parent_ifindex (an index in the
   // requesting socket's netns) directly inside the netns `target_netns_fd` (IFLA_NET_NS_FD).
   // No alias: the kernel ignores IFLA_IFALIAS on create; the plugin tags the child afterwards.
-  [[nodiscard]] virtual Result<netlink::Bytes> build_create_request(
-      const ChildSpec& spec, std::string_view name, int target_netns_fd) const = 0;
+  [[nodiscard]] virtual Result<netlink::Bytes> build_create_request(const ChildSpec& spec,
+                                                                    std::string_view name,
+                                                                    int target_netns_fd) const = 0;
 
   // CHECK: `child` (read in the pod netns) is this kind's child of spec.parent_ifindex with the
   // spec's parameters. kCheckFailed saying what differs.

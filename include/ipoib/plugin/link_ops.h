@@ -59,6 +59,7 @@ class LinkSession {
   virtual Result<std::vector<netlink::RouteInfo>> routes(IpFamily family) = 0;
 };
 
+// Sessions must not outlive the LinkOps that opened them.
 class LinkOps {
  public:
   virtual ~LinkOps() = default;

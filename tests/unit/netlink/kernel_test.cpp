@@ -376,6 +376,18 @@ TEST_CASE("ScopedNetns switches and restores; open_if_exists sees live namespace
   REQUIRE(run.ok());
   CHECK(run->same_namespace_as(other.handle));
   CHECK(must(NetnsHandle::current()).same_namespace_as(before));
+
+  // Returning to a handle the caller holds instead of reopening the current namespace.
+  {
+    auto borrowed = must(ScopedNetns::enter(other.handle, before));
+    CHECK(must(NetnsHandle::current()).same_namespace_as(other.handle));
+    auto moved = std::move(borrowed);  // the moved-from scope restores nothing
+  }
+  CHECK(must(NetnsHandle::current()).same_namespace_as(before));
+  auto run2 = netns::run_in(other.handle, before, [] { return NetnsHandle::current(); });
+  REQUIRE(run2.ok());
+  CHECK(run2->same_namespace_as(other.handle));
+  CHECK(must(NetnsHandle::current()).same_namespace_as(before));
 }
 
 TEST_CASE("gratuitous ARP leaves the child and arrives byte for byte at the veth peer") {
