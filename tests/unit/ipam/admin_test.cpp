@@ -73,7 +73,8 @@ TEST_CASE("release by IP and by container") {
   CHECK_THAT(out, Catch::Contains("10.0.0.2") && !Catch::Contains("10.0.0.1"));
   REQUIRE(run({"release", "--container", "c1", "--store-dir", dir}, out, err) == 0);
   REQUIRE(run({"list", "--json", "--store-dir", dir}, out, err) == 0);
-  for (const auto& p : nlohmann::json::parse(out)["pools"]) CHECK(p["reservations"].empty());
+  const auto listed = nlohmann::json::parse(out);  // named: a temporary's member dies before the loop
+  for (const auto& p : listed["pools"]) CHECK(p["reservations"].empty());
 }
 
 TEST_CASE("usage errors and a missing store") {
