@@ -69,7 +69,9 @@ Result<RangeSpec> read_range_spec(const json& obj, const std::string& prefix,
 
 // Reads a whole small regular file; nullopt when it does not exist.
 Result<std::optional<std::string>> read_small_file(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  // O_NONBLOCK: opening a FIFO would otherwise block until a writer appears, hanging every ADD
+  // of the network (fifo(7)); regular files ignore the flag, and the S_ISREG check follows.
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
   if (!fd.valid()) {
     if (errno == ENOENT || errno == ENOTDIR) {
       return std::optional<std::string>();

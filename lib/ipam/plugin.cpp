@@ -33,9 +33,20 @@ class BuiltinIpam final : public cni::Plugin {
       log_.warning("ignoring unstorable pod reference \"" + pod_ref + "\"");
       pod_ref.clear();
     }
-    for (const std::string* f : {&cid, &ifname, &req.conf.name}) {
-      if (!is_storable_field(*f)) {
-        return Error(ErrorCode::kInvalidEnvironment, "\"" + *f + "\" cannot be stored");
+    // Each field names itself, and the code says who must fix it: the network config (7) or
+    // the runtime's environment (4).
+    struct Field {
+      const std::string* value;
+      const char* name;
+      ErrorCode code;
+    };
+    for (const Field& f : {Field{&req.conf.name, "name", ErrorCode::kInvalidNetworkConfig},
+                           Field{&cid, "CNI_CONTAINERID", ErrorCode::kInvalidEnvironment},
+                           Field{&ifname, "CNI_IFNAME", ErrorCode::kInvalidEnvironment}}) {
+      if (!is_storable_field(*f.value)) {
+        return Error(f.code, std::string(f.name) + ": cannot be stored in the IPAM store (" +
+                                 std::to_string(f.value->size()) +
+                                 " bytes; it must be 1..253 printable ASCII bytes without spaces)");
       }
     }
     IPOIB_TRY_ASSIGN(std::optional<Store> store,

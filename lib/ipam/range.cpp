@@ -50,6 +50,26 @@ u128 Range::usable_count() const {
   return n;
 }
 
+namespace {
+
+// Special-purpose blocks (RFC 6890) whose addresses are never an interface's unicast address: a
+// range overlapping one would hand them out (0.0.0.0/0 would give 0.0.0.1, ::/0 would give ::1).
+struct SpecialBlock {
+  const char* cidr;
+  const char* what;
+};
+constexpr SpecialBlock kSpecialBlocks[] = {
+    {"0.0.0.0/8", "\"this network\""},
+    {"127.0.0.0/8", "loopback"},
+    {"224.0.0.0/4", "multicast"},
+    {"240.0.0.0/4", "reserved and limited broadcast"},
+    {"::/96", "unspecified, loopback and IPv4-compatible"},
+    {"::ffff:0:0/96", "IPv4-mapped"},
+    {"ff00::/8", "multicast"},
+};
+
+}  // namespace
+
 Result<Range> parse_range(const RangeSpec& spec) {
   if (spec.range.empty()) {
     return config_error("range", "missing");
@@ -86,6 +106,15 @@ Result<Range> parse_range(const RangeSpec& spec) {
     return config_error("range", "\"" + spec.range +
                                      "\" has no usable address (the network and all-ones "
                                      "addresses are never handed out)");
+  }
+  for (const SpecialBlock& block : kSpecialBlocks) {
+    const IpPrefix special = *IpPrefix::parse(block.cidr);
+    if (special.family() == r.subnet.family() &&
+        (special.contains(r.subnet.address()) || r.subnet.contains(special.address()))) {
+      return config_error("range", "\"" + spec.range + "\" overlaps " + block.cidr + " (" +
+                                       block.what + "), whose addresses cannot be given to an "
+                                       "interface");
+    }
   }
   const IpFamily fam = r.subnet.family();
   const IpAddress usable_lo = r.subnet.address().offset_by(1);

@@ -156,3 +156,19 @@ TEST_CASE("cost does not depend on range size: allocation in a /8 and a /64 is i
   const Range r6 = must({.range = "fd00::/64", .exclude = {"fd00::/65"}});
   CHECK(lowest_free(r6, {}, r6.first) == ip("fd00::8000:0:0:0"));
 }
+
+TEST_CASE("ranges overlapping special-purpose blocks are refused, naming the block") {
+  CHECK_THAT(err_of({.range = "0.0.0.0/0"}), Catch::Contains("0.0.0.0/8"));
+  CHECK_THAT(err_of({.range = "128.0.0.0/1"}), Catch::Contains("224.0.0.0/4"));
+  CHECK_THAT(err_of({.range = "127.0.0.0/24"}), Catch::Contains("loopback"));
+  CHECK_THAT(err_of({.range = "239.1.0.0/16"}), Catch::Contains("multicast"));
+  CHECK_THAT(err_of({.range = "::/0"}), Catch::Contains("::/96"));
+  CHECK_THAT(err_of({.range = "::ffff:10.0.0.0/120"}), Catch::Contains("IPv4-mapped"));
+  CHECK_THAT(err_of({.range = "ff02::/64"}), Catch::Contains("multicast"));
+  CHECK_THAT(err_of({.range = "0.0.0.0/0"}), Catch::StartsWith("range: "));
+  // Ordinary private and global ranges, large ones included, stay fine.
+  CHECK(must({.range = "10.0.0.0/8"}).subnet.to_string() == "10.0.0.0/8");
+  CHECK(must({.range = "100.64.0.0/10"}).subnet.length() == 10);
+  CHECK(must({.range = "fd00::/8"}).subnet.length() == 8);
+  CHECK(must({.range = "2001:db8::/32"}).subnet.length() == 32);
+}
