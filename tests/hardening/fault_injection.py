@@ -52,14 +52,12 @@ TEMP_CHILD = re.compile(r"^ipt[0-9a-f]{12}$")
 TAG_PREFIX = "ipoib-cni:"
 IFNAME = "net1"
 
-# A defect this suite found and reported to the plugin's owner; the iterations that hit it still
-# fail (the suite is not weakened), but say why.
+# A defect this suite found, since fixed (the temporary name is derived from the attachment, so DEL
+# finds an untagged child of a killed ADD by name); seeing it again is a regression.
 KNOWN_UNTAGGED_CHILD = (
-    "KNOWN BUG, reported to the owner: lib/netlink/link.cpp create_link tags the child with a "
-    "second request (set_link_alias) after RTM_NEWLINK, because rtnl_newlink ignores "
-    "IFLA_IFALIAS; a SIGKILL between the two leaves an untagged \"ipt<12 hex>\" child in the host "
-    "netns, which IpoibPlugin::del (lib/plugin/plugin.cpp, delete_tagged: exact alias match) "
-    "cannot find, so it leaks")
+    "REGRESSION of a fixed defect: an untagged temporary child was left behind after DEL; DEL must "
+    "find the child of a killed ADD by its temporary name (lib/plugin/tag.cpp "
+    "temporary_child_name, lib/plugin/plugin.cpp)")
 UNTAGGED_CHILD_LEFT = re.compile(r"^node netns: link ipt[0-9a-f]{12} alias ''$")
 
 
@@ -291,7 +289,7 @@ def kill_suite(sb, plugin, ipoib, iterations, rng, conf):
     print(f"kill: {iterations} iterations in {elapsed:.1f} s ({elapsed / max(iterations, 1) * 1000:.1f} "
           f"ms each): {classes['mid_add']} mid-ADD, {classes['before_start']} before start, "
           f"{classes['after_finish']} after finish; {dirty_before_del} left state for DEL to "
-          f"clean; {len(failures)} failed ({known_untagged} of them the known untagged-child leak)")
+          f"clean; {len(failures)} failed ({known_untagged} of them the untagged-child leak)")
     return {"iterations": iterations, "median_add_ms": round(add_s * 1000, 3),
             "seconds": round(elapsed, 1), **classes, "dirty_before_del": dirty_before_del,
             "failed": len(failures), "failed_known_untagged_child": known_untagged}
