@@ -15,13 +15,6 @@
 namespace ipoib::netlink {
 namespace {
 
-std::uint8_t family_of(IpFamily f) { return f == IpFamily::kV4 ? AF_INET : AF_INET6; }
-
-ByteView address_bytes(const IpAddress& a, std::array<std::uint8_t, 16>& storage) {
-  storage = a.bytes();
-  return ByteView(storage.data(), a.byte_length());
-}
-
 Result<Bytes> build_address_request(std::uint16_t type, std::uint16_t flags, int ifindex,
                                     const IpPrefix& prefix, bool add) {
   if (ifindex <= 0) {
@@ -29,20 +22,20 @@ Result<Bytes> build_address_request(std::uint16_t type, std::uint16_t flags, int
                  "address: invalid interface index " + std::to_string(ifindex));
   }
   ifaddrmsg ifa{};
-  ifa.ifa_family = family_of(prefix.family());
+  ifa.ifa_family = wire::address_family(prefix.family());
   ifa.ifa_prefixlen = static_cast<std::uint8_t>(prefix.length());
   ifa.ifa_index = static_cast<std::uint32_t>(ifindex);
   ifa.ifa_scope = RT_SCOPE_UNIVERSE;
   wire::MessageBuilder b(type, flags, &ifa, sizeof ifa);
   std::array<std::uint8_t, 16> storage{};
-  const ByteView addr = address_bytes(prefix.address(), storage);
+  const ByteView addr = wire::address_payload(prefix.address(), storage);
   if (prefix.family() == IpFamily::kV4) {
     // IFA_LOCAL is the interface's own address; IFA_ADDRESS the peer (same when not p2p).
     b.put_bytes(IFA_LOCAL, addr);
     b.put_bytes(IFA_ADDRESS, addr);
     if (add && prefix.length() < 31) {
       std::array<std::uint8_t, 16> brd{};
-      b.put_bytes(IFA_BROADCAST, address_bytes(prefix.last(), brd));
+      b.put_bytes(IFA_BROADCAST, wire::address_payload(prefix.last(), brd));
     }
   } else {
     b.put_bytes(IFA_ADDRESS, addr);
@@ -51,14 +44,6 @@ Result<Bytes> build_address_request(std::uint16_t type, std::uint16_t flags, int
     }
   }
   return b.build();
-}
-
-std::optional<IpAddress> read_address(ByteView payload, IpFamily family) {
-  const std::size_t need = family == IpFamily::kV4 ? 4 : 16;
-  if (payload.size() < need) {
-    return std::nullopt;
-  }
-  return IpAddress::from_bytes(family, payload.data());
 }
 
 }  // namespace
@@ -75,7 +60,7 @@ Result<Bytes> build_delete_address_request(int ifindex, const IpPrefix& prefix) 
 
 Bytes build_dump_addresses_request(std::optional<IpFamily> family) {
   ifaddrmsg ifa{};
-  ifa.ifa_family = family ? family_of(*family) : AF_UNSPEC;
+  ifa.ifa_family = family ? wire::address_family(*family) : AF_UNSPEC;
   wire::MessageBuilder b(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, &ifa, sizeof ifa);
   auto r = b.build();
   return r.ok() ? std::move(r).value() : Bytes();
@@ -86,15 +71,7 @@ Result<AddressInfo> parse_address_message(ByteView message) {
                    wire::decode(message, RTM_NEWADDR, sizeof(ifaddrmsg), "address"));
   ifaddrmsg ifa{};
   std::memcpy(&ifa, d.fixed.data(), sizeof ifa);
-  IpFamily family;
-  if (ifa.ifa_family == AF_INET) {
-    family = IpFamily::kV4;
-  } else if (ifa.ifa_family == AF_INET6) {
-    family = IpFamily::kV6;
-  } else {
-    return Error(ErrorCode::kDecodeFailure,
-                 "address: unsupported family " + std::to_string(ifa.ifa_family));
-  }
+  IPOIB_TRY_ASSIGN(const IpFamily family, wire::ip_family(ifa.ifa_family, "address"));
   if (ifa.ifa_prefixlen > (family == IpFamily::kV4 ? 32 : 128)) {
     return Error(ErrorCode::kDecodeFailure, "address: prefix length out of range");
   }
@@ -109,9 +86,9 @@ Result<AddressInfo> parse_address_message(ByteView message) {
   ByteView payload;
   while (walker.next(type, payload)) {
     switch (type & NLA_TYPE_MASK) {
-      case IFA_LOCAL: local = read_address(payload, family); break;
-      case IFA_ADDRESS: address = read_address(payload, family); break;
-      case IFA_BROADCAST: out.broadcast = read_address(payload, family); break;
+      case IFA_LOCAL: local = wire::read_address(payload, family); break;
+      case IFA_ADDRESS: address = wire::read_address(payload, family); break;
+      case IFA_BROADCAST: out.broadcast = wire::read_address(payload, family); break;
       case IFA_FLAGS: out.flags = wire::read_u32(payload).value_or(out.flags); break;
       default: break;
     }

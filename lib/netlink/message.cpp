@@ -2,6 +2,8 @@
 #include <netlink/attr.h>
 #include <netlink/msg.h>
 
+#include <sys/socket.h>
+
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -195,6 +197,33 @@ std::string read_string(ByteView p) {
     ++n;
   }
   return std::string(reinterpret_cast<const char*>(p.data()), n);
+}
+
+std::uint8_t address_family(IpFamily family) {
+  return family == IpFamily::kV4 ? AF_INET : AF_INET6;
+}
+
+Result<IpFamily> ip_family(std::uint8_t af, std::string_view what) {
+  if (af == AF_INET) {
+    return IpFamily::kV4;
+  }
+  if (af == AF_INET6) {
+    return IpFamily::kV6;
+  }
+  return Error(ErrorCode::kDecodeFailure,
+               std::string(what) + ": unsupported family " + std::to_string(af));
+}
+
+ByteView address_payload(const IpAddress& a, std::array<std::uint8_t, 16>& storage) {
+  storage = a.bytes();
+  return ByteView(storage.data(), a.byte_length());
+}
+
+std::optional<IpAddress> read_address(ByteView payload, IpFamily family) {
+  if (payload.size() < (family == IpFamily::kV4 ? 4U : 16U)) {
+    return std::nullopt;
+  }
+  return IpAddress::from_bytes(family, payload.data());
 }
 
 }  // namespace wire

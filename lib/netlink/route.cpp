@@ -14,13 +14,6 @@
 namespace ipoib::netlink {
 namespace {
 
-std::uint8_t family_of(IpFamily f) { return f == IpFamily::kV4 ? AF_INET : AF_INET6; }
-
-ByteView address_bytes(const IpAddress& a, std::array<std::uint8_t, 16>& storage) {
-  storage = a.bytes();
-  return ByteView(storage.data(), a.byte_length());
-}
-
 Status validate(const RouteSpec& spec) {
   if (spec.gateway && spec.gateway->family() != spec.destination.family()) {
     return Error(ErrorCode::kInvalidNetworkConfig,
@@ -42,7 +35,7 @@ Result<Bytes> build_route_request(const RouteSpec& spec, bool add) {
   const IpPrefix network = spec.destination.network();
   const std::uint32_t table = spec.table.value_or(kMainRouteTable);
   rtmsg rtm{};
-  rtm.rtm_family = family_of(network.family());
+  rtm.rtm_family = wire::address_family(network.family());
   rtm.rtm_dst_len = static_cast<std::uint8_t>(network.length());
   // Tables >= 256 only fit RTA_TABLE; rtm_table then says RT_TABLE_UNSPEC (as iproute2 does).
   rtm.rtm_table = table < 256 ? static_cast<std::uint8_t>(table) : static_cast<std::uint8_t>(RT_TABLE_UNSPEC);
@@ -60,11 +53,11 @@ Result<Bytes> build_route_request(const RouteSpec& spec, bool add) {
   wire::MessageBuilder b(add ? RTM_NEWROUTE : RTM_DELROUTE, flags, &rtm, sizeof rtm);
   std::array<std::uint8_t, 16> storage{};
   if (network.length() > 0) {
-    b.put_bytes(RTA_DST, address_bytes(network.address(), storage));
+    b.put_bytes(RTA_DST, wire::address_payload(network.address(), storage));
   }
   if (spec.gateway) {
     std::array<std::uint8_t, 16> gw{};
-    b.put_bytes(RTA_GATEWAY, address_bytes(*spec.gateway, gw));
+    b.put_bytes(RTA_GATEWAY, wire::address_payload(*spec.gateway, gw));
   }
   if (spec.ifindex > 0) {
     b.put_u32(RTA_OIF, static_cast<std::uint32_t>(spec.ifindex));
@@ -91,7 +84,7 @@ Result<Bytes> build_delete_route_request(const RouteSpec& spec) {
 
 Bytes build_dump_routes_request(std::optional<IpFamily> family) {
   rtmsg rtm{};
-  rtm.rtm_family = family ? family_of(*family) : AF_UNSPEC;
+  rtm.rtm_family = family ? wire::address_family(*family) : AF_UNSPEC;
   wire::MessageBuilder b(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, &rtm, sizeof rtm);
   auto r = b.build();
   return r.ok() ? std::move(r).value() : Bytes();
@@ -101,20 +94,11 @@ Result<RouteInfo> parse_route_message(ByteView message) {
   IPOIB_TRY_ASSIGN(wire::Decoded d, wire::decode(message, RTM_NEWROUTE, sizeof(rtmsg), "route"));
   rtmsg rtm{};
   std::memcpy(&rtm, d.fixed.data(), sizeof rtm);
-  IpFamily family;
-  if (rtm.rtm_family == AF_INET) {
-    family = IpFamily::kV4;
-  } else if (rtm.rtm_family == AF_INET6) {
-    family = IpFamily::kV6;
-  } else {
-    return Error(ErrorCode::kDecodeFailure,
-                 "route: unsupported family " + std::to_string(rtm.rtm_family));
-  }
+  IPOIB_TRY_ASSIGN(const IpFamily family, wire::ip_family(rtm.rtm_family, "route"));
   const int bits = family == IpFamily::kV4 ? 32 : 128;
   if (rtm.rtm_dst_len > bits) {
     return Error(ErrorCode::kDecodeFailure, "route: prefix length out of range");
   }
-  const std::size_t alen = family == IpFamily::kV4 ? 4 : 16;
   RouteInfo out;
   out.destination = IpPrefix(IpAddress(family, 0), rtm.rtm_dst_len);
   out.table = rtm.rtm_table;
@@ -128,13 +112,13 @@ Result<RouteInfo> parse_route_message(ByteView message) {
   while (walker.next(type, payload)) {
     switch (type & NLA_TYPE_MASK) {
       case RTA_DST:
-        if (payload.size() >= alen) {
-          out.destination = IpPrefix(IpAddress::from_bytes(family, payload.data()), rtm.rtm_dst_len);
+        if (const auto dst = wire::read_address(payload, family)) {
+          out.destination = IpPrefix(*dst, rtm.rtm_dst_len);
         }
         break;
       case RTA_GATEWAY:
-        if (payload.size() >= alen) {
-          out.gateway = IpAddress::from_bytes(family, payload.data());
+        if (const auto gw = wire::read_address(payload, family)) {
+          out.gateway = gw;
         }
         break;
       case RTA_OIF: out.ifindex = static_cast<int>(wire::read_u32(payload).value_or(0)); break;

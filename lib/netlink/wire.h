@@ -3,12 +3,14 @@
 
 #include <linux/netlink.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string_view>
 
 #include "ipoib/base/error.h"
+#include "ipoib/base/ip.h"
 #include "ipoib/netlink/message.h"
 
 struct nl_msg;
@@ -77,6 +79,15 @@ std::optional<std::uint16_t> read_u16(ByteView payload);
 std::optional<std::uint8_t> read_u8(ByteView payload);
 // A string attribute with or without its NUL; stops at the first NUL.
 std::string read_string(ByteView payload);
+
+// AF_INET / AF_INET6 for a family.
+std::uint8_t address_family(IpFamily family);
+// The family of an ifaddrmsg/rtmsg family byte; kDecodeFailure "<what>: unsupported family N".
+Result<IpFamily> ip_family(std::uint8_t af, std::string_view what);
+// An address attribute's payload: 4 or 16 network-order bytes, viewing `storage`.
+ByteView address_payload(const IpAddress& a, std::array<std::uint8_t, 16>& storage);
+// An address attribute of `family`; nullopt when the payload is too short.
+std::optional<IpAddress> read_address(ByteView payload, IpFamily family);
 
 // Aligns to NLA_ALIGNTO / NLMSG_ALIGNTO (both 4).
 constexpr std::size_t align4(std::size_t n) { return (n + 3U) & ~std::size_t{3}; }
