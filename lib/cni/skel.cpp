@@ -1,8 +1,10 @@
 #include "ipoib/cni/skel.h"
 
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <exception>
 #include <string>
@@ -37,6 +39,24 @@ Status refuse_below(const NetConf& conf, Command command, CniVersion minimum) {
 // Honours "logFile"/"log_file" and "logLevel"/"log_level" (the spellings of the Go ipoib-cni and
 // whereabouts). Problems are reported as warnings: logging never fails an operation.
 void configure_logger(const json& raw, const Environment& env, Logger& log) {
+  std::string tag =
+      "ipoib[" + std::to_string(::getpid()) + "] " + std::string(to_string(env.command));
+  if (!env.container_id.empty()) {
+    tag += " " + env.container_id.substr(0, 64) + "/" + env.ifname;
+  }
+  log.set_tag(std::move(tag));
+  // The file before the level, so that a warning about the level reaches it too.
+  for (const char* key : {"logFile", "log_file"}) {
+    const auto it = raw.find(key);
+    if (it == raw.end() || !it->is_string() || it->get<std::string>().empty()) {
+      continue;
+    }
+    auto opened = log.open_file(it->get<std::string>());
+    if (!opened.ok()) {
+      log.warning(opened.error().msg());
+    }
+    break;
+  }
   for (const char* key : {"logLevel", "log_level"}) {
     const auto it = raw.find(key);
     if (it == raw.end() || !it->is_string()) {
@@ -51,22 +71,6 @@ void configure_logger(const json& raw, const Environment& env, Logger& log) {
     }
     break;
   }
-  for (const char* key : {"logFile", "log_file"}) {
-    const auto it = raw.find(key);
-    if (it == raw.end() || !it->is_string() || it->get<std::string>().empty()) {
-      continue;
-    }
-    auto opened = log.open_file(it->get<std::string>());
-    if (!opened.ok()) {
-      log.warning(opened.error().msg());
-    }
-    break;
-  }
-  std::string tag = "ipoib[" + std::to_string(::getpid()) + "] " + std::string(to_string(env.command));
-  if (!env.container_id.empty()) {
-    tag += " " + env.container_id.substr(0, 64) + "/" + env.ifname;
-  }
-  log.set_tag(std::move(tag));
 }
 
 Result<Output> dispatch(Plugin& plugin, const ProcessIo& io, Logger& log,
@@ -89,8 +93,8 @@ Result<Output> dispatch(Plugin& plugin, const ProcessIo& io, Logger& log,
   req.env = std::move(env);
   req.stdin_text = std::move(stdin_text).value();
   IPOIB_TRY_ASSIGN(req.conf, parse_netconf(req.stdin_text, req.env.command == Command::kDel
-                                                                ? PrevResult::kTolerate
-                                                                : PrevResult::kStrict));
+                                                               ? PrevResult::kTolerate
+                                                               : PrevResult::kStrict));
   error_version = req.conf.version;
   if (config_logging == ConfigLogging::kHonour) {
     configure_logger(req.conf.raw, req.env, log);
@@ -161,6 +165,55 @@ Result<std::vector<Attachment>> parse_attachment_list(const json& list, const ch
 
 }  // namespace
 
+Result<std::string> read_stdin_fd(int fd, std::size_t max_bytes, int deadline_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(deadline_ms);
+  std::string out;
+  char buf[65536];
+  while (true) {
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      return Error(ErrorCode::kIoFailure,
+                   "stdin was not closed within " + std::to_string(deadline_ms / 1000) + " s (" +
+                       std::to_string(out.size()) +
+                       " bytes read): the runtime must write the network configuration to stdin "
+                       "and close it");
+    }
+    pollfd p{fd, POLLIN, 0};
+    const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (ready < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return errno_error(ErrorCode::kIoFailure, "poll stdin");
+    }
+    if (ready == 0) {
+      continue;  // the deadline check above reports it
+    }
+    if ((p.revents & POLLNVAL) != 0) {
+      return out;  // no stdin at all: same as empty
+    }
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+      continue;  // EAGAIN: a runtime handed us a non-blocking pipe
+    }
+    if (n < 0 && errno == EBADF) {
+      return out;
+    }
+    if (n < 0) {
+      return errno_error(ErrorCode::kIoFailure, "read stdin");
+    }
+    if (n == 0) {
+      return out;
+    }
+    if (out.size() + static_cast<std::size_t>(n) > max_bytes) {
+      return Error(ErrorCode::kDecodeFailure,
+                   "stdin exceeds " + std::to_string(max_bytes) + " bytes");
+    }
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
 ProcessIo real_process_io() {
   ProcessIo io;
   io.getenv = [](std::string_view name) -> std::optional<std::string> {
@@ -171,32 +224,11 @@ ProcessIo real_process_io() {
     return std::string(v);
   };
   io.read_stdin = []() -> Result<std::string> {
-    std::string out;
     // A person typing `CNI_COMMAND=VERSION ipoib` has no config to give: do not wait for one.
     if (::isatty(STDIN_FILENO) == 1) {
-      return out;
+      return std::string();
     }
-    char buf[65536];
-    while (true) {
-      const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
-      if (n < 0 && errno == EINTR) {
-        continue;
-      }
-      if (n < 0 && errno == EBADF) {
-        return out;  // no stdin at all: same as empty
-      }
-      if (n < 0) {
-        return errno_error(ErrorCode::kIoFailure, "read stdin");
-      }
-      if (n == 0) {
-        return out;
-      }
-      if (out.size() + static_cast<std::size_t>(n) > kMaxStdinBytes) {
-        return Error(ErrorCode::kDecodeFailure,
-                     "stdin exceeds " + std::to_string(kMaxStdinBytes) + " bytes");
-      }
-      out.append(buf, static_cast<std::size_t>(n));
-    }
+    return read_stdin_fd(STDIN_FILENO, kMaxStdinBytes, kStdinDeadlineMs);
   };
   io.write_stdout = [](std::string_view text) {
     while (!text.empty()) {

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "ipoib/base/errno_error.h"
+#include "ipoib/base/file.h"
 
 namespace ipoib::netns {
 namespace {
@@ -30,28 +31,44 @@ struct Opened {
 
 // Opens `path` and checks it is an nsfs file for a network namespace. On failure sets `why` and
 // returns an Error describing it.
+//
+// The path comes from CNI_NETNS: it may name a FIFO, a socket or a device. It is first opened
+// O_PATH, which never blocks and has no side effect on any file type (open(2)), and checked with
+// fstatfs() == NSFS_MAGIC; only an nsfs file is then reopened for real through
+// /proc/self/fd/<n> (the same inode, no second lookup of `path`). Symlinks are followed:
+// /proc/<pid>/ns/net is one.
 Result<Opened> open_netns_file(const std::string& path, OpenFailure& why) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) {
+  Fd probe(::open(path.c_str(), O_PATH | O_CLOEXEC));
+  if (!probe.valid()) {
     const int err = errno;
-    why = err == ENOENT ? OpenFailure::kAbsent : OpenFailure::kOther;
+    why = (err == ENOENT || err == ENOTDIR) ? OpenFailure::kAbsent : OpenFailure::kOther;
     return errno_error(ErrorCode::kNamespaceFailure, "open netns " + path, err);
   }
   struct statfs fs {};
-  if (::fstatfs(fd.get(), &fs) != 0) {
+  if (::fstatfs(probe.get(), &fs) != 0) {
     why = OpenFailure::kOther;
     return errno_error(ErrorCode::kNamespaceFailure, "statfs netns " + path);
   }
   // A bind mount removed by `ip netns delete` leaves the empty file on tmpfs behind.
   if (static_cast<unsigned long>(fs.f_type) != static_cast<unsigned long>(NSFS_MAGIC)) {
     why = OpenFailure::kNotNetns;
-    return Error(ErrorCode::kNamespaceFailure, "open netns " + path + ": not a namespace file");
+    struct stat st {};
+    const std::string kind = ::fstat(probe.get(), &st) == 0
+                                 ? "a " + std::string(file_kind_name(st.st_mode))
+                                 : "not a namespace file";
+    return Error(ErrorCode::kNamespaceFailure,
+                 "open netns " + path + ": " + kind + ", not a network namespace (nsfs) file");
+  }
+  const std::string reopen = "/proc/self/fd/" + std::to_string(probe.get());
+  Fd fd(::open(reopen.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  if (!fd.valid()) {
+    why = OpenFailure::kOther;
+    return errno_error(ErrorCode::kNamespaceFailure, "open netns " + path);
   }
   const int type = ::ioctl(fd.get(), NS_GET_NSTYPE);
   if (type != CLONE_NEWNET) {
     why = OpenFailure::kNotNetns;
-    return Error(ErrorCode::kNamespaceFailure,
-                 "open netns " + path + ": not a network namespace");
+    return Error(ErrorCode::kNamespaceFailure, "open netns " + path + ": not a network namespace");
   }
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) {
@@ -59,6 +76,14 @@ Result<Opened> open_netns_file(const std::string& path, OpenFailure& why) {
     return errno_error(ErrorCode::kNamespaceFailure, "stat netns " + path);
   }
   return Opened{std::move(fd), st.st_ino};
+}
+
+// Continuing after a failed switch back would run the rest of the plugin against the wrong
+// namespace: the one failure this module treats as impossible.
+[[noreturn]] void die_unrestorable(const NetnsHandle& back, int err) {
+  (void)std::fprintf(stderr, "ipoib: fatal: cannot return to network namespace %s: %s\n",
+                     back.path().c_str(), errno_string(err).c_str());
+  std::abort();
 }
 
 }  // namespace
@@ -101,16 +126,13 @@ Result<NetnsHandle> NetnsHandle::create() {
   auto fresh = open_netns_file(kCurrentNetnsPath, why);
   // Go back before anything else: from here on this thread must not act in the new namespace.
   if (::setns(original.fd(), CLONE_NEWNET) != 0) {
-    const int err = errno;
-    std::fprintf(stderr, "ipoib: fatal: cannot return to network namespace %s: %s\n",
-                 original.path().c_str(), errno_string(err).c_str());
-    std::abort();
+    die_unrestorable(original, errno);
   }
   if (!fresh.ok()) {
     return std::move(fresh).error().with_context("create netns");
   }
-  std::string path = "/proc/" + std::to_string(::getpid()) + "/fd/" +
-                     std::to_string(fresh->fd.get());
+  std::string path =
+      "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(fresh->fd.get());
   return NetnsHandle(std::move(fresh->fd), std::move(path), fresh->inode);
 }
 
@@ -141,11 +163,7 @@ ScopedNetns::~ScopedNetns() {
     return;
   }
   if (::setns(back->fd(), CLONE_NEWNET) != 0) {
-    // Continuing would run the rest of the plugin against the wrong namespace.
-    const int err = errno;
-    std::fprintf(stderr, "ipoib: fatal: cannot return to network namespace %s: %s\n",
-                 back->path().c_str(), errno_string(err).c_str());
-    std::abort();
+    die_unrestorable(*back, errno);
   }
 }
 

@@ -22,6 +22,10 @@ enum class LogLevel : int { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3, kOf
 // Accepts debug, info, verbose (= info), warning, warn, error, panic (= error), off; any case.
 std::optional<LogLevel> parse_log_level(std::string_view text);
 
+// Escapes C0 controls, DEL and UTF-8-encoded C1 controls: "\n" "\r" "\t", else "\xHH" per byte.
+// Everything else (printable ASCII, other UTF-8, backslash) is kept as is.
+std::string escape_control_chars(std::string_view text);
+
 class Logger {
  public:
   Logger() = default;
@@ -30,11 +34,15 @@ class Logger {
   [[nodiscard]] LogLevel level() const { return level_; }
   // Whether lines also go to stderr (default yes).
   void set_stderr(bool enabled) { to_stderr_ = enabled; }
-  // Opens (creating 0600, O_APPEND|O_NOFOLLOW) the log file; later lines go there too.
+  // Opens (creating 0600, O_APPEND|O_NOFOLLOW, non-blocking: base/file.h open_checked) the log
+  // file; later lines go there too. Anything but a regular file (a FIFO, socket, device,
+  // symlink) is refused with kIoFailure naming the path and what it is.
   Status open_file(const std::string& path);
   // A prefix put on each line, e.g. "ipoib[1234] ADD abcd/net1".
   void set_tag(std::string tag) { tag_ = std::move(tag); }
 
+  // Writes one line "<UTC time>Z <level> <tag>: <msg>"; control characters in the tag and msg
+  // are escaped (escape_control_chars), so a line is always exactly one line.
   void log(LogLevel level, std::string_view msg);
   void debug(std::string_view msg) { log(LogLevel::kDebug, msg); }
   void info(std::string_view msg) { log(LogLevel::kInfo, msg); }

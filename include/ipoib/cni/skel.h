@@ -9,12 +9,11 @@
 
 #include <cstddef>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "ipoib/base/error.h"
 #include "ipoib/base/log.h"
@@ -27,10 +26,23 @@ namespace ipoib::cni {
 // CNI configs are a few KiB; anything near this is hostile or broken.
 inline constexpr std::size_t kMaxStdinBytes = std::size_t{1} << 20;
 
+// A runtime writes the configuration and closes stdin at once (libcni runs the plugin with a
+// bytes.Reader as stdin, which Go's exec copies and closes). One that never closes it must not
+// hang the plugin, not even VERSION: all of stdin must arrive within this time of the read's
+// start. 30 s is far above any real write of a few KiB and below the runtimes' own CNI timeouts
+// (kubelet's runtime request timeout is 2 min); it is not configurable, because no runtime
+// needs that.
+inline constexpr int kStdinDeadlineMs = 30000;
+
+// Reads `fd` to end of file, poll()-based: more than max_bytes is kDecodeFailure; not reaching
+// end of file within deadline_ms in total is kIoFailure ("stdin was not closed within 30 s").
+// A closed fd (EBADF) is an empty stdin. EINTR and a non-blocking fd (EAGAIN) are handled.
+Result<std::string> read_stdin_fd(int fd, std::size_t max_bytes, int deadline_ms);
+
 struct ProcessIo {
   GetEnv getenv;
-  // Reads all of stdin (bounded: more than 1 MiB is kDecodeFailure). An absent or empty stdin
-  // is an empty string.
+  // Reads all of stdin: read_stdin_fd(0, kMaxStdinBytes, kStdinDeadlineMs); a terminal is an
+  // empty stdin. An absent or empty stdin is an empty string.
   std::function<Result<std::string>()> read_stdin;
   std::function<void(std::string_view)> write_stdout;
 };
@@ -81,7 +93,8 @@ nlohmann::json version_json(CniVersion version);
 //
 // Order: stdin is read first (its cniVersion labels even an environment error), then the
 // environment, then the config. VERSION answers with the config's cniVersion (or the latest when
-// stdin is empty, unreadable or names no supported version) and never fails on stdin.
+// stdin is empty, unreadable, not closed in time or names no supported version) and never fails
+// on stdin; every other verb reports a stdin error (e.g. the deadline) as its error document.
 // Errors are encoded in the config's version when it is known, else without "cniVersion".
 //
 // Logging: once the config is parsed, run_plugin configures `log` from its top-level keys

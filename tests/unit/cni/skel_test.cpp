@@ -1,12 +1,15 @@
-#include <catch2/catch.hpp>
+#include "ipoib/cni/skel.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
+#include <chrono>
 #include <cstdio>
 #include <stdexcept>
 
-#include "ipoib/cni/skel.h"
+#include "temp_dir.h"
 #include "test_support.h"
 
 using namespace ipoib;
@@ -73,10 +76,15 @@ std::string config(const std::string& version, const json& extra = json::object(
 
 CniResult one_address_result() {
   CniResult r;
-  r.interfaces.push_back({.name = "net1", .mac = "", .mtu = {},
-                          .sandbox = "/var/run/netns/cni-1234", .socket_path = "", .pci_id = ""});
+  r.interfaces.push_back({.name = "net1",
+                          .mac = "",
+                          .mtu = {},
+                          .sandbox = "/var/run/netns/cni-1234",
+                          .socket_path = "",
+                          .pci_id = ""});
   r.ips.push_back({.address = IpPrefix::parse("10.56.217.5/16").value(),
-                   .gateway = std::nullopt, .interface = 0});
+                   .gateway = std::nullopt,
+                   .interface = 0});
   return r;
 }
 
@@ -119,7 +127,9 @@ TEST_CASE("VERSION answers with the config's version, or 1.1.0", "[cni][skel]") 
     FakePlugin plugin;
     FakeProcess p;
     // libcni's VERSION environment.
-    p.env = {{"CNI_COMMAND", "VERSION"}, {"CNI_NETNS", "dummy"}, {"CNI_IFNAME", "dummy"},
+    p.env = {{"CNI_COMMAND", "VERSION"},
+             {"CNI_NETNS", "dummy"},
+             {"CNI_IFNAME", "dummy"},
              {"CNI_PATH", "dummy"}};
     p.stdin_text = c.stdin_text;
     const auto r = run(plugin, std::move(p));
@@ -214,10 +224,10 @@ TEST_CASE("verbs refused below their spec version (code 1), plugin not called", 
     std::string golden;
   };
   const std::vector<Case> table = {
-      {"CHECK", "0.1.0", ""},         {"CHECK", "0.2.0", ""},
-      {"CHECK", "0.3.0", ""},         {"CHECK", "0.3.1", "error-check-0.3.1.json"},
-      {"GC", "0.4.0", ""},            {"GC", "1.0.0", "error-gc-1.0.0.json"},
-      {"STATUS", "0.3.1", ""},        {"STATUS", "1.0.0", "error-status-1.0.0.json"},
+      {"CHECK", "0.1.0", ""},  {"CHECK", "0.2.0", ""},
+      {"CHECK", "0.3.0", ""},  {"CHECK", "0.3.1", "error-check-0.3.1.json"},
+      {"GC", "0.4.0", ""},     {"GC", "1.0.0", "error-gc-1.0.0.json"},
+      {"STATUS", "0.3.1", ""}, {"STATUS", "1.0.0", "error-status-1.0.0.json"},
   };
   for (const auto& c : table) {
     INFO(c.verb << " at " << c.version);
@@ -300,8 +310,7 @@ TEST_CASE("stdin that cannot be read is reported once", "[cni][skel]") {
   p.stdin_fails = true;
   const auto r = run(plugin, std::move(p));
   CHECK(r.exit_code == 1);
-  CHECK(r.process.document() ==
-        json({{"code", 5}, {"msg", "read stdin: Input/output error"}}));
+  CHECK(r.process.document() == json({{"code", 5}, {"msg", "read stdin: Input/output error"}}));
 }
 
 TEST_CASE("plugin errors and exceptions become one error document", "[cni][skel]") {
@@ -343,9 +352,7 @@ TEST_CASE("plugin errors and exceptions become one error document", "[cni][skel]
     FakePlugin plugin;
     FakeProcess p = process("ADD", config("1.0.0"));
     ProcessIo io = p.io();
-    io.getenv = [](std::string_view) -> std::optional<std::string> {
-      throw std::bad_alloc();
-    };
+    io.getenv = [](std::string_view) -> std::optional<std::string> { throw std::bad_alloc(); };
     Logger log;
     log.set_level(LogLevel::kOff);
     CHECK(run_plugin(plugin, io, log) == 1);
@@ -363,8 +370,8 @@ TEST_CASE("plugin errors and exceptions become one error document", "[cni][skel]
 }
 
 TEST_CASE("GC passes the valid attachments", "[cni][skel]") {
-  const json list = json::array({{{"containerID", "c1"}, {"ifname", "net1"}},
-                                 {{"containerID", "c2"}, {"ifname", "net2"}}});
+  const json list = json::array(
+      {{{"containerID", "c1"}, {"ifname", "net1"}}, {{"containerID", "c2"}, {"ifname", "net2"}}});
   const std::vector<Attachment> expected = {{"c1", "net1"}, {"c2", "net2"}};
   struct Case {
     std::string name;
@@ -374,9 +381,11 @@ TEST_CASE("GC passes the valid attachments", "[cni][skel]") {
   const std::vector<Case> table = {
       {"valid-attachments", {{"cni.dev/valid-attachments", list}}, expected},
       {"both keys (libcni 1.3)",
-       {{"cni.dev/valid-attachments", list}, {"cni.dev/attachments", list}}, expected},
+       {{"cni.dev/valid-attachments", list}, {"cni.dev/attachments", list}},
+       expected},
       {"legacy key only", {{"cni.dev/attachments", list}}, expected},
-      {"empty list: everything is stale", {{"cni.dev/valid-attachments", json::array()}},
+      {"empty list: everything is stale",
+       {{"cni.dev/valid-attachments", json::array()}},
        std::vector<Attachment>{}},
       {"neither key (cnitool gc)", json::object(), std::nullopt},
   };
@@ -422,8 +431,7 @@ TEST_CASE("error_json omits what is unknown or empty", "[cni][skel]") {
         json({{"cniVersion", "0.3.1"}, {"code", 2}, {"msg", "pkey"}, {"details", "0x8000"}}));
 }
 
-TEST_CASE("output stays one valid JSON document for non-UTF-8 environment bytes",
-          "[cni][skel]") {
+TEST_CASE("output stays one valid JSON document for non-UTF-8 environment bytes", "[cni][skel]") {
   FakePlugin plugin;
   FakeProcess p = process("ADD", config("1.0.0"));
   p.env["CNI_CONTAINERID"] = "bad\xff\xfe";
@@ -435,17 +443,9 @@ TEST_CASE("output stays one valid JSON document for non-UTF-8 environment bytes"
 }
 
 TEST_CASE("the config's logFile and logLevel configure the logger", "[cni][skel]") {
-  char dir_template[] = "/tmp/cni-skel-test-XXXXXX";
-  REQUIRE(::mkdtemp(dir_template) != nullptr);
-  const std::string dir = dir_template;
+  const ipoib::testing::TempDir tmp("cni-skel-test");
+  const std::string dir = tmp.path();
   const std::string path = dir + "/plugin.log";
-  struct Cleanup {
-    std::string dir, path;
-    ~Cleanup() {
-      std::remove(path.c_str());
-      ::rmdir(dir.c_str());
-    }
-  } cleanup{dir, path};
 
   FakePlugin plugin;
   plugin.add_result = Error(ErrorCode::kIpamFailure, "range exhausted");
@@ -458,7 +458,8 @@ TEST_CASE("the config's logFile and logLevel configure the logger", "[cni][skel]
   REQUIRE(::stat(path.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
   const std::string text = ipoib::cni::testing::read_text_file(path);
-  CHECK_THAT(text, Catch::Contains("ipoib[" + std::to_string(::getpid()) + "] ADD 4f8a1b2c3d/net1"));
+  CHECK_THAT(text,
+             Catch::Contains("ipoib[" + std::to_string(::getpid()) + "] ADD 4f8a1b2c3d/net1"));
   CHECK_THAT(text, Catch::Contains("range exhausted"));
   // stdout still carries only the error document.
   CHECK(p.document().at("msg") == "range exhausted");
@@ -467,7 +468,8 @@ TEST_CASE("the config's logFile and logLevel configure the logger", "[cni][skel]
   const std::string ignored_path = dir + "/ignored.log";
   Logger quiet;
   quiet.set_level(LogLevel::kOff);
-  FakeProcess p3 = process("DEL", config("1.0.0", {{"logFile", ignored_path}, {"logLevel", "debug"}}));
+  FakeProcess p3 =
+      process("DEL", config("1.0.0", {{"logFile", ignored_path}, {"logLevel", "debug"}}));
   CHECK(run_plugin(plugin, p3.io(), quiet, ConfigLogging::kIgnore) == 0);
   CHECK(quiet.level() == LogLevel::kOff);
   struct stat ignored_st {};
@@ -525,4 +527,91 @@ TEST_CASE("real_process_io getenv reads the process environment", "[cni][skel]")
   CHECK(io.getenv("IPOIB_CNI_TEST_VAR") == std::optional<std::string>("v=1"));
   ::unsetenv("IPOIB_CNI_TEST_VAR");
   CHECK_FALSE(io.getenv("IPOIB_CNI_TEST_VAR").has_value());
+}
+
+TEST_CASE("an unknown top-level logLevel warns and is ignored", "[cni][skel]") {
+  const ipoib::testing::TempDir tmp("cni-skel-test");
+  FakePlugin plugin;
+  FakeProcess p =
+      process("ADD", config("1.0.0", {{"logLevel", "loud"}, {"logFile", tmp.abs("plugin.log")}}));
+  Logger log;
+  log.set_stderr(false);
+  CHECK(run_plugin(plugin, p.io(), log) == 0);
+  CHECK(log.level() == LogLevel::kWarning);  // unchanged
+  CHECK(plugin.calls == std::vector<std::string>{"ADD"});
+  CHECK_THAT(ipoib::cni::testing::read_text_file(tmp.abs("plugin.log")),
+             Catch::Contains("ignoring unknown logLevel \"loud\""));
+}
+
+TEST_CASE("a FIFO as logFile never blocks: a warning, and the verb runs", "[cni][skel]") {
+  const ipoib::testing::TempDir tmp("cni-skel-test");
+  const std::string fifo = tmp.abs("fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);  // no reader: a blocking open would never return
+  FakePlugin plugin;
+  for (const char* verb : {"ADD", "DEL", "CHECK", "STATUS"}) {
+    FakeProcess p = process(verb, config("1.1.0", {{"logFile", fifo}}));
+    Logger log;
+    log.set_stderr(false);
+    CHECK(run_plugin(plugin, p.io(), log) == 0);
+  }
+  CHECK(plugin.calls == std::vector<std::string>{"ADD", "DEL", "CHECK", "STATUS"});
+}
+
+namespace {
+
+struct Pipe {
+  ipoib::Fd read, write;
+  explicit Pipe(int flags = 0) {
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC | flags) == 0);
+    read.reset(fds[0]);
+    write.reset(fds[1]);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("stdin that is never closed ends in an error at the deadline", "[cni][skel]") {
+  Pipe silent;  // the writer stays open and writes nothing
+  const auto start = std::chrono::steady_clock::now();
+  auto r = read_stdin_fd(silent.read.get(), kMaxStdinBytes, 200);
+  const auto waited = std::chrono::steady_clock::now() - start;
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code() == ErrorCode::kIoFailure);
+  CHECK_THAT(r.error().msg(), Catch::StartsWith("stdin was not closed within 0 s (0 bytes read)"));
+  CHECK(waited >= std::chrono::milliseconds(200));
+
+  Pipe partial;  // a whole config, but the writer never closes
+  const std::string conf = R"({"cniVersion":"1.0.0","name":"n"})";
+  REQUIRE(::write(partial.write.get(), conf.data(), conf.size()) ==
+          static_cast<ssize_t>(conf.size()));
+  auto p = read_stdin_fd(partial.read.get(), kMaxStdinBytes, 100);
+  REQUIRE_FALSE(p.ok());
+  CHECK_THAT(p.error().msg(), Catch::Contains("(" + std::to_string(conf.size()) + " bytes read)"));
+
+  CHECK(kStdinDeadlineMs == 30000);
+}
+
+TEST_CASE("read_stdin_fd reads a closed pipe, a non-blocking one, and no stdin", "[cni][skel]") {
+  for (int flags : {0, O_NONBLOCK}) {
+    Pipe pipe(flags);
+    REQUIRE(::write(pipe.write.get(), "abc", 3) == 3);
+    pipe.write.reset();
+    auto r = read_stdin_fd(pipe.read.get(), 10, 1000);
+    REQUIRE(r.ok());
+    CHECK(*r == "abc");
+  }
+  Pipe big;
+  REQUIRE(::write(big.write.get(), "0123456789x", 11) == 11);
+  big.write.reset();
+  auto over = read_stdin_fd(big.read.get(), 10, 1000);
+  REQUIRE_FALSE(over.ok());
+  CHECK(over.error().code() == ErrorCode::kDecodeFailure);
+
+  Pipe gone;
+  const int closed = gone.read.get();
+  gone.read.reset();
+  auto none = read_stdin_fd(closed, 10, 1000);
+  REQUIRE(none.ok());
+  CHECK(none->empty());
 }

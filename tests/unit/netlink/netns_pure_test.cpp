@@ -1,11 +1,17 @@
 // netns tests that need no privileges: sysctl names and opening namespace files.
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
+#include "ipoib/base/fd.h"
 #include "ipoib/netns/netns.h"
+#include "temp_dir.h"
 
 using namespace ipoib;
 using namespace ipoib::netns;
@@ -64,4 +70,34 @@ TEST_CASE("current() and /proc/self/ns/net name the same namespace") {
   REQUIRE(maybe.ok());
   REQUIRE(maybe->has_value());
   CHECK((*maybe)->same_namespace_as(*cur));
+}
+
+TEST_CASE("a FIFO, socket, device or directory as the netns never blocks and is named") {
+  ipoib::testing::TempDir dir("netns-test");
+  const std::string fifo = dir.abs("fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);  // nobody writes: a blocking open would hang
+  const std::string sock_path = dir.abs("sock");
+  ipoib::Fd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  REQUIRE(sock.valid());
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, sock_path.c_str(), sock_path.size() + 1);
+  REQUIRE(::bind(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+
+  struct Case {
+    std::string path;
+    const char* kind;
+  };
+  for (const Case& c : {Case{fifo, "a FIFO"}, Case{sock_path, "a socket"},
+                        Case{"/dev/null", "a character device"}, Case{dir.path(), "a directory"}}) {
+    INFO(c.path);
+    auto lenient = NetnsHandle::open_if_exists(c.path);  // DEL: "netns gone", not an error
+    REQUIRE(lenient.ok());
+    CHECK_FALSE(lenient->has_value());
+    auto strict = NetnsHandle::open(c.path);
+    REQUIRE_FALSE(strict.ok());
+    CHECK(strict.error().code() == ErrorCode::kNamespaceFailure);
+    CHECK(strict.error().msg() ==
+          "open netns " + c.path + ": " + c.kind + ", not a network namespace (nsfs) file");
+  }
 }
