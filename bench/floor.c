@@ -104,8 +104,7 @@ static void nl_call(int fd, struct Request* r, const char* step) {
       die(step, errno);
     }
     int left = (int)n;
-    for (struct nlmsghdr* h = (struct nlmsghdr*)reply; NLMSG_OK(h, left);
-         h = NLMSG_NEXT(h, left)) {
+    for (struct nlmsghdr* h = (struct nlmsghdr*)reply; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
       if (h->nlmsg_seq != r->hdr->nlmsg_seq || h->nlmsg_type != NLMSG_ERROR) continue;
       const struct nlmsgerr* e = (const struct nlmsgerr*)NLMSG_DATA(h);
       if (e->error != 0) die(step, -e->error);
@@ -182,9 +181,8 @@ static int cmd_add(enum MoveHow how, const char* parent, const char* netns_path,
   attr_put(&r, IFLA_IFNAME, ifname, strlen(ifname) + 1);
   nl_call(fd, &r, "rename");
 
-  struct ifaddrmsg ifa = {.ifa_family = AF_INET,
-                          .ifa_prefixlen = (unsigned char)prefix_len,
-                          .ifa_index = index};
+  struct ifaddrmsg ifa = {
+      .ifa_family = AF_INET, .ifa_prefixlen = (unsigned char)prefix_len, .ifa_index = index};
   req_init(&r, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, &ifa, sizeof(ifa));
   attr_put(&r, IFA_LOCAL, &addr, sizeof(addr));
   attr_put(&r, IFA_ADDRESS, &addr, sizeof(addr));

@@ -146,7 +146,8 @@ Result<std::optional<std::string>> read_file_if_exists(int dir_fd, const std::st
   if (!text) {
     struct stat st {};
     const int at_flags = follow == FollowSymlinks::kNo ? AT_SYMLINK_NOFOLLOW : 0;
-    if (::fstatat(dir_fd, path.c_str(), &st, at_flags) != 0 && errno == ENOENT) {
+    if (::fstatat(dir_fd, path.c_str(), &st, at_flags) != 0 &&
+        (errno == ENOENT || errno == ENOTDIR)) {
       return std::optional<std::string>();
     }
     return std::move(text).error();

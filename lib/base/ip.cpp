@@ -7,9 +7,7 @@
 namespace ipoib {
 namespace {
 
-u128 width_mask(IpFamily family) {
-  return family == IpFamily::kV4 ? u128{0xffffffffU} : ~u128{0};
-}
+u128 width_mask(IpFamily family) { return family == IpFamily::kV4 ? u128{0xffffffffU} : ~u128{0}; }
 
 }  // namespace
 
@@ -87,7 +85,8 @@ Result<IpPrefix> IpPrefix::parse(std::string_view text) {
   }
   const std::string_view len_text = text.substr(slash + 1);
   int length = -1;
-  const auto [ptr, ec] = std::from_chars(len_text.data(), len_text.data() + len_text.size(), length);
+  const auto [ptr, ec] =
+      std::from_chars(len_text.data(), len_text.data() + len_text.size(), length);
   if (len_text.empty() || ec != std::errc() || ptr != len_text.data() + len_text.size() ||
       length < 0 || length > addr->bit_length() || (len_text.size() > 1 && len_text[0] == '0')) {
     return Error(ErrorCode::kInvalidNetworkConfig,

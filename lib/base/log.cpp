@@ -30,19 +30,6 @@ const char* level_name(LogLevel level) {
   return "off";
 }
 
-void write_best_effort(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      return;  // logging never fails the operation
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-}
-
 }  // namespace
 
 std::optional<LogLevel> parse_log_level(std::string_view text) {
@@ -135,10 +122,10 @@ void Logger::log(LogLevel level, std::string_view msg) {
   // cannot forge a log line or send terminal escapes.
   line.append(escape_control_chars(msg)).append("\n");
   if (to_stderr_) {
-    write_best_effort(STDERR_FILENO, line);
+    (void)write_all(STDERR_FILENO, line, "stderr");  // logging never fails the operation
   }
   if (file_.valid()) {
-    write_best_effort(file_.get(), line);
+    (void)write_all(file_.get(), line, "log file");
   }
 }
 

@@ -10,8 +10,10 @@ namespace {
 // Keys this project understands. The K8S_* keys come from containerd, CRI-O and Multus; IP, MAC
 // and GATEWAY are the deprecated static-IPAM/Multus keys (containernetworking/plugins static).
 constexpr std::array<std::string_view, 8> kKnownKeys = {
-    "IgnoreUnknown",   "K8S_POD_NAMESPACE", "K8S_POD_NAME", "K8S_POD_INFRA_CONTAINER_ID",
-    "K8S_POD_UID",     "IP",                "MAC",          "GATEWAY"};
+    "IgnoreUnknown", "K8S_POD_NAMESPACE",
+    "K8S_POD_NAME",  "K8S_POD_INFRA_CONTAINER_ID",
+    "K8S_POD_UID",   "IP",
+    "MAC",           "GATEWAY"};
 
 bool is_known_key(std::string_view key) {
   for (const auto k : kKnownKeys) {

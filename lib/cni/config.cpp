@@ -54,8 +54,7 @@ int max_nesting(std::string_view text) {
 }
 
 Error config_decode_error(const std::string& field, std::string_view problem) {
-  return Error(ErrorCode::kDecodeFailure,
-               "network config: " + field + ": " + std::string(problem));
+  return Error(ErrorCode::kDecodeFailure, "network config: " + field + ": " + std::string(problem));
 }
 
 // The highest supported entry of a "cniVersions" list (libcni 1.2+ conflists).
@@ -98,7 +97,8 @@ Result<PickedVersion> pick_version(const json& doc) {
     if (!best) {
       return Error(ErrorCode::kIncompatibleVersion,
                    "incompatible CNI versions: no entry of cniVersions is supported; plugin "
-                   "supports " + supported_versions_text(),
+                   "supports " +
+                       supported_versions_text(),
                    supported_versions_text());
     }
     return PickedVersion{*best, ""};

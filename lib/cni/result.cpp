@@ -258,10 +258,10 @@ Result<nlohmann::json> encode_result(const CniResult& r, CniVersion version) {
       }
     }
     if (ip4 == nullptr && ip6 == nullptr) {
-      return Error(ErrorCode::kIncompatibleVersion,
-                   "cannot express a result without IP addresses in CNI " +
-                       std::string(to_string(version)),
-                   supported_versions_text());
+      return Error(
+          ErrorCode::kIncompatibleVersion,
+          "cannot express a result without IP addresses in CNI " + std::string(to_string(version)),
+          supported_versions_text());
     }
     if (ip4 != nullptr) {
       doc["ip4"] = encode_legacy_ip(*ip4, r.routes);

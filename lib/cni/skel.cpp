@@ -10,6 +10,7 @@
 #include <string>
 
 #include "ipoib/base/errno_error.h"
+#include "ipoib/base/file.h"
 
 namespace ipoib::cni {
 namespace {
@@ -231,16 +232,8 @@ ProcessIo real_process_io() {
     return read_stdin_fd(STDIN_FILENO, kMaxStdinBytes, kStdinDeadlineMs);
   };
   io.write_stdout = [](std::string_view text) {
-    while (!text.empty()) {
-      const ssize_t n = ::write(STDOUT_FILENO, text.data(), text.size());
-      if (n < 0 && errno == EINTR) {
-        continue;
-      }
-      if (n <= 0) {
-        return;  // the runtime went away; nobody is left to tell
-      }
-      text.remove_prefix(static_cast<std::size_t>(n));
-    }
+    // A failure means the runtime went away: nobody is left to tell.
+    (void)write_all(STDOUT_FILENO, text, "stdout");
   };
   return io;
 }

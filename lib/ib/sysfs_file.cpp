@@ -1,54 +1,41 @@
 #include "ipoib/ib/sysfs_file.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
-#include <memory>
+#include <optional>
 
 #include "ipoib/base/errno_error.h"
-#include "ipoib/base/fd.h"
+#include "ipoib/base/file.h"
 #include "ipoib/base/strings.h"
 
 namespace ipoib::ib {
 namespace {
 
-ErrorCode code_for(int err) {
-  return (err == ENOENT || err == ENOTDIR) ? ErrorCode::kNotAvailable : ErrorCode::kIoFailure;
+// ENOENT or ENOTDIR: the path (or one of its directories) does not exist.
+bool is_missing(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) != 0 && (errno == ENOENT || errno == ENOTDIR);
 }
 
-struct DirCloser {
-  void operator()(DIR* dir) const { ::closedir(dir); }
-};
+Error not_available(const std::string& path) {
+  return errno_error(ErrorCode::kNotAvailable, "open " + path, ENOENT);
+}
 
 }  // namespace
 
+// sysfs and procfs attributes are regular files, reached through symlinks (device/, the
+// /sys/class/* entries): follow them, but refuse a FIFO or device an injected root might hold.
 Result<std::string> read_text_file(const std::string& path, std::size_t max_bytes) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) {
-    const int err = errno;
-    return errno_error(code_for(err), "open " + path, err);
+  IPOIB_TRY_ASSIGN(
+      std::optional<std::string> text,
+      read_file_if_exists(AT_FDCWD, path, max_bytes, ErrorCode::kIoFailure, FollowSymlinks::kYes));
+  if (!text) {
+    return not_available(path);
   }
-  std::string text;
-  char buf[4096];
-  while (text.size() < max_bytes) {
-    const ssize_t n = ::read(fd.get(), buf, std::min(sizeof buf, max_bytes - text.size()));
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      const int err = errno;
-      return errno_error(code_for(err), "read " + path, err);
-    }
-    if (n == 0) {
-      break;
-    }
-    text.append(buf, static_cast<std::size_t>(n));
-  }
-  return text;
+  return std::move(*text);
 }
 
 Result<std::string> read_trimmed(const std::string& path) {
@@ -57,30 +44,15 @@ Result<std::string> read_trimmed(const std::string& path) {
 }
 
 Result<std::vector<std::string>> list_directory(const std::string& path) {
-  const int dir_fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0) {
-    const int err = errno;
-    return errno_error(code_for(err), "open directory " + path, err);
-  }
-  std::unique_ptr<DIR, DirCloser> dir(::fdopendir(dir_fd));
+  auto dir = open_checked(AT_FDCWD, path, O_RDONLY, FileType::kDirectory, ErrorCode::kIoFailure, 0,
+                          FollowSymlinks::kYes);
   if (!dir) {
-    const int err = errno;
-    ::close(dir_fd);
-    return errno_error(ErrorCode::kIoFailure, "fdopendir " + path, err);
-  }
-  std::vector<std::string> names;
-  errno = 0;
-  while (const dirent* entry = ::readdir(dir.get())) {
-    const std::string_view name = entry->d_name;
-    if (name != "." && name != "..") {
-      names.emplace_back(name);
+    if (is_missing(path)) {
+      return not_available(path);
     }
+    return std::move(dir).error();
   }
-  if (errno != 0) {
-    return errno_error(ErrorCode::kIoFailure, "readdir " + path);
-  }
-  std::sort(names.begin(), names.end());
-  return names;
+  return ipoib::list_directory(dir->get(), path);
 }
 
 PathKind path_kind(const std::string& path) {

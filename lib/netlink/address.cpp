@@ -49,9 +49,8 @@ Result<Bytes> build_address_request(std::uint16_t type, std::uint16_t flags, int
 }  // namespace
 
 Result<Bytes> build_add_address_request(int ifindex, const IpPrefix& prefix) {
-  return build_address_request(RTM_NEWADDR,
-                               NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, ifindex,
-                               prefix, true);
+  return build_address_request(RTM_NEWADDR, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK,
+                               ifindex, prefix, true);
 }
 
 Result<Bytes> build_delete_address_request(int ifindex, const IpPrefix& prefix) {
@@ -86,11 +85,20 @@ Result<AddressInfo> parse_address_message(ByteView message) {
   ByteView payload;
   while (walker.next(type, payload)) {
     switch (type & NLA_TYPE_MASK) {
-      case IFA_LOCAL: local = wire::read_address(payload, family); break;
-      case IFA_ADDRESS: address = wire::read_address(payload, family); break;
-      case IFA_BROADCAST: out.broadcast = wire::read_address(payload, family); break;
-      case IFA_FLAGS: out.flags = wire::read_u32(payload).value_or(out.flags); break;
-      default: break;
+      case IFA_LOCAL:
+        local = wire::read_address(payload, family);
+        break;
+      case IFA_ADDRESS:
+        address = wire::read_address(payload, family);
+        break;
+      case IFA_BROADCAST:
+        out.broadcast = wire::read_address(payload, family);
+        break;
+      case IFA_FLAGS:
+        out.flags = wire::read_u32(payload).value_or(out.flags);
+        break;
+      default:
+        break;
     }
   }
   if (walker.malformed()) {
@@ -107,14 +115,14 @@ Result<AddressInfo> parse_address_message(ByteView message) {
 
 Status add_address(NetlinkSocket& sock, int ifindex, const IpPrefix& prefix) {
   IPOIB_TRY_ASSIGN(Bytes req, build_add_address_request(ifindex, prefix));
-  return sock.request(req, "add address " + prefix.to_string() + " to link " +
-                               std::to_string(ifindex));
+  return sock.request(req,
+                      "add address " + prefix.to_string() + " to link " + std::to_string(ifindex));
 }
 
 Result<DeleteOutcome> delete_address(NetlinkSocket& sock, int ifindex, const IpPrefix& prefix) {
   IPOIB_TRY_ASSIGN(Bytes req, build_delete_address_request(ifindex, prefix));
-  Status s = sock.request(req, "delete address " + prefix.to_string() + " from link " +
-                                   std::to_string(ifindex));
+  Status s = sock.request(
+      req, "delete address " + prefix.to_string() + " from link " + std::to_string(ifindex));
   if (!s.ok()) {
     const auto err = kernel_errno(s.error());
     if (err == EADDRNOTAVAIL || err == ENODEV) {

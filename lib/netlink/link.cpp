@@ -3,9 +3,9 @@
 
 #include <linux/if.h>
 #include <linux/if_link.h>
-#include <linux/veth.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <linux/veth.h>
 
 #include <cctype>
 #include <cerrno>
@@ -46,22 +46,20 @@ Status validate_index(int ifindex, std::string_view what) {
   return ok_status();
 }
 
-Status validate_alias(const std::optional<std::string>& alias) {
-  if (alias && alias->size() > kMaxAliasLength) {
+Status validate_alias(std::string_view alias) {
+  if (alias.size() > kMaxAliasLength) {
     return Error(ErrorCode::kInvalidNetworkConfig,
                  "alias longer than " + std::to_string(kMaxAliasLength) + " bytes");
   }
   return ok_status();
 }
 
-// RTM_NEWLINK create request: IFLA_LINK, IFLA_IFNAME, IFLA_LINKINFO{KIND, DATA}, IFLA_IFALIAS.
+// RTM_NEWLINK create request: IFLA_LINK, IFLA_IFNAME, IFLA_LINKINFO{KIND, DATA}, IFLA_NET_NS_FD.
 template <class FillData>
 Result<Bytes> build_child(int parent_ifindex, const std::string& name, std::string_view kind,
-                          std::optional<int> netns_fd, const std::optional<std::string>& alias,
-                          FillData fill_data) {
+                          std::optional<int> netns_fd, FillData fill_data) {
   IPOIB_TRY(validate_index(parent_ifindex, "parent link"));
   IPOIB_TRY(validate_ifname(name));
-  IPOIB_TRY(validate_alias(alias));
   if (netns_fd && *netns_fd < 0) {
     return Error(ErrorCode::kInvalidNetworkConfig, "create link: invalid netns fd");
   }
@@ -81,9 +79,6 @@ Result<Bytes> build_child(int parent_ifindex, const std::string& name, std::stri
     // the requesting socket's net for IFLA_LINK (ipoib_new_child_link(src_net, ...) and
     // macvlan_common_newlink do __dev_get_by_index(src_net, IFLA_LINK)).
     b.put_u32(IFLA_NET_NS_FD, static_cast<std::uint32_t>(*netns_fd));
-  }
-  if (alias) {
-    b.put_bytes(IFLA_IFALIAS, as_bytes(*alias));
   }
   return b.build();
 }
@@ -132,15 +127,21 @@ void parse_linkinfo(ByteView nest, LinkInfo& out, bool& malformed) {
     std::optional<std::uint16_t> umcast;
     while (dw.next(type, payload)) {
       switch (type & NLA_TYPE_MASK) {
-        case IFLA_IPOIB_PKEY: pkey = wire::read_u16(payload); break;
-        case IFLA_IPOIB_MODE: mode = wire::read_u16(payload); break;
-        case IFLA_IPOIB_UMCAST: umcast = wire::read_u16(payload); break;
-        default: break;
+        case IFLA_IPOIB_PKEY:
+          pkey = wire::read_u16(payload);
+          break;
+        case IFLA_IPOIB_MODE:
+          mode = wire::read_u16(payload);
+          break;
+        case IFLA_IPOIB_UMCAST:
+          umcast = wire::read_u16(payload);
+          break;
+        default:
+          break;
       }
     }
     if (pkey && mode && umcast) {
-      out.ipoib = IpoibParams{*pkey,
-                              *mode == 1 ? IpoibMode::kConnected : IpoibMode::kDatagram,
+      out.ipoib = IpoibParams{*pkey, *mode == 1 ? IpoibMode::kConnected : IpoibMode::kDatagram,
                               *umcast != 0 ? Umcast::kOn : Umcast::kOff};
     }
   } else if (out.kind == kMacvlanKind) {
@@ -177,13 +178,20 @@ Result<std::optional<LinkInfo>> get_link(NetlinkSocket& sock, const Bytes& reque
 
 std::string_view to_string(OperState state) {
   switch (state) {
-    case OperState::kUnknown: return "unknown";
-    case OperState::kNotPresent: return "notpresent";
-    case OperState::kDown: return "down";
-    case OperState::kLowerLayerDown: return "lowerlayerdown";
-    case OperState::kTesting: return "testing";
-    case OperState::kDormant: return "dormant";
-    case OperState::kUp: return "up";
+    case OperState::kUnknown:
+      return "unknown";
+    case OperState::kNotPresent:
+      return "notpresent";
+    case OperState::kDown:
+      return "down";
+    case OperState::kLowerLayerDown:
+      return "lowerlayerdown";
+    case OperState::kTesting:
+      return "testing";
+    case OperState::kDormant:
+      return "dormant";
+    case OperState::kUp:
+      return "up";
   }
   return "unknown";
 }
@@ -216,11 +224,11 @@ Result<Bytes> build_ipoib_child_request(const IpoibChildSpec& spec) {
   // ipoib_new_child_link: pkey 0 and 0x8000 (0 with the full-membership bit) are invalid.
   if ((spec.pkey & 0x7fff) == 0) {
     char text[16];
-    std::snprintf(text, sizeof text, "0x%04x", static_cast<unsigned>(spec.pkey));
+    (void)std::snprintf(text, sizeof text, "0x%04x", static_cast<unsigned>(spec.pkey));
     return Error(ErrorCode::kInvalidNetworkConfig,
                  std::string("pkey ") + text + ": 0 and 0x8000 are not valid");
   }
-  return build_child(spec.parent_ifindex, spec.name, kIpoibKind, spec.netns_fd, spec.alias,
+  return build_child(spec.parent_ifindex, spec.name, kIpoibKind, spec.netns_fd,
                      [&](wire::MessageBuilder& b) {
                        // u16 in host byte order (ipoib_changelink: nla_get_u16).
                        b.put_u16(IFLA_IPOIB_PKEY, spec.pkey);
@@ -230,10 +238,9 @@ Result<Bytes> build_ipoib_child_request(const IpoibChildSpec& spec) {
 }
 
 Result<Bytes> build_macvlan_child_request(const MacvlanChildSpec& spec) {
-  return build_child(spec.parent_ifindex, spec.name, kMacvlanKind, spec.netns_fd, spec.alias,
-                     [](wire::MessageBuilder& b) {
-                       b.put_u32(IFLA_MACVLAN_MODE, MACVLAN_MODE_BRIDGE);
-                     });
+  return build_child(
+      spec.parent_ifindex, spec.name, kMacvlanKind, spec.netns_fd,
+      [](wire::MessageBuilder& b) { b.put_u32(IFLA_MACVLAN_MODE, MACVLAN_MODE_BRIDGE); });
 }
 
 Result<Bytes> build_veth_pair_request(const VethPairSpec& spec) {
@@ -269,7 +276,9 @@ Result<LinkInfo> parse_link_message(ByteView message) {
   ByteView payload;
   while (walker.next(type, payload)) {
     switch (type & NLA_TYPE_MASK) {
-      case IFLA_IFNAME: out.name = wire::read_string(payload); break;
+      case IFLA_IFNAME:
+        out.name = wire::read_string(payload);
+        break;
       case IFLA_LINK:
         if (auto v = wire::read_u32(payload)) {
           out.parent_ifindex = static_cast<int>(*v);
@@ -280,14 +289,20 @@ Result<LinkInfo> parse_link_message(ByteView message) {
           out.link_netnsid = static_cast<int>(*v);
         }
         break;
-      case IFLA_LINKINFO: parse_linkinfo(payload, out, malformed); break;
-      case IFLA_IFALIAS: out.alias = wire::read_string(payload); break;
+      case IFLA_LINKINFO:
+        parse_linkinfo(payload, out, malformed);
+        break;
+      case IFLA_IFALIAS:
+        out.alias = wire::read_string(payload);
+        break;
       case IFLA_NET_NS_FD:
         if (auto v = wire::read_u32(payload)) {
           out.netns_fd = static_cast<int>(*v);
         }
         break;
-      case IFLA_MTU: out.mtu = wire::read_u32(payload).value_or(0); break;
+      case IFLA_MTU:
+        out.mtu = wire::read_u32(payload).value_or(0);
+        break;
       case IFLA_OPERSTATE: {
         const std::uint8_t v = wire::read_u8(payload).value_or(0);
         out.operstate = v <= 6 ? static_cast<OperState>(v) : OperState::kUnknown;
@@ -298,9 +313,14 @@ Result<LinkInfo> parse_link_message(ByteView message) {
           out.carrier = *v != 0 ? Carrier::kUp : Carrier::kDown;
         }
         break;
-      case IFLA_ADDRESS: out.hw_address.assign(payload.begin(), payload.end()); break;
-      case IFLA_BROADCAST: out.broadcast.assign(payload.begin(), payload.end()); break;
-      default: break;
+      case IFLA_ADDRESS:
+        out.hw_address.assign(payload.begin(), payload.end());
+        break;
+      case IFLA_BROADCAST:
+        out.broadcast.assign(payload.begin(), payload.end());
+        break;
+      default:
+        break;
     }
   }
   if (malformed || walker.malformed()) {
@@ -357,9 +377,8 @@ Result<Bytes> build_move_link_request(int ifindex, int netns_fd) {
 
 Result<Bytes> build_rename_link_request(int ifindex, std::string_view new_name) {
   IPOIB_TRY(validate_ifname(new_name));
-  return build_setlink(ifindex, "rename link", [&](wire::MessageBuilder& b) {
-    b.put_string(IFLA_IFNAME, new_name);
-  });
+  return build_setlink(ifindex, "rename link",
+                       [&](wire::MessageBuilder& b) { b.put_string(IFLA_IFNAME, new_name); });
 }
 
 Result<Bytes> build_set_mtu_request(int ifindex, std::uint32_t mtu_bytes) {
@@ -369,12 +388,13 @@ Result<Bytes> build_set_mtu_request(int ifindex, std::uint32_t mtu_bytes) {
 
 Result<Bytes> build_set_admin_state_request(int ifindex, AdminState state) {
   // ifi_change selects the bits of ifi_flags to apply (dev_change_flags via do_setlink).
-  return build_setlink(ifindex, "set link state", [](wire::MessageBuilder&) {}, IFF_UP,
-                       state == AdminState::kUp ? static_cast<unsigned>(IFF_UP) : 0U);
+  return build_setlink(
+      ifindex, "set link state", [](wire::MessageBuilder&) {}, IFF_UP,
+      state == AdminState::kUp ? static_cast<unsigned>(IFF_UP) : 0U);
 }
 
 Result<Bytes> build_set_alias_request(int ifindex, std::string_view alias) {
-  IPOIB_TRY(validate_alias(std::string(alias)));
+  IPOIB_TRY(validate_alias(alias));
   return build_setlink(ifindex, "set alias", [&](wire::MessageBuilder& b) {
     // An empty IFLA_IFALIAS clears the alias (dev_set_alias with len 0).
     b.put_bytes(IFLA_IFALIAS, as_bytes(alias));
@@ -396,16 +416,6 @@ Result<LinkInfo> create_link(NetlinkSocket& sock, ByteView newlink_request) {
   if (!created) {
     // Something deleted or renamed it between the ack and the lookup.
     return Error(ErrorCode::kNetlinkFailure, what + ": link vanished right after creation");
-  }
-  if (!wanted.alias.empty() && created->alias != wanted.alias) {
-    // rtnl_newlink ignores IFLA_IFALIAS when creating (only do_setlink applies it), so the tag
-    // is set here; if that fails the new link is removed again rather than left untagged.
-    Status tagged = set_link_alias(sock, created->ifindex, wanted.alias);
-    if (!tagged.ok()) {
-      (void)delete_link(sock, created->ifindex);
-      return std::move(tagged).error().with_context(what);
-    }
-    created->alias = wanted.alias;
   }
   return std::move(*created);
 }
@@ -462,13 +472,14 @@ Status move_link_to_netns(NetlinkSocket& sock, int ifindex, const netns::NetnsHa
 
 Status rename_link(NetlinkSocket& sock, int ifindex, std::string_view new_name) {
   IPOIB_TRY_ASSIGN(Bytes req, build_rename_link_request(ifindex, new_name));
-  return sock.request(req, "rename link " + std::to_string(ifindex) + " to " + std::string(new_name));
+  return sock.request(req,
+                      "rename link " + std::to_string(ifindex) + " to " + std::string(new_name));
 }
 
 Status set_link_mtu(NetlinkSocket& sock, int ifindex, std::uint32_t mtu_bytes) {
   IPOIB_TRY_ASSIGN(Bytes req, build_set_mtu_request(ifindex, mtu_bytes));
-  return sock.request(req, "set mtu " + std::to_string(mtu_bytes) + " on link " +
-                               std::to_string(ifindex));
+  return sock.request(
+      req, "set mtu " + std::to_string(mtu_bytes) + " on link " + std::to_string(ifindex));
 }
 
 Status set_link_admin_state(NetlinkSocket& sock, int ifindex, AdminState state) {

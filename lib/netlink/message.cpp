@@ -1,7 +1,8 @@
 // Message building on libnl's nl_msg, and the byte-level readers shared by the parsers.
+#include "ipoib/netlink/message.h"
+
 #include <netlink/attr.h>
 #include <netlink/msg.h>
-
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -9,7 +10,6 @@
 #include <string>
 
 #include "ipoib/base/errno_error.h"
-#include "ipoib/netlink/message.h"
 #include "wire.h"
 
 namespace ipoib::netlink {
@@ -67,8 +67,8 @@ void MessageBuilder::put_u8(int type, std::uint8_t value) { put_bytes(type, Byte
 void MessageBuilder::put_string(int type, std::string_view text) {
   std::string with_nul(text);
   with_nul.push_back('\0');
-  put_bytes(type, ByteView(reinterpret_cast<const std::uint8_t*>(with_nul.data()),
-                           with_nul.size()));
+  put_bytes(type,
+            ByteView(reinterpret_cast<const std::uint8_t*>(with_nul.data()), with_nul.size()));
 }
 
 void MessageBuilder::append_raw(const void* data, std::size_t len) {
@@ -136,8 +136,8 @@ Result<Decoded> decode(ByteView message, std::uint16_t expected_type, std::size_
   d.header = header;
   d.fixed = message.subspan(body, fixed_len);
   const std::size_t attrs_at = body + align4(fixed_len);
-  d.attributes = attrs_at <= header.length ? message.subspan(attrs_at, header.length - attrs_at)
-                                           : ByteView();
+  d.attributes =
+      attrs_at <= header.length ? message.subspan(attrs_at, header.length - attrs_at) : ByteView();
   return d;
 }
 
@@ -254,8 +254,8 @@ Result<MessageHeader> read_header(ByteView bytes) {
   nlmsghdr h{};
   std::memcpy(&h, bytes.data(), sizeof h);
   if (h.nlmsg_len < NLMSG_HDRLEN || h.nlmsg_len > bytes.size()) {
-    return Error(ErrorCode::kDecodeFailure, "netlink: bad message length " +
-                                                std::to_string(h.nlmsg_len));
+    return Error(ErrorCode::kDecodeFailure,
+                 "netlink: bad message length " + std::to_string(h.nlmsg_len));
   }
   return MessageHeader{h.nlmsg_len, h.nlmsg_type, h.nlmsg_flags, h.nlmsg_seq, h.nlmsg_pid};
 }
@@ -279,9 +279,9 @@ Error kernel_error(std::string_view operation, int err, std::string_view extende
     msg += ": ";
     msg += extended_ack;
   }
-  return Error(ErrorCode::kNetlinkFailure, std::move(msg),
-               std::string(kErrnoDetailPrefix) + std::to_string(err) + " (" + errno_name(err) +
-                   ")");
+  return Error(
+      ErrorCode::kNetlinkFailure, std::move(msg),
+      std::string(kErrnoDetailPrefix) + std::to_string(err) + " (" + errno_name(err) + ")");
 }
 
 std::optional<int> kernel_errno(const Error& error) {

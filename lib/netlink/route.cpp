@@ -16,9 +16,9 @@ namespace {
 
 Status validate(const RouteSpec& spec) {
   if (spec.gateway && spec.gateway->family() != spec.destination.family()) {
-    return Error(ErrorCode::kInvalidNetworkConfig,
-                 "route " + spec.destination.to_string() + ": gateway " +
-                     spec.gateway->to_string() + " is of another address family");
+    return Error(ErrorCode::kInvalidNetworkConfig, "route " + spec.destination.to_string() +
+                                                       ": gateway " + spec.gateway->to_string() +
+                                                       " is of another address family");
   }
   if (!spec.gateway && spec.ifindex <= 0) {
     return Error(ErrorCode::kInvalidNetworkConfig,
@@ -38,7 +38,8 @@ Result<Bytes> build_route_request(const RouteSpec& spec, bool add) {
   rtm.rtm_family = wire::address_family(network.family());
   rtm.rtm_dst_len = static_cast<std::uint8_t>(network.length());
   // Tables >= 256 only fit RTA_TABLE; rtm_table then says RT_TABLE_UNSPEC (as iproute2 does).
-  rtm.rtm_table = table < 256 ? static_cast<std::uint8_t>(table) : static_cast<std::uint8_t>(RT_TABLE_UNSPEC);
+  rtm.rtm_table =
+      table < 256 ? static_cast<std::uint8_t>(table) : static_cast<std::uint8_t>(RT_TABLE_UNSPEC);
   if (add) {
     rtm.rtm_protocol = RTPROT_BOOT;
     rtm.rtm_type = RTN_UNICAST;
@@ -46,7 +47,8 @@ Result<Bytes> build_route_request(const RouteSpec& spec, bool add) {
     rtm.rtm_scope = static_cast<std::uint8_t>(scope);
   } else {
     // fib_table_delete: RT_SCOPE_NOWHERE and type/protocol 0 match any route of that prefix.
-    rtm.rtm_scope = spec.scope ? static_cast<std::uint8_t>(*spec.scope) : static_cast<std::uint8_t>(RT_SCOPE_NOWHERE);
+    rtm.rtm_scope = spec.scope ? static_cast<std::uint8_t>(*spec.scope)
+                               : static_cast<std::uint8_t>(RT_SCOPE_NOWHERE);
   }
   const std::uint16_t flags =
       add ? NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK : NLM_F_REQUEST | NLM_F_ACK;
@@ -76,7 +78,9 @@ Result<Bytes> build_route_request(const RouteSpec& spec, bool add) {
 
 }  // namespace
 
-Result<Bytes> build_add_route_request(const RouteSpec& spec) { return build_route_request(spec, true); }
+Result<Bytes> build_add_route_request(const RouteSpec& spec) {
+  return build_route_request(spec, true);
+}
 
 Result<Bytes> build_delete_route_request(const RouteSpec& spec) {
   return build_route_request(spec, false);
@@ -121,9 +125,15 @@ Result<RouteInfo> parse_route_message(ByteView message) {
           out.gateway = gw;
         }
         break;
-      case RTA_OIF: out.ifindex = static_cast<int>(wire::read_u32(payload).value_or(0)); break;
-      case RTA_PRIORITY: out.metric = wire::read_u32(payload); break;
-      case RTA_TABLE: out.table = wire::read_u32(payload).value_or(out.table); break;
+      case RTA_OIF:
+        out.ifindex = static_cast<int>(wire::read_u32(payload).value_or(0));
+        break;
+      case RTA_PRIORITY:
+        out.metric = wire::read_u32(payload);
+        break;
+      case RTA_TABLE:
+        out.table = wire::read_u32(payload).value_or(out.table);
+        break;
       case RTA_METRICS: {
         wire::AttributeWalker mw(payload);
         std::uint16_t mt = 0;
@@ -136,7 +146,8 @@ Result<RouteInfo> parse_route_message(ByteView message) {
         malformed = malformed || mw.malformed();
         break;
       }
-      default: break;
+      default:
+        break;
     }
   }
   if (malformed || walker.malformed()) {

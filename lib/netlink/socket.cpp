@@ -33,8 +33,7 @@ struct NlSockDeleter {
 };
 
 Error libnl_error(std::string_view operation, int nl_err) {
-  return Error(ErrorCode::kNetlinkFailure,
-               std::string(operation) + ": " + nl_geterror(nl_err));
+  return Error(ErrorCode::kNetlinkFailure, std::string(operation) + ": " + nl_geterror(nl_err));
 }
 
 // The text of NLMSGERR_ATTR_MSG in an NLMSG_ERROR, if the kernel attached one.
@@ -103,8 +102,8 @@ struct NetlinkSocket::Impl {
       if (n <= 0) {
         std::free(raw);
         if (n == 0) {
-          return Error(ErrorCode::kNetlinkFailure, std::string(operation) +
-                                                       ": netlink socket closed");
+          return Error(ErrorCode::kNetlinkFailure,
+                       std::string(operation) + ": netlink socket closed");
         }
         return libnl_error(operation, n);
       }

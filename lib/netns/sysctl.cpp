@@ -9,6 +9,7 @@
 
 #include "ipoib/base/errno_error.h"
 #include "ipoib/base/fd.h"
+#include "ipoib/base/file.h"
 #include "ipoib/base/strings.h"
 #include "ipoib/netns/netns.h"
 
@@ -83,25 +84,12 @@ Status write_sysctl(std::string_view name, std::string_view value) {
 
 Result<std::string> read_sysctl(std::string_view name) {
   IPOIB_TRY_ASSIGN(std::string path, sysctl_path(name));
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) {
-    return errno_error(ErrorCode::kIoFailure, "read sysctl " + std::string(name));
+  auto text = read_file(AT_FDCWD, path, std::size_t{64} * 1024, ErrorCode::kIoFailure,
+                        FollowSymlinks::kYes);
+  if (!text) {
+    return std::move(text).error().with_context("read sysctl " + std::string(name));
   }
-  std::string out;
-  char buf[512];
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return errno_error(ErrorCode::kIoFailure, "read sysctl " + std::string(name));
-    }
-    if (n == 0) {
-      break;
-    }
-    out.append(buf, static_cast<std::size_t>(n));
-  }
+  std::string out = std::move(text).value();
   while (!out.empty() && out.back() == '\n') {
     out.pop_back();
   }

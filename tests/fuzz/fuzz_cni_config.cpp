@@ -28,12 +28,12 @@ namespace {
 using namespace ipoib;
 using namespace ipoib::cni;
 
-#define FUZZ_ASSERT(cond)                                                        \
-  do {                                                                           \
-    if (!(cond)) {                                                               \
+#define FUZZ_ASSERT(cond)                                                              \
+  do {                                                                                 \
+    if (!(cond)) {                                                                     \
       std::fprintf(stderr, "fuzz_cni_config: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                              \
-    }                                                                            \
+      std::abort();                                                                    \
+    }                                                                                  \
   } while (false)
 
 std::string dump(const nlohmann::json& j) {

@@ -36,18 +36,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const ByteView message(data + 1, size - 1);
   (void)read_header(message);
   switch (data[0] % 4) {
-    case 0: walk(message, 0); break;
+    case 0:
+      walk(message, 0);
+      break;
     case 1: {
       auto link = parse_link_message(message);
-      if (link.ok() && link->kind == "macvlan" && link->parent_ifindex && *link->parent_ifindex > 0) {
-        (void)build_macvlan_child_request({.parent_ifindex = *link->parent_ifindex,
-                                           .name = link->name,
-                                           .alias = link->alias});
+      if (link.ok() && link->kind == "macvlan" && link->parent_ifindex &&
+          *link->parent_ifindex > 0) {
+        (void)build_macvlan_child_request(
+            {.parent_ifindex = *link->parent_ifindex, .name = link->name});
       }
       break;
     }
-    case 2: (void)parse_address_message(message); break;
-    default: (void)parse_route_message(message); break;
+    case 2:
+      (void)parse_address_message(message);
+      break;
+    default:
+      (void)parse_route_message(message);
+      break;
   }
   return 0;
 }

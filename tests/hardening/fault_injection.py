@@ -30,7 +30,6 @@ Environment: HARDENING_ITERATIONS, HARDENING_DEL_ITERATIONS, HARDENING_STEP_ROUN
 HARDENING_SEED override the command line (so CI can scale the ctest entry of any build).
 """
 import argparse
-import ctypes
 import fcntl
 import json
 import os
@@ -45,8 +44,10 @@ import tempfile
 import termios
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from ipoib_testlib import enter_netns, sanitizer_report  # noqa: E402
+
 SKIP = 77
-CLONE_NEWNET = 0x40000000
 STEPS = ["create", "alias", "move", "rename", "mtu", "ipv6", "address", "up", "route", "ipam"]
 TEMP_CHILD = re.compile(r"^ipt[0-9a-f]{12}$")
 TAG_PREFIX = "ipoib-cni:"
@@ -92,13 +93,10 @@ class Sandbox:
             self.__exit__(None, None, None)
             raise RuntimeError(f"cannot build the sandbox: {' '.join(e.cmd)}: {e.stderr.strip()}")
         # Children inherit the node netns: the plugin sees the veth parent as the host would.
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = os.open(f"/run/netns/{self.node}", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                raise RuntimeError(f"setns: {os.strerror(ctypes.get_errno())}")
-        finally:
-            os.close(fd)
+            enter_netns(f"/run/netns/{self.node}")
+        except OSError as e:
+            raise RuntimeError(str(e))
         os.makedirs(self.cni_path)
         return self
 
@@ -187,11 +185,6 @@ def scrub(sb, ipoib):
             subprocess.run(["ip", "-n", sb.pod, "link", "del", link["ifname"]],
                            stderr=subprocess.DEVNULL)
     shutil.rmtree(sb.store, ignore_errors=True)
-
-
-def sanitizer_report(text):
-    return any(m in text for m in ("ERROR: AddressSanitizer", "runtime error:",
-                                   "ERROR: LeakSanitizer", "SUMMARY: UndefinedBehaviorSanitizer"))
 
 
 def plugin_run(plugin, env, conf):

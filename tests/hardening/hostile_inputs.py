@@ -43,7 +43,6 @@ Exit: 0 all cases passed, 1 a case failed, 77 no target can run here (ipoib only
   hostile_inputs.py --testkind BIN --ipoib BIN [--targets ipoib,whereabouts] [CASE...]
 """
 import argparse
-import ctypes
 import glob
 import hashlib
 import json
@@ -55,8 +54,10 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from ipoib_testlib import enter_netns, sanitizer_report  # noqa: E402
+
 SKIP = 77
-CLONE_NEWNET = 0x40000000
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEMP_CHILD = re.compile(r"^ipt[0-9a-f]{12}$")
 HANG_SECONDS = 10
@@ -138,11 +139,6 @@ def snapshot(root, skip):
     return seen
 
 
-def sanitizer_report(text):
-    return any(m in text for m in ("ERROR: AddressSanitizer", "runtime error:",
-                                   "ERROR: LeakSanitizer", "SUMMARY: UndefinedBehaviorSanitizer"))
-
-
 class NodeNetns:
     """Node netns with a veth parent and a pod netns; this process joins the node netns so every
     plugin it starts sees the parent as a host would."""
@@ -159,13 +155,7 @@ class NodeNetns:
         subprocess.run(["ip", "-n", self.node, "link", "add", self.master, "type", "veth", "peer",
                         "name", self.master + "p"], check=True)
         subprocess.run(["ip", "-n", self.node, "link", "set", self.master, "up"], check=True)
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = os.open(f"/run/netns/{self.node}", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns")
-        finally:
-            os.close(fd)
+        enter_netns(f"/run/netns/{self.node}")
         return self
 
     def __exit__(self, *exc):

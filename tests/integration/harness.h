@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "temp_dir.h"
+
 namespace itest {
 
 using nlohmann::json;
@@ -66,25 +68,7 @@ class NetnsGuard {
   bool ok_ = false;
 };
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/plugin-itest-XXXXXX";
-    const char* p = ::mkdtemp(tmpl);
-    path_ = p != nullptr ? p : "";
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    if (!path_.empty()) {
-      sh("rm -rf '" + path_ + "'");
-    }
-  }
-  [[nodiscard]] const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using TempDir = ipoib::testing::TempDir;  // tests/support/temp_dir.h
 
 struct CniOutcome {
   int exit_code = -1;

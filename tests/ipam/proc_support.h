@@ -19,29 +19,11 @@
 #include "ipoib/cni/skel.h"
 #include "ipoib/ipam/builtin.h"
 #include "ipoib/ipam/store.h"
+#include "temp_dir.h"
 
 namespace ipam_proc {
 
-class TempDir {
- public:
-  explicit TempDir(const char* base = "/tmp") {
-    std::string tmpl = std::string(base) + "/ipam-proc-XXXXXX";
-    if (::mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
-  }
-  ~TempDir() {
-    if (path_.empty()) return;
-    ::nftw(
-        path_.c_str(),
-        [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
-        FTW_DEPTH | FTW_PHYS);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using TempDir = ipoib::testing::TempDir;  // tests/support/temp_dir.h
 
 struct CallResult {
   int rc = -1;

@@ -64,8 +64,10 @@ class Error {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT(google-explicit-constructor)
-  Result(Error error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value)
+      : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(Error error)
+      : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   [[nodiscard]] bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
@@ -89,7 +91,8 @@ template <>
 class [[nodiscard]] Result<void> {
  public:
   Result() = default;
-  Result(Error error) : error_(std::move(error)), has_error_(true) {}  // NOLINT(google-explicit-constructor)
+  Result(Error error)
+      : error_(std::move(error)), has_error_(true) {}  // NOLINT(google-explicit-constructor)
 
   [[nodiscard]] bool ok() const { return !has_error_; }
   explicit operator bool() const { return ok(); }
@@ -111,12 +114,12 @@ inline Status ok_status() { return {}; }
 #define IPOIB_CONCAT(a, b) IPOIB_CONCAT_INNER(a, b)
 
 // Returns the error of a failed Result from the enclosing function.
-#define IPOIB_TRY(expr)                                       \
-  do {                                                        \
-    auto ipoib_try_result_ = (expr);                          \
-    if (!ipoib_try_result_.ok()) {                            \
-      return std::move(ipoib_try_result_).error();            \
-    }                                                         \
+#define IPOIB_TRY(expr)                            \
+  do {                                             \
+    auto ipoib_try_result_ = (expr);               \
+    if (!ipoib_try_result_.ok()) {                 \
+      return std::move(ipoib_try_result_).error(); \
+    }                                              \
   } while (false)
 
 // Declares `lhs` from the value of a Result or returns its error.
@@ -130,10 +133,10 @@ inline Status ok_status() { return {}; }
   lhs = std::move(tmp).value()
 
 // As IPOIB_TRY, adding context to the error on the way up.
-#define IPOIB_TRY_CTX(expr, ctx)                                   \
-  do {                                                             \
-    auto ipoib_try_result_ = (expr);                               \
-    if (!ipoib_try_result_.ok()) {                                 \
+#define IPOIB_TRY_CTX(expr, ctx)                                     \
+  do {                                                               \
+    auto ipoib_try_result_ = (expr);                                 \
+    if (!ipoib_try_result_.ok()) {                                   \
       return std::move(ipoib_try_result_).error().with_context(ctx); \
-    }                                                              \
+    }                                                                \
   } while (false)

@@ -53,7 +53,8 @@ Result<std::string> read_file(int dir_fd, const std::string& path, std::size_t m
                               ErrorCode code = ErrorCode::kIoFailure,
                               FollowSymlinks follow = FollowSymlinks::kNo);
 
-// As read_file, but a path that does not exist (ENOENT) is std::nullopt, not an error.
+// As read_file, but a path that does not exist (ENOENT, or ENOTDIR: a component is not a
+// directory) is std::nullopt, not an error.
 Result<std::optional<std::string>> read_file_if_exists(int dir_fd, const std::string& path,
                                                        std::size_t max_bytes,
                                                        ErrorCode code = ErrorCode::kIoFailure,

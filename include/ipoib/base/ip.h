@@ -50,7 +50,7 @@ class IpAddress {
     if (a.family_ != b.family_) {
       return a.family_ <=> b.family_;
     }
-    return a.value_ == b.value_ ? std::strong_ordering::equal
+    return a.value_ == b.value_  ? std::strong_ordering::equal
            : a.value_ < b.value_ ? std::strong_ordering::less
                                  : std::strong_ordering::greater;
   }

@@ -16,11 +16,11 @@
 namespace ipoib::cni {
 
 struct CniArgs {
-  bool ignore_unknown = false;       // IgnoreUnknown=1|true (any case)
-  std::string pod_namespace;         // K8S_POD_NAMESPACE
-  std::string pod_name;              // K8S_POD_NAME
+  bool ignore_unknown = false;         // IgnoreUnknown=1|true (any case)
+  std::string pod_namespace;           // K8S_POD_NAMESPACE
+  std::string pod_name;                // K8S_POD_NAME
   std::string pod_infra_container_id;  // K8S_POD_INFRA_CONTAINER_ID
-  std::string pod_uid;               // K8S_POD_UID
+  std::string pod_uid;                 // K8S_POD_UID
   // Every pair in order of appearance (duplicates kept; Multus thin mode repeats keys).
   std::vector<std::pair<std::string, std::string>> pairs;
 

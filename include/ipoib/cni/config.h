@@ -6,11 +6,10 @@
 //   conf.prev_result;                    // optional<CniResult>
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "ipoib/base/error.h"
 #include "ipoib/cni/result.h"
@@ -19,19 +18,19 @@
 namespace ipoib::cni {
 
 struct NetConf {
-  CniVersion version = kLatestVersion;   // what results and errors are encoded in
-  std::string version_text;              // the config's "cniVersion" verbatim ("" when absent)
+  CniVersion version = kLatestVersion;  // what results and errors are encoded in
+  std::string version_text;             // the config's "cniVersion" verbatim ("" when absent)
   std::string name;
   std::string type;
   nlohmann::json capabilities = nlohmann::json::object();
   // Only the keys whose capability is declared true (runtimeConfig filtered).
   nlohmann::json runtime_config = nlohmann::json::object();
-  nlohmann::json args_cni = nlohmann::json::object();   // "args": {"cni": {...}}
+  nlohmann::json args_cni = nlohmann::json::object();  // "args": {"cni": {...}}
   std::optional<CniResult> prev_result;
   // Set instead of failing when a malformed prevResult was tolerated (PrevResult::kTolerate):
   // what was wrong with it, for the log.
   std::string prev_result_problem;
-  nlohmann::json raw;                    // the whole document, for plugin-specific keys
+  nlohmann::json raw;  // the whole document, for plugin-specific keys
 };
 
 // Parses stdin. Errors: not JSON / not an object -> kDecodeFailure; "cniVersion" (or the highest

@@ -25,11 +25,11 @@ using GetEnv = std::function<std::optional<std::string>(std::string_view)>;
 
 struct Environment {
   Command command = Command::kVersion;
-  std::string container_id;   // CNI_CONTAINERID
-  std::string netns;          // CNI_NETNS (may be empty on DEL)
-  std::string ifname;         // CNI_IFNAME
-  std::string args_text;      // CNI_ARGS verbatim
-  CniArgs args;               // parsed CNI_ARGS
+  std::string container_id;       // CNI_CONTAINERID
+  std::string netns;              // CNI_NETNS (may be empty on DEL)
+  std::string ifname;             // CNI_IFNAME
+  std::string args_text;          // CNI_ARGS verbatim
+  CniArgs args;                   // parsed CNI_ARGS
   std::vector<std::string> path;  // CNI_PATH split on ':' (empty elements dropped)
 };
 

@@ -7,11 +7,10 @@
 //   auto prev = decode_result(conf_json["prevResult"]);   // any supported shape
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "ipoib/base/error.h"
 #include "ipoib/base/ip.h"
@@ -23,18 +22,18 @@ namespace ipoib::cni {
 // (GCC 12 -Wmissing-field-initializers).
 struct Interface {
   std::string name{};
-  std::string mac{};                  // may be empty (delegated results); IPoIB: 20 bytes, hex:colon
-  std::optional<int> mtu{};           // encoded at 1.1.0 only
-  std::string sandbox{};              // netns path for a container interface; empty on the host
-  std::string socket_path{};          // 1.1.0 only, omitted when empty
-  std::string pci_id{};               // 1.1.0 only, omitted when empty
+  std::string mac{};          // may be empty (delegated results); IPoIB: 20 bytes, hex:colon
+  std::optional<int> mtu{};   // encoded at 1.1.0 only
+  std::string sandbox{};      // netns path for a container interface; empty on the host
+  std::string socket_path{};  // 1.1.0 only, omitted when empty
+  std::string pci_id{};       // 1.1.0 only, omitted when empty
   friend bool operator==(const Interface&, const Interface&) = default;
 };
 
 struct IpConfig {
-  IpPrefix address{};                 // CIDR with host bits: 10.0.0.5/24
+  IpPrefix address{};  // CIDR with host bits: 10.0.0.5/24
   std::optional<IpAddress> gateway{};
-  std::optional<int> interface{};     // index into CniResult::interfaces
+  std::optional<int> interface {};  // index into CniResult::interfaces
   friend bool operator==(const IpConfig&, const IpConfig&) = default;
 };
 

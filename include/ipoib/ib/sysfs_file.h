@@ -16,7 +16,8 @@
 
 namespace ipoib::ib {
 
-// Whole file, at most `max_bytes`. ENOENT/ENOTDIR -> kNotAvailable; other errors -> kIoFailure.
+// Whole file (base/file.h read_file, following symlinks; a FIFO, socket or device is refused).
+// More than `max_bytes` is an error. ENOENT/ENOTDIR -> kNotAvailable; other errors -> kIoFailure.
 Result<std::string> read_text_file(const std::string& path, std::size_t max_bytes = 1 << 20);
 
 // As read_text_file, with surrounding whitespace (the trailing newline) removed.

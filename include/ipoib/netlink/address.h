@@ -20,13 +20,19 @@
 namespace ipoib::netlink {
 
 // RT_SCOPE_* (include/uapi/linux/rtnetlink.h).
-enum class Scope : std::uint8_t { kUniverse = 0, kSite = 200, kLink = 253, kHost = 254, kNowhere = 255 };
+enum class Scope : std::uint8_t {
+  kUniverse = 0,
+  kSite = 200,
+  kLink = 253,
+  kHost = 254,
+  kNowhere = 255
+};
 
 struct AddressInfo {
   int ifindex = 0;
-  IpPrefix prefix;               // IFA_LOCAL (IPv4) / IFA_ADDRESS (IPv6) with ifa_prefixlen
+  IpPrefix prefix;  // IFA_LOCAL (IPv4) / IFA_ADDRESS (IPv6) with ifa_prefixlen
   Scope scope = Scope::kUniverse;
-  std::uint32_t flags = 0;       // IFA_FLAGS, or ifa_flags when absent (IFA_F_NODAD, IFA_F_TENTATIVE...)
+  std::uint32_t flags = 0;  // IFA_FLAGS, or ifa_flags when absent (IFA_F_NODAD, IFA_F_TENTATIVE...)
   std::optional<IpAddress> broadcast;  // IFA_BROADCAST (IPv4)
 };
 

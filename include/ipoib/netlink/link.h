@@ -70,15 +70,11 @@ Status validate_ifname(std::string_view name);
 
 // An IPoIB child to create (ipoib_new_child_link, drivers/infiniband/ulp/ipoib/ipoib_netlink.c).
 struct IpoibChildSpec {
-  int parent_ifindex = 0;      // IFLA_LINK: the parent port interface, in the socket's netns
-  std::string name;            // IFLA_IFNAME
-  std::uint16_t pkey = 0;      // IFLA_IPOIB_PKEY; 0 and 0x8000 are refused (EINVAL) by the driver
+  int parent_ifindex = 0;  // IFLA_LINK: the parent port interface, in the socket's netns
+  std::string name;        // IFLA_IFNAME
+  std::uint16_t pkey = 0;  // IFLA_IPOIB_PKEY; 0 and 0x8000 are refused (EINVAL) by the driver
   IpoibMode mode = IpoibMode::kDatagram;
   Umcast umcast = Umcast::kOff;
-  // IFLA_IFALIAS, appended last. Not applied by the kernel: rtnl_create_link never reads
-  // IFLA_IFALIAS (only do_setlink does), so a creating RTM_NEWLINK drops it silently. Callers
-  // that need the tag set it with a second request (create_link does; the plugin tags itself).
-  std::optional<std::string> alias;
   // IFLA_NET_NS_FD, appended after IFLA_LINKINFO: the namespace the child is registered in.
   // IFLA_LINK is still resolved in the requesting socket's netns (rtnl_newlink_create passes
   // that src_net to ipoib_new_child_link, which looks the parent up there), so one request
@@ -90,22 +86,21 @@ struct IpoibChildSpec {
 // Builds RTM_NEWLINK, flags REQUEST|CREATE|EXCL|ACK, ifinfomsg all zero, then IFLA_LINK (u32),
 // IFLA_IFNAME (NUL included), IFLA_LINKINFO {IFLA_INFO_KIND "ipoib" (5 bytes, no NUL, as
 // iproute2 6.1 sends it), IFLA_INFO_DATA {PKEY, MODE, UMCAST as host-order u16}} — nests without
-// NLA_F_NESTED — then, if set, IFLA_NET_NS_FD (u32) and IFLA_IFALIAS (which the kernel ignores on
-// create, see IpoibChildSpec::alias). Never IFLA_TXQLEN or IFLA_MTU (the driver overwrites the
-// MTU while registering; set it afterwards). seq and pid are 0 (the socket fills them).
-// Without netns fd and alias the bytes equal iproute2 6.1's `ip link add link <parent> name
-// <name> type ipoib pkey <p> mode <m> umcast <u>` apart from seq/pid (tests/unit/netlink golden
-// file). Errors (kInvalidNetworkConfig): parent_ifindex <= 0, invalid name, pkey 0 or 0x8000,
-// negative netns fd, alias longer than kMaxAliasLength.
+// NLA_F_NESTED — then, if set, IFLA_NET_NS_FD (u32). No IFLA_IFALIAS: rtnl_create_link never
+// reads it (only do_setlink does), so a tag is set afterwards (build_set_alias_request). Never
+// IFLA_TXQLEN or IFLA_MTU (the driver overwrites the MTU while registering; set it afterwards). seq
+// and pid are 0 (the socket fills them). Without netns fd the bytes equal iproute2 6.1's `ip link
+// add link <parent> name <name> type ipoib pkey <p> mode <m> umcast <u>` apart from seq/pid
+// (tests/unit/netlink golden file). Errors (kInvalidNetworkConfig): parent_ifindex <= 0, invalid
+// name, pkey 0 or 0x8000, negative netns fd.
 Result<Bytes> build_ipoib_child_request(const IpoibChildSpec& spec);
 
 // A macvlan child in bridge mode — the stand-in kind for test builds on kernels without IPoIB.
 // RTM_NEWLINK as above with IFLA_LINKINFO {KIND "macvlan", INFO_DATA {IFLA_MACVLAN_MODE u32
-// MACVLAN_MODE_BRIDGE}} and optional IFLA_IFALIAS. Same validation.
+// MACVLAN_MODE_BRIDGE}}. Same validation.
 struct MacvlanChildSpec {
   int parent_ifindex = 0;
   std::string name;
-  std::optional<std::string> alias;
   std::optional<int> netns_fd;  // as IpoibChildSpec::netns_fd (macvlan_newlink: same src_net rule)
 };
 Result<Bytes> build_macvlan_child_request(const MacvlanChildSpec& spec);
@@ -128,23 +123,23 @@ struct IpoibParams {
 
 // What a link message says about a link. Attributes the message lacks keep their defaults.
 struct LinkInfo {
-  int ifindex = 0;                 // ifinfomsg.ifi_index (0 in a NEWLINK request)
-  std::uint16_t arphrd_type = 0;   // ifinfomsg.ifi_type: kArphrdInfiniband for IPoIB
-  std::uint32_t flags = 0;         // ifinfomsg.ifi_flags (IFF_UP, IFF_LOWER_UP, ...)
-  std::string name;                // IFLA_IFNAME
+  int ifindex = 0;                    // ifinfomsg.ifi_index (0 in a NEWLINK request)
+  std::uint16_t arphrd_type = 0;      // ifinfomsg.ifi_type: kArphrdInfiniband for IPoIB
+  std::uint32_t flags = 0;            // ifinfomsg.ifi_flags (IFF_UP, IFF_LOWER_UP, ...)
+  std::string name;                   // IFLA_IFNAME
   std::optional<int> parent_ifindex;  // IFLA_LINK (for a child moved away: index in the
                                       // parent's netns, see link_netnsid)
   std::optional<int> link_netnsid;    // IFLA_LINK_NETNSID: parent lives in another netns
-  std::string kind;                // IFLA_LINKINFO/IFLA_INFO_KIND ("ipoib", "macvlan", "veth")
+  std::string kind;                   // IFLA_LINKINFO/IFLA_INFO_KIND ("ipoib", "macvlan", "veth")
   std::optional<IpoibParams> ipoib;   // when kind == "ipoib" and INFO_DATA carried all three
   std::optional<std::uint32_t> macvlan_mode;  // IFLA_MACVLAN_MODE when kind == "macvlan"
-  std::string alias;               // IFLA_IFALIAS ("" when none)
-  std::optional<int> netns_fd;     // IFLA_NET_NS_FD (only in requests built here)
-  std::uint32_t mtu = 0;           // IFLA_MTU
+  std::string alias;                          // IFLA_IFALIAS ("" when none)
+  std::optional<int> netns_fd;                // IFLA_NET_NS_FD (only in requests built here)
+  std::uint32_t mtu = 0;                      // IFLA_MTU
   OperState operstate = OperState::kUnknown;  // IFLA_OPERSTATE
-  std::optional<Carrier> carrier;  // IFLA_CARRIER (absent in requests)
-  Bytes hw_address;                // IFLA_ADDRESS (20 bytes on IPoIB, 6 on Ethernet)
-  Bytes broadcast;                 // IFLA_BROADCAST
+  std::optional<Carrier> carrier;             // IFLA_CARRIER (absent in requests)
+  Bytes hw_address;                           // IFLA_ADDRESS (20 bytes on IPoIB, 6 on Ethernet)
+  Bytes broadcast;                            // IFLA_BROADCAST
 
   [[nodiscard]] AdminState admin_state() const;  // from IFF_UP
 };
@@ -168,11 +163,7 @@ Result<Bytes> build_set_alias_request(int ifindex, std::string_view alias);
 // ---- operations; each acts in the namespace `sock` was opened in ----
 
 // Sends a NEWLINK request built above, then reads the new link back by the request's name.
-// The kernel ignores IFLA_IFALIAS in a create request (rtnl_newlink applies it only on the
-// do_setlink path), so when the request carries one this sets it with RTM_SETLINK right after;
-// if that fails the new link is deleted and the error returned. (A process killed between the
-// two requests still leaves an untagged link: callers that must find it again give it a name
-// they can recompute, as the plugin does.) A request carrying IFLA_NET_NS_FD creates the link in
+// A request carrying IFLA_NET_NS_FD creates the link in
 // another namespace, where this socket cannot read it back: kInternal — use send_create_request.
 // A refusal is kernel_error("create link <name>", errno, extack): EEXIST (name taken), ENODEV
 // (parent missing or not ARPHRD_INFINIBAND), EINVAL (parent is a child, bad pkey), EBUSY
@@ -181,7 +172,7 @@ Result<Bytes> build_set_alias_request(int ifindex, std::string_view alias);
 Result<LinkInfo> create_link(NetlinkSocket& sock, ByteView newlink_request);
 
 // Sends a NEWLINK create request and waits for the kernel's ack — nothing else: no read-back,
-// no alias. For requests with IFLA_NET_NS_FD (the link appears in that namespace; look it up
+// For requests with IFLA_NET_NS_FD (the link appears in that namespace; look it up
 // with a socket opened there). Refusals as for create_link, under "create link <name>".
 Status send_create_request(NetlinkSocket& sock, ByteView newlink_request);
 

@@ -23,12 +23,12 @@ namespace ipoib::netlink {
 inline constexpr std::uint32_t kMainRouteTable = 254;  // RT_TABLE_MAIN
 
 struct RouteSpec {
-  IpPrefix destination;                 // host bits are cleared when encoded
-  std::optional<IpAddress> gateway;     // RTA_GATEWAY; same family as destination
-  int ifindex = 0;                      // RTA_OIF; 0 = let the kernel pick by gateway
-  std::optional<std::uint32_t> metric;  // RTA_PRIORITY
+  IpPrefix destination;                    // host bits are cleared when encoded
+  std::optional<IpAddress> gateway;        // RTA_GATEWAY; same family as destination
+  int ifindex = 0;                         // RTA_OIF; 0 = let the kernel pick by gateway
+  std::optional<std::uint32_t> metric;     // RTA_PRIORITY
   std::optional<std::uint32_t> mtu_bytes;  // RTA_METRICS { RTAX_MTU }
-  std::optional<std::uint32_t> table;   // default kMainRouteTable
+  std::optional<std::uint32_t> table;      // default kMainRouteTable
   // Default: kUniverse with a gateway, kLink without (a directly connected prefix), as the CNI
   // reference plugins do. The kernel ignores the scope of IPv6 routes.
   std::optional<Scope> scope;

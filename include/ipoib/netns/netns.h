@@ -106,7 +106,7 @@ class ScopedNetns {
   [[nodiscard]] const NetnsHandle* restore_to() const {
     return original_ ? &*original_ : borrowed_;
   }
-  std::optional<NetnsHandle> original_;     // owned; empty when borrowed or moved from
+  std::optional<NetnsHandle> original_;    // owned; empty when borrowed or moved from
   const NetnsHandle* borrowed_ = nullptr;  // the caller's; null when owned or moved from
 };
 

@@ -52,7 +52,6 @@ class MacvlanKind final : public ChildKind {
                                                             int target_netns_fd) const override {
     return netlink::build_macvlan_child_request({.parent_ifindex = spec.parent_ifindex,
                                                  .name = std::string(child_name),
-                                                 .alias = {},
                                                  .netns_fd = target_netns_fd});
   }
 

@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "ipoib/base/error.h"
+
+#include <catch2/catch.hpp>
 
 using ipoib::Error;
 using ipoib::ErrorCode;

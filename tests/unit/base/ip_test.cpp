@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "ipoib/base/ip.h"
+
+#include <catch2/catch.hpp>
 
 using ipoib::IpAddress;
 using ipoib::IpFamily;

@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "ipoib/base/strings.h"
+
+#include <catch2/catch.hpp>
 
 TEST_CASE("split keeps empty fields") {
   auto parts = ipoib::split("a;b;;c", ';');

@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "ipoib/cni/args.h"
+
+#include <catch2/catch.hpp>
 
 using namespace ipoib;
 using namespace ipoib::cni;
@@ -28,8 +28,8 @@ TEST_CASE("CNI_ARGS as real runtimes send it", "[cni][args]") {
        "a", "b", "c", "d"},
       {"IgnoreUnknown TRUE in capitals with an unknown key",
        "IgnoreUnknown=TRUE;K8S_POD_NAMESPACE=n;K8S_POD_NAME=p;FOO=bar", "n", "p", "", ""},
-      {"IgnoreUnknown after the unknown key", "FOO=bar;K8S_POD_NAME=p;IgnoreUnknown=True", "",
-       "p", "", ""},
+      {"IgnoreUnknown after the unknown key", "FOO=bar;K8S_POD_NAME=p;IgnoreUnknown=True", "", "p",
+       "", ""},
       {"empty elements", ";K8S_POD_NAME=p;;", "", "p", "", ""},
       {"empty value", "K8S_POD_NAMESPACE=;K8S_POD_NAME=p", "", "p", "", ""},
       {"deprecated Multus keys are known", "MAC=80:00:00:48;IP=10.0.0.5/24;GATEWAY=10.0.0.1", "",

@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "ipoib/cni/config.h"
+
+#include <catch2/catch.hpp>
 
 using namespace ipoib;
 using namespace ipoib::cni;
@@ -38,8 +38,7 @@ TEST_CASE("config: cniVersion negotiation", "[cni][config]") {
       {R"({"cniVersions":["0.3.1","1.0.0","9.9.9"],"name":"n"})", CniVersion::k1_0_0, ""},
       {R"({"cniVersions":["1.1.0","0.4.0"],"name":"n"})", CniVersion::k1_1_0, ""},
       // An explicit cniVersion wins over the list.
-      {R"({"cniVersion":"0.4.0","cniVersions":["1.1.0"],"name":"n"})", CniVersion::k0_4_0,
-       "0.4.0"},
+      {R"({"cniVersion":"0.4.0","cniVersions":["1.1.0"],"name":"n"})", CniVersion::k0_4_0, "0.4.0"},
   };
   for (const auto& c : table) {
     INFO(c.text);
@@ -107,8 +106,7 @@ TEST_CASE("config: an unknown cniVersion lists the supported versions", "[cni][c
   CHECK(conf.error().details() == "0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0");
 }
 
-TEST_CASE("config: name, type, unknown keys (Multus deviceID, pciBusID) ignored",
-          "[cni][config]") {
+TEST_CASE("config: name, type, unknown keys (Multus deviceID, pciBusID) ignored", "[cni][config]") {
   const auto conf = parse_netconf(conf_with({{"deviceID", "0000:3b:00.1"},
                                              {"pciBusID", "0000:3b:00.1"},
                                              {"master", "ib0"},
@@ -124,13 +122,13 @@ TEST_CASE("config: name, type, unknown keys (Multus deviceID, pciBusID) ignored"
 }
 
 TEST_CASE("config: runtimeConfig keeps only capabilities declared true", "[cni][config]") {
-  const auto conf = parse_netconf(conf_with(
-      {{"capabilities", {{"ips", true}, {"mac", false}, {"infinibandGUID", true}}},
-       {"runtimeConfig",
-        {{"ips", {"10.0.0.5/24"}},
-         {"mac", "80:00:00:48"},
-         {"portMappings", json::array()},
-         {"infinibandGUID", "c2:11:22:33:44:55:66:77"}}}}));
+  const auto conf = parse_netconf(
+      conf_with({{"capabilities", {{"ips", true}, {"mac", false}, {"infinibandGUID", true}}},
+                 {"runtimeConfig",
+                  {{"ips", {"10.0.0.5/24"}},
+                   {"mac", "80:00:00:48"},
+                   {"portMappings", json::array()},
+                   {"infinibandGUID", "c2:11:22:33:44:55:66:77"}}}}));
   REQUIRE(conf.ok());
   CHECK(conf->runtime_config ==
         json({{"ips", {"10.0.0.5/24"}}, {"infinibandGUID", "c2:11:22:33:44:55:66:77"}}));
@@ -163,20 +161,29 @@ TEST_CASE("config: prevResult in every shape", "[cni][config]") {
         {"interfaces", {{{"name", "net1"}, {"sandbox", "/var/run/netns/x"}}}},
         {"ips", {{{"address", "10.56.217.5/16"}, {"interface", 0}}}},
         {"dns", json::object()}},
-       1, 1, 0},
+       1,
+       1,
+       0},
       {"0.4.0 result with ips[].version",
        {{"cniVersion", "0.4.0"},
         {"ips", {{{"version", "4"}, {"address", "10.56.217.5/16"}, {"gateway", "10.56.0.1"}}}},
         {"routes", {{{"dst", "0.0.0.0/0"}}}}},
-       0, 1, 1},
+       0,
+       1,
+       1},
       {"0.2.0 result with ip4 and ip6",
        {{"cniVersion", "0.2.0"},
         {"ip4", {{"ip", "10.56.217.5/16"}, {"routes", {{{"dst", "0.0.0.0/0"}}}}}},
         {"ip6", {{"ip", "fd00:56::5/64"}, {"gateway", "fd00:56::1"}}},
         {"dns", json::object()}},
-       0, 2, 1},
+       0,
+       2,
+       1},
       {"delegated IPAM output without cniVersion or interfaces",
-       {{"ips", {{{"address", "10.56.217.5/16"}, {"gateway", ""}}}}}, 0, 1, 0},
+       {{"ips", {{{"address", "10.56.217.5/16"}, {"gateway", ""}}}}},
+       0,
+       1,
+       0},
       {"empty result", json::object(), 0, 0, 0},
       {"null fields", {{"interfaces", nullptr}, {"ips", nullptr}, {"dns", nullptr}}, 0, 0, 0},
   };
@@ -201,8 +208,8 @@ TEST_CASE("config: prevResult in every shape", "[cni][config]") {
 TEST_CASE("config: hostile nesting is refused without recursion", "[cni][config]") {
   for (const std::size_t depth : {65U, 1000U, 200000U}) {
     INFO(depth);
-    const std::string deep = R"({"name":"n","x":)" + std::string(depth, '[') +
-                             std::string(depth, ']') + "}";
+    const std::string deep =
+        R"({"name":"n","x":)" + std::string(depth, '[') + std::string(depth, ']') + "}";
     const auto conf = parse_netconf(deep);
     REQUIRE_FALSE(conf.ok());
     CHECK(conf.error().code() == ErrorCode::kDecodeFailure);

@@ -1,8 +1,7 @@
-#include <catch2/catch.hpp>
-
-#include <map>
-
 #include "ipoib/cni/env.h"
+
+#include <catch2/catch.hpp>
+#include <map>
 
 using namespace ipoib;
 using namespace ipoib::cni;
@@ -20,9 +19,12 @@ GetEnv getter(const EnvMap& env) {
 
 // All six variables, as real clients send them; "" where not applicable.
 EnvMap full_env(const std::string& command) {
-  return {{"CNI_COMMAND", command},       {"CNI_CONTAINERID", "abc123"},
-          {"CNI_NETNS", "/proc/42/ns/net"}, {"CNI_IFNAME", "ib0"},
-          {"CNI_ARGS", ""},               {"CNI_PATH", "/opt/cni/bin::/usr/lib/cni"}};
+  return {{"CNI_COMMAND", command},
+          {"CNI_CONTAINERID", "abc123"},
+          {"CNI_NETNS", "/proc/42/ns/net"},
+          {"CNI_IFNAME", "ib0"},
+          {"CNI_ARGS", ""},
+          {"CNI_PATH", "/opt/cni/bin::/usr/lib/cni"}};
 }
 
 }  // namespace
@@ -56,21 +58,28 @@ TEST_CASE("environment: missing or empty variables are all reported at once (cod
   };
   const std::vector<Case> table = {
       {"no CNI_COMMAND", {}, "required environment variables missing: CNI_COMMAND"},
-      {"empty CNI_COMMAND", {{"CNI_COMMAND", ""}},
+      {"empty CNI_COMMAND",
+       {{"CNI_COMMAND", ""}},
        "required environment variables missing: CNI_COMMAND"},
-      {"ADD with nothing", {{"CNI_COMMAND", "ADD"}},
+      {"ADD with nothing",
+       {{"CNI_COMMAND", "ADD"}},
        "required environment variables missing: CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME"},
       {"ADD with empty strings",
-       {{"CNI_COMMAND", "ADD"}, {"CNI_CONTAINERID", ""}, {"CNI_NETNS", ""}, {"CNI_IFNAME", ""},
-        {"CNI_ARGS", ""}, {"CNI_PATH", ""}},
+       {{"CNI_COMMAND", "ADD"},
+        {"CNI_CONTAINERID", ""},
+        {"CNI_NETNS", ""},
+        {"CNI_IFNAME", ""},
+        {"CNI_ARGS", ""},
+        {"CNI_PATH", ""}},
        "required environment variables missing: CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME"},
       {"CHECK without netns",
-       {{"CNI_COMMAND", "CHECK"}, {"CNI_CONTAINERID", "a"}, {"CNI_NETNS", ""},
-        {"CNI_IFNAME", "x"}},
+       {{"CNI_COMMAND", "CHECK"}, {"CNI_CONTAINERID", "a"}, {"CNI_NETNS", ""}, {"CNI_IFNAME", "x"}},
        "required environment variables missing: CNI_NETNS"},
-      {"DEL without container and ifname", {{"CNI_COMMAND", "DEL"}, {"CNI_NETNS", ""}},
+      {"DEL without container and ifname",
+       {{"CNI_COMMAND", "DEL"}, {"CNI_NETNS", ""}},
        "required environment variables missing: CNI_CONTAINERID, CNI_IFNAME"},
-      {"GC without CNI_PATH", {{"CNI_COMMAND", "GC"}, {"CNI_PATH", ""}},
+      {"GC without CNI_PATH",
+       {{"CNI_COMMAND", "GC"}, {"CNI_PATH", ""}},
        "required environment variables missing: CNI_PATH"},
   };
   for (const auto& c : table) {
@@ -145,7 +154,10 @@ TEST_CASE("environment: invalid container ID, ifname, netns are code 4", "[cni][
       {"CNI_IFNAME", "ib:0", "interface name contains / or : or whitespace characters"},
       {"CNI_IFNAME", "ib 0", "interface name contains / or : or whitespace characters"},
       {"CNI_IFNAME", "ib\t0", "interface name contains / or : or whitespace characters"},
-      {"CNI_IFNAME", "ib\xc2\xa0" "0", "interface name contains / or : or whitespace characters"},
+      {"CNI_IFNAME",
+       "ib\xc2\xa0"
+       "0",
+       "interface name contains / or : or whitespace characters"},
       {"CNI_NETNS", "var/run/netns/x", "CNI_NETNS must be an absolute path"},
   };
   for (const std::string cmd : {"ADD", "CHECK", "DEL"}) {
@@ -178,7 +190,8 @@ TEST_CASE("environment: bad CNI_ARGS fails ADD/CHECK/DEL with code 4", "[cni][en
 }
 
 TEST_CASE("is_valid_identifier follows libcni's pattern", "[cni][env]") {
-  for (const std::string ok : {"a", "0", "abc-DEF_1.2", "4f8a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c"}) {
+  for (const std::string ok :
+       {"a", "0", "abc-DEF_1.2", "4f8a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c"}) {
     INFO(ok);
     CHECK(is_valid_identifier(ok));
   }
@@ -189,14 +202,16 @@ TEST_CASE("is_valid_identifier follows libcni's pattern", "[cni][env]") {
 }
 
 TEST_CASE("is_valid_ifname follows libcni and the kernel's dev_valid_name", "[cni][env]") {
-  for (const std::string ok : {"a", "net1", "ib0.8001", "abcdefghijklmno", "...", "ib-0_1",
-                               "\xc3\xa9th0", "bad\xff"}) {
+  for (const std::string ok :
+       {"a", "net1", "ib0.8001", "abcdefghijklmno", "...", "ib-0_1", "\xc3\xa9th0", "bad\xff"}) {
     INFO(ok);
     CHECK(is_valid_ifname(ok));
   }
   for (const std::string bad :
        {"", ".", "..", "abcdefghijklmnop", "a/b", "a:b", "a b", "a\nb", "a\rb", "a\vb", "a\fb",
-        "a\xe2\x80\x83" "b" /* U+2003 em space */, "a\xe3\x80\x80" /* U+3000 */}) {
+        "a\xe2\x80\x83"
+        "b" /* U+2003 em space */,
+        "a\xe3\x80\x80" /* U+3000 */}) {
     INFO(bad);
     CHECK_FALSE(is_valid_ifname(bad));
   }

@@ -2,7 +2,6 @@
 // found, kept so they stay fixed), the seed corpus and the shipped conf/ examples through the
 // fuzzer's entry point. A regression aborts the test binary, which fails unit.cni.
 #include <catch2/catch.hpp>
-
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -35,15 +34,14 @@ std::vector<fs::path> files_under(const fs::path& dir, bool configs_only) {
 
 int replay(const fs::path& path) {
   const std::string bytes = ipoib::cni::testing::read_text_file(path.string());
-  return LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(bytes.data()),
-                                bytes.size());
+  return LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
 }
 
 }  // namespace
 
 TEST_CASE("fuzz regressions replay cleanly", "[cni][fuzz]") {
-  const auto files = files_under(fs::path(IPOIB_FUZZ_DIR) / "regressions" / "fuzz_cni_config",
-                                 false);
+  const auto files =
+      files_under(fs::path(IPOIB_FUZZ_DIR) / "regressions" / "fuzz_cni_config", false);
   REQUIRE_FALSE(files.empty());
   for (const auto& f : files) {
     INFO(f.string());

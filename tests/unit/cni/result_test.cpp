@@ -1,6 +1,7 @@
+#include "ipoib/cni/result.h"
+
 #include <catch2/catch.hpp>
 
-#include "ipoib/cni/result.h"
 #include "test_support.h"
 
 using namespace ipoib;
@@ -24,9 +25,11 @@ CniResult golden_result() {
                           .sandbox = "/var/run/netns/cni-1234",
                           .socket_path = "",
                           .pci_id = "0000:3b:00.1"});
-  r.ips.push_back({.address = prefix("10.56.217.5/16"), .gateway = ip("10.56.0.1"), .interface = 0});
+  r.ips.push_back(
+      {.address = prefix("10.56.217.5/16"), .gateway = ip("10.56.0.1"), .interface = 0});
   r.ips.push_back({.address = prefix("10.57.0.9/24"), .gateway = std::nullopt, .interface = 0});
-  r.ips.push_back({.address = prefix("fd00:56::5/64"), .gateway = ip("fd00:56::1"), .interface = 0});
+  r.ips.push_back(
+      {.address = prefix("fd00:56::5/64"), .gateway = ip("fd00:56::1"), .interface = 0});
   r.routes.push_back({.dst = prefix("0.0.0.0/0"), .gw = ip("10.56.0.1")});
   r.routes.push_back({.dst = prefix("192.168.0.0/16"),
                       .gw = std::nullopt,
@@ -125,11 +128,14 @@ TEST_CASE("0.2.0 with only IPv6 has no ip4 and drops IPv4 routes", "[cni][result
 }
 
 TEST_CASE("empty parts are omitted; socketPath is 1.1.0 only", "[cni][result]") {
-  CHECK(encode_result(CniResult{}, CniVersion::k1_0_0).value() ==
-        json({{"cniVersion", "1.0.0"}}));
+  CHECK(encode_result(CniResult{}, CniVersion::k1_0_0).value() == json({{"cniVersion", "1.0.0"}}));
   CniResult r;
-  r.interfaces.push_back({.name = "vhost0", .mac = "", .mtu = 0, .sandbox = "",
-                          .socket_path = "/run/vhost.sock", .pci_id = ""});
+  r.interfaces.push_back({.name = "vhost0",
+                          .mac = "",
+                          .mtu = 0,
+                          .sandbox = "",
+                          .socket_path = "/run/vhost.sock",
+                          .pci_id = ""});
   CHECK(encode_result(r, CniVersion::k1_1_0).value() ==
         json::parse(R"({"cniVersion":"1.1.0","interfaces":[{"name":"vhost0",
                         "socketPath":"/run/vhost.sock"}]})"));
@@ -159,8 +165,12 @@ TEST_CASE("decode_result tolerates what real producers emit", "[cni][result]") {
                                CniVersion::k1_0_0);
   REQUIRE(r.ok());
   CniResult expected;
-  expected.interfaces.push_back({.name = "net1", .mac = "", .mtu = std::nullopt, .sandbox = "",
-                                 .socket_path = "", .pci_id = ""});
+  expected.interfaces.push_back({.name = "net1",
+                                 .mac = "",
+                                 .mtu = std::nullopt,
+                                 .sandbox = "",
+                                 .socket_path = "",
+                                 .pci_id = ""});
   expected.ips.push_back(
       {.address = prefix("10.0.0.5/24"), .gateway = std::nullopt, .interface = 0});
   expected.routes.push_back({.dst = prefix("0.0.0.0/0"), .gw = std::nullopt});

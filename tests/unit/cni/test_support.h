@@ -2,14 +2,13 @@
 // golden-file access.
 #pragma once
 
+#include <catch2/catch.hpp>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
 
 #include "ipoib/cni/skel.h"
 

@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "ipoib/cni/version.h"
+
+#include <catch2/catch.hpp>
 
 using namespace ipoib;
 using namespace ipoib::cni;
@@ -21,8 +21,8 @@ TEST_CASE("parse_version accepts exactly the seven supported versions", "[cni][v
 
 TEST_CASE("parse_version rejects anything else with code 1 listing the supported versions",
           "[cni][version]") {
-  for (const std::string text : {"", "1.2.0", "0.3", "1.0", "v1.0.0", " 1.0.0", "1.0.0 ", "2.0.0",
-                                 "0.0.1", "1.1.0-rc1"}) {
+  for (const std::string text :
+       {"", "1.2.0", "0.3", "1.0", "v1.0.0", " 1.0.0", "1.0.0 ", "2.0.0", "0.0.1", "1.1.0-rc1"}) {
     INFO("\"" << text << "\"");
     const auto v = parse_version(text);
     REQUIRE_FALSE(v.ok());

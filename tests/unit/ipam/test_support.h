@@ -11,28 +11,11 @@
 #include <string>
 
 #include "ipoib/cni/skel.h"
+#include "temp_dir.h"
 
 namespace ipam_test {
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/ipam-test-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    ::nftw(
-        path_.c_str(),
-        [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
-        FTW_DEPTH | FTW_PHYS);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using TempDir = ipoib::testing::TempDir;  // tests/support/temp_dir.h
 
 inline void write_file(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << text;

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "ipoib/cni/config.h"
+#include "temp_dir.h"
 
 using namespace ipoib;
 using namespace ipoib::plugin;
@@ -15,12 +16,8 @@ using namespace ipoib::plugin;
 namespace {
 
 struct ScratchDir {
-  std::string path;
-  ScratchDir() {
-    char tmpl[] = "/tmp/plugin-unit-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~ScratchDir() { std::system(("rm -rf '" + path + "'").c_str()); }
+  ipoib::testing::TempDir dir{"plugin-unit"};  // tests/support/temp_dir.h
+  std::string path = dir.path();
   void write(const std::string& name, const std::string& text, mode_t mode) const {
     std::ofstream(path + "/" + name) << text;
     ::chmod((path + "/" + name).c_str(), mode);
