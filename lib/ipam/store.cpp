@@ -153,6 +153,44 @@ bool has_store_format(std::string_view head) {
          starts_with(head, "ipoib-ipam-pool ");
 }
 
+// The ops that turn `before` into `after` (both sorted pools of one network); nullopt when that
+// cannot be expressed (a range removed): the caller writes a whole snapshot instead.
+std::optional<std::vector<PoolOp>> diff_pools(const PoolData& before, const PoolData& after) {
+  if (before.network_name != after.network_name) {
+    return std::nullopt;
+  }
+  std::vector<PoolOp> ops;
+  for (const PoolRange& b : before.ranges) {
+    if (after.find_range(b.key) == nullptr) {
+      return std::nullopt;
+    }
+  }
+  for (const PoolRange& a : after.ranges) {
+    const PoolRange* b = before.find_range(a.key);
+    if (b == nullptr || !(*b == a)) {
+      ops.push_back(PoolOp::set_range(a));
+    }
+  }
+  auto b = before.reservations.begin();
+  auto a = after.reservations.begin();
+  while (b != before.reservations.end() || a != after.reservations.end()) {
+    if (a == after.reservations.end() || (b != before.reservations.end() && b->ip < a->ip)) {
+      ops.push_back(PoolOp::release(b->ip));
+      ++b;
+    } else if (b == before.reservations.end() || a->ip < b->ip) {
+      ops.push_back(PoolOp::reserve(*a));
+      ++a;
+    } else {
+      if (!(*a == *b)) {
+        ops.push_back(PoolOp::reserve(*a));
+      }
+      ++a;
+      ++b;
+    }
+  }
+  return ops;
+}
+
 }  // namespace
 
 Status check_store_dir_trust(int dir_fd, const std::string& path) {
@@ -475,12 +513,6 @@ Result<CommitInfo> Store::commit(const StoreLock& lock, const PoolIndex& after,
                     [&](std::uint64_t seq) { return after.encode_snapshot(seq); });
 }
 
-Result<CommitInfo> Store::commit(const StoreLock& lock, const PoolData& after,
-                                 const std::vector<PoolOp>& ops) {
-  return commit_ops(lock, after.network_name, ops,
-                    [&](std::uint64_t seq) { return encode_snapshot(after, seq); });
-}
-
 Result<CommitInfo> Store::commit_ops(const StoreLock& lock, const std::string& net,
                                      const std::vector<PoolOp>& ops,
                                      const SnapshotBytes& snapshot) {
@@ -566,15 +598,16 @@ Result<CommitInfo> Store::commit_ops(const StoreLock& lock, const std::string& n
 
 Status Store::write_pool(const StoreLock& lock, const PoolData& pool) {
   IPOIB_TRY_ASSIGN(std::optional<PoolData> current, read_pool(lock, pool.network_name));
+  PoolIndex after = PoolIndex::from_pool_data(pool);
   if (current) {
     if (auto ops = diff_pools(*current, pool)) {
-      IPOIB_TRY_ASSIGN(CommitInfo info, commit(lock, pool, *ops));
+      IPOIB_TRY_ASSIGN(CommitInfo info, commit(lock, after, *ops));
       (void)info;  // a failed compaction is retried by the next commit
       return ok_status();
     }
   }
   IPOIB_TRY_ASSIGN(PoolFiles * f, files_for(lock, pool.network_name));
-  IPOIB_TRY_ASSIGN(std::string bytes, encode_snapshot(pool, f->last_seq));
+  IPOIB_TRY_ASSIGN(std::string bytes, after.encode_snapshot(f->last_seq));
   IPOIB_TRY(write_snapshot(pool.network_name, bytes));
   return cut_journal(*f, pool.network_name);
 }

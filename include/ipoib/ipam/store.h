@@ -77,6 +77,7 @@
 #include "ipoib/base/fd.h"
 #include "ipoib/ipam/journal.h"
 #include "ipoib/ipam/pool.h"
+#include "ipoib/ipam/pool_index.h"
 
 namespace ipoib::ipam {
 
@@ -156,14 +157,12 @@ class Store {
   // The same pool as a PoolData (every reservation materialised): for the admin commands/tests.
   Result<std::optional<PoolData>> read_pool(const StoreLock& lock, const std::string& network_name);
 
-  // Makes `ops` durable: `after` must be the pool read_pool returned under this same lock with
-  // `ops` applied (apply_ops); it is what a new pool's first snapshot or a compaction writes. One
-  // journal append + fdatasync (see above); nothing when ops is empty. On failure nothing was
-  // committed (a partial append is cut back). kIoFailure naming the path (ENOSPC, EROFS, ...);
-  // kStoreCorrupt when the pool does not verify.
+  // Makes `ops` durable: `after` must be the pool load_pool returned under this same lock with
+  // `ops` applied (PoolIndex::apply); it is what a new pool's first snapshot or a compaction
+  // writes. One journal append + fdatasync (see above); nothing when ops is empty. On failure
+  // nothing was committed (a partial append is cut back). kIoFailure naming the path (ENOSPC,
+  // EROFS, ...); kStoreCorrupt when the pool does not verify.
   Result<CommitInfo> commit(const StoreLock& lock, const PoolIndex& after,
-                            const std::vector<PoolOp>& ops);
-  Result<CommitInfo> commit(const StoreLock& lock, const PoolData& after,
                             const std::vector<PoolOp>& ops);
 
   // Makes the stored pool equal to `pool`, whatever was changed: the difference with the stored

@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 
+#include "ipoib/ipam/pool_text.h"
+#include "reference_pool.h"
 #include "test_support.h"
 
 using namespace ipoib;
@@ -45,10 +47,10 @@ Result<std::optional<PoolData>> load(const std::string& dir, const std::string& 
 CommitInfo commit_ops(Store& s, const std::vector<PoolOp>& ops, const std::string& net = "blue") {
   auto lock = s.lock(1000);
   REQUIRE(lock.ok());
-  auto pool = s.read_pool(*lock, net);
+  auto pool = s.load_pool(*lock, net);
   REQUIRE(pool.ok());
-  PoolData p = *pool ? std::move(**pool) : PoolData{net, {}, {}};
-  REQUIRE(apply_ops(p, ops, "").ok());
+  PoolIndex p = *pool ? std::move(**pool) : PoolIndex(net);
+  REQUIRE(p.apply(ops, "").ok());
   auto info = s.commit(*lock, p, ops);
   INFO((info.ok() ? std::string() : info.error().msg()));
   REQUIRE(info.ok());
@@ -167,9 +169,11 @@ TEST_CASE("a corrupt journal or snapshot is reported naming the file and never w
   {
     auto lock = s.lock(1000);
     REQUIRE(lock.ok());
-    PoolData p{"blue", {}, {}};
-    CHECK_FALSE(s.commit(*lock, p, {PoolOp::reserve(res("10.0.9.9", "x"))}).ok());
-    CHECK_FALSE(s.write_pool(*lock, p).ok());
+    PoolIndex p("blue");
+    const std::vector<PoolOp> ops = {PoolOp::reserve(res("10.0.9.9", "x"))};
+    REQUIRE(p.apply(ops, "").ok());
+    CHECK_FALSE(s.commit(*lock, p, ops).ok());
+    CHECK_FALSE(s.write_pool(*lock, p.to_pool_data()).ok());
     CHECK_FALSE(s.compact(*lock, "blue").ok());
   }
   CHECK(read_file(journal) == j);
