@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <map>
 
 #include "byte_io.h"
 #include "ipoib/ipam/journal.h"
@@ -76,16 +75,16 @@ struct IndexBuilder {
         }
         return corrupt(file, "unknown record type " + std::to_string(kind));
       }
-      ReservationView v;
       const char* rec = payload.data() + pos;
-      const std::size_t n = parse_reservation(rec, payload.size() - pos, &v, true);
+      const std::size_t n = parse_reservation(rec, payload.size() - pos, nullptr, true);
       if (n == 0) {
         return corrupt(file, "bad reservation record");
       }
-      if (!ix.entries_.empty() && !(ix.entries_.back().ip < v.ip)) {
+      const IpAddress ip = record_ip(rec);
+      if (!ix.entries_.empty() && !(ix.entries_.back().ip < ip)) {
         return corrupt(file, "reservations out of order or duplicated");
       }
-      ix.entries_.push_back({v.ip, rec});
+      ix.entries_.push_back({ip, rec});
       pos += n;
     }
     return ok_status();
@@ -94,14 +93,17 @@ struct IndexBuilder {
   static Status add_journal(PoolIndex& ix, const JournalImage& j, std::uint64_t applied_seq,
                             std::string_view file, std::uint64_t& last) {
     last = applied_seq;
-    std::map<IpAddress, const char*> overlay;  // nullptr = released
-    auto reserved = [&](const IpAddress& ip) {
-      if (const auto it = overlay.find(ip); it != overlay.end()) {
-        return it->second != nullptr;
-      }
-      const auto it = std::lower_bound(ix.entries_.begin(), ix.entries_.end(), ip, entry_less);
-      return it != ix.entries_.end() && it->ip == ip;
+    // Every change the journal makes, in file order: (address, record or nullptr = released,
+    // frame). Sorted by address afterwards (stable: file order within an address), each address's
+    // changes are checked in order and its last one wins. A vector and one sort instead of a map
+    // with a node per change: the journal holds up to a quarter of the snapshot.
+    struct Change {
+      IpAddress ip;
+      const char* record;
+      std::uint64_t seq;
     };
+    std::vector<Change> changes;
+    changes.reserve(j.frames.size() * 2 + 16);
     for (const JournalFrame& f : j.frames) {
       // Every frame is checked, even those the snapshot already includes: scan_journal decodes
       // them all, and both paths must accept the same files.
@@ -116,14 +118,13 @@ struct IndexBuilder {
       while (pos < payload.size()) {
         const auto kind = static_cast<std::uint8_t>(payload[pos]);
         if (kind == kReserveV2 || kind == kReserveV3) {
-          ReservationView v;
           const char* rec = payload.data() + pos;
-          const std::size_t n = parse_reservation(rec, payload.size() - pos, &v, true);
+          const std::size_t n = parse_reservation(rec, payload.size() - pos, nullptr, true);
           if (n == 0) {
             return corrupt(file, "bad reservation record" + in_record);
           }
           if (apply) {
-            overlay[v.ip] = rec;
+            changes.push_back({record_ip(rec), rec, f.seq});
           }
           pos += n;
         } else if (kind == kReleaseOp) {
@@ -133,11 +134,7 @@ struct IndexBuilder {
             return corrupt(file, "bad release record" + in_record);
           }
           if (apply) {
-            if (!reserved(*ip)) {
-              return corrupt(file, "record " + std::to_string(f.seq) + " releases " +
-                                       ip->to_string() + ", which is not reserved");
-            }
-            overlay[*ip] = nullptr;
+            changes.push_back({*ip, nullptr, f.seq});
           }
           pos = payload.size() - rd.left();
         } else {
@@ -159,27 +156,44 @@ struct IndexBuilder {
         last = f.seq;
       }
     }
-    if (overlay.empty()) {
+    if (changes.empty()) {
       return ok_status();
     }
-    // One merge of two sorted sequences of small trivially copyable entries.
+    std::stable_sort(changes.begin(), changes.end(),
+                     [](const Change& a, const Change& b) { return a.ip < b.ip; });
+    // Per address: a release needs the address reserved at that point. Of all the violations,
+    // report the earliest record, as a replay in file order would.
+    const Change* bad = nullptr;
     std::vector<PoolIndex::Entry> out;
-    out.reserve(ix.entries_.size() + overlay.size() + 16);
+    out.reserve(ix.entries_.size() + changes.size() + 16);
     auto e = ix.entries_.begin();
-    auto o = overlay.begin();
-    while (e != ix.entries_.end() || o != overlay.end()) {
-      if (o == overlay.end() || (e != ix.entries_.end() && e->ip < o->first)) {
+    for (std::size_t i = 0; i < changes.size();) {
+      const IpAddress& ip = changes[i].ip;
+      while (e != ix.entries_.end() && e->ip < ip) {
         out.push_back(*e++);
-        continue;
       }
-      if (e != ix.entries_.end() && e->ip == o->first) {
-        ++e;
+      bool reserved = e != ix.entries_.end() && e->ip == ip;
+      if (reserved) {
+        ++e;  // replaced or released below
       }
-      if (o->second != nullptr) {
-        out.push_back({o->first, o->second});
+      const char* last_record = nullptr;
+      for (; i < changes.size() && changes[i].ip == ip; ++i) {
+        if (changes[i].record == nullptr && !reserved &&
+            (bad == nullptr || changes[i].seq < bad->seq)) {
+          bad = &changes[i];
+        }
+        reserved = changes[i].record != nullptr;
+        last_record = changes[i].record;
       }
-      ++o;
+      if (last_record != nullptr) {
+        out.push_back({ip, last_record});  // the last change decides; nullptr: released
+      }
     }
+    if (bad != nullptr) {
+      return corrupt(file, "record " + std::to_string(bad->seq) + " releases " +
+                               bad->ip.to_string() + ", which is not reserved");
+    }
+    out.insert(out.end(), e, ix.entries_.end());
     ix.entries_ = std::move(out);
     return ok_status();
   }
@@ -234,15 +248,25 @@ PoolIndex PoolIndex::from_pool_data(const PoolData& p) {
 
 ReservationView PoolIndex::at(std::size_t i) const { return view_record(entries_[i].record); }
 
+namespace {
+
+// String equality that rejects most unequal fields without a call: IDs and pod names of one pool
+// often share their length and a long prefix, and differ near the end.
+inline bool same(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         (a.empty() || (a.back() == b.back() && std::memcmp(a.data(), b.data(), a.size()) == 0));
+}
+
+}  // namespace
+
 std::size_t PoolIndex::find_attachment(std::string_view range_key, std::string_view container_id,
                                        std::string_view ifname) const {
   for (std::size_t i = 0; i < entries_.size(); ++i) {
+    // The most selective field first.
     RecordCursor c(entries_[i].record);
-    if (c.next() != range_key) {
-      continue;
-    }
+    const std::string_view key = c.next();
     c.skip();  // cni_network
-    if (c.next() == container_id && c.next() == ifname) {
+    if (same(c.next(), container_id) && same(c.next(), ifname) && same(key, range_key)) {
       return i;
     }
   }
@@ -253,13 +277,11 @@ std::size_t PoolIndex::find_pod(std::string_view range_key, std::string_view pod
                                 std::string_view ifname) const {
   for (std::size_t i = 0; i < entries_.size(); ++i) {
     RecordCursor c(entries_[i].record);
-    if (c.next() != range_key) {
-      continue;
-    }
+    const std::string_view key = c.next();
     c.skip();  // cni_network
     c.skip();  // container_id
     const std::string_view ifn = c.next();
-    if (ifn == ifname && c.next() == pod_ref) {
+    if (same(c.next(), pod_ref) && same(ifn, ifname) && same(key, range_key)) {
       return i;
     }
   }
@@ -345,7 +367,7 @@ Result<std::string> PoolIndex::encode_snapshot(std::uint64_t applied_seq) const 
   Writer w(payload);
   IPOIB_TRY(encode_pool_head(w, network_name_, ranges));
   for (const Entry& e : entries_) {
-    const std::size_t n = parse_reservation(e.record, ~std::size_t{0} >> 1, nullptr, false);
+    const std::size_t n = parse_reservation(e.record, 0, nullptr, false);
     payload.append(e.record, n);  // records are copied, not re-encoded
   }
   return snapshot_file(applied_seq, payload);

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,6 +48,19 @@ void encode_reservation(Writer& w, const Reservation& r);
 // record must have been validated before (it is read without bounds checks).
 std::size_t parse_reservation(const char* rec, std::size_t avail, ReservationView* out, bool check);
 ReservationView view_record(const char* rec);  // a validated record
+
+// The address of a validated reservation record (cheaper than a whole view).
+inline IpAddress record_ip(const char* rec) {
+  const auto* p = reinterpret_cast<const unsigned char*>(rec);
+  if (p[1] == kFamilyV4) {
+    std::uint32_t v4 = 0;
+    std::memcpy(&v4, p + 2, 4);
+    return IpAddress(IpFamily::kV4, v4);
+  }
+  u128 v = 0;
+  std::memcpy(&v, p + 2, 16);
+  return IpAddress(IpFamily::kV6, v);
+}
 
 // A record validated when it was loaded or encoded (it starts at its kind byte): read without
 // bounds checks. at() and the finders run over every reservation of the pool on every ADD.
