@@ -40,7 +40,7 @@ bool PoolData::insert(Reservation r) {
   return true;
 }
 
-const PoolRange* PoolData::find_range(const std::string& key) const {
+const PoolRange* find_range(const std::vector<PoolRange>& ranges, const std::string& key) {
   for (const PoolRange& r : ranges) {
     if (r.key == key) {
       return &r;
@@ -49,7 +49,7 @@ const PoolRange* PoolData::find_range(const std::string& key) const {
   return nullptr;
 }
 
-PoolRange& PoolData::upsert_range(const std::string& key, const Range& r) {
+PoolRange& upsert_range(std::vector<PoolRange>& ranges, const std::string& key, const Range& r) {
   for (PoolRange& pr : ranges) {
     if (pr.key == key) {
       pr.subnet = r.subnet;
@@ -61,6 +61,14 @@ PoolRange& PoolData::upsert_range(const std::string& key, const Range& r) {
   }
   ranges.push_back({key, r.subnet, r.first, r.last, r.excluded, std::nullopt});
   return ranges.back();
+}
+
+const PoolRange* PoolData::find_range(const std::string& key) const {
+  return ipam::find_range(ranges, key);
+}
+
+PoolRange& PoolData::upsert_range(const std::string& key, const Range& r) {
+  return ipam::upsert_range(ranges, key, r);
 }
 
 }  // namespace ipoib::ipam

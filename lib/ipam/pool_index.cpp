@@ -300,21 +300,11 @@ std::vector<u128> PoolIndex::taken(IpFamily family) const {
 }
 
 const PoolRange* PoolIndex::find_range(const std::string& key) const {
-  return find_range_in(ranges, key);
+  return ipam::find_range(ranges, key);
 }
 
 PoolRange& PoolIndex::upsert_range(const std::string& key, const Range& r) {
-  for (PoolRange& pr : ranges) {
-    if (pr.key == key) {
-      pr.subnet = r.subnet;
-      pr.first = r.first;
-      pr.last = r.last;
-      pr.excluded = r.excluded;
-      return pr;
-    }
-  }
-  ranges.push_back({key, r.subnet, r.first, r.last, r.excluded, std::nullopt});
-  return ranges.back();
+  return ipam::upsert_range(ranges, key, r);
 }
 
 Status PoolIndex::apply(const std::vector<PoolOp>& ops, std::string_view file) {

@@ -342,15 +342,6 @@ std::optional<std::string> decode_op(Reader& rd, DecodedOp& out) {
   return "unknown record type " + std::to_string(out.kind);
 }
 
-const PoolRange* find_range_in(const std::vector<PoolRange>& ranges, const std::string& key) {
-  for (const PoolRange& r : ranges) {
-    if (r.key == key) {
-      return &r;
-    }
-  }
-  return nullptr;
-}
-
 void upsert_range_record(std::vector<PoolRange>& ranges, const PoolRange& r) {
   for (PoolRange& x : ranges) {
     if (x.key == r.key) {

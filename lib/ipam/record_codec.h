@@ -92,7 +92,6 @@ std::optional<std::string> decode_op(Reader& rd, DecodedOp& out);
 Status encode_pool_head(Writer& w, const std::string& network_name,
                         const std::vector<PoolRange>& ranges);
 
-const PoolRange* find_range_in(const std::vector<PoolRange>& ranges, const std::string& key);
 void upsert_range_record(std::vector<PoolRange>& ranges, const PoolRange& r);
 
 }  // namespace ipoib::ipam::wire

@@ -47,6 +47,11 @@ struct PoolRange {
   friend bool operator==(const PoolRange&, const PoolRange&) = default;
 };
 
+// The range of `key` in `ranges`, or nullptr.
+const PoolRange* find_range(const std::vector<PoolRange>& ranges, const std::string& key);
+// Adds or refreshes the description of range `key` from `r`; keeps its cursor.
+PoolRange& upsert_range(std::vector<PoolRange>& ranges, const std::string& key, const Range& r);
+
 struct PoolData {
   std::string network_name;  // "" = default pool
   std::vector<PoolRange> ranges;
