@@ -9,13 +9,6 @@
 namespace ipoib::ipam {
 namespace {
 
-// The filter's fields compared in place on the index's record (no allocation per reservation).
-bool view_matches(const ReservationFilter& f, const ReservationView& v) {
-  return (!f.ip || v.ip == *f.ip) && (!f.container_id || v.container_id == *f.container_id) &&
-         (!f.ifname || v.ifname == *f.ifname) &&
-         (!f.cni_network || v.cni_network == *f.cni_network);
-}
-
 Error read_only_change() {
   return Error(ErrorCode::kInternal, "IPAM store: a read transaction tried to change the pool");
 }
@@ -57,11 +50,8 @@ class LocalTxn final : public PoolTxn {
     std::vector<Reservation> out;
     for (std::size_t i = 0; i < pool_.size(); ++i) {
       const ReservationView v = pool_.at(i);
-      if (view_matches(filter, v)) {
-        Reservation r = v.to_reservation();
-        if (filter.matches(r)) {
-          out.push_back(std::move(r));
-        }
+      if (filter.matches_record(v)) {
+        out.push_back(v.to_reservation());
       }
     }
     return out;

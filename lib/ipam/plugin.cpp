@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <ctime>
 
+#include "ipoib/ipam/attachment_liveness.h"
 #include "ipoib/ipam/builtin.h"
 #include "ipoib/ipam/ipam.h"
 #include "ipoib/ipam/pool_ops.h"
@@ -33,9 +34,19 @@ class BuiltinIpam final : public cni::Plugin {
     const std::string& cid = req.env.container_id;
     const std::string& ifname = req.env.ifname;
     std::string pod_ref = req.env.args.pod_ref();
+    if (const std::string why = req.env.args.pod_ref_problem(); !why.empty()) {
+      log_.warning("no pod reference for the re-ADD rule: " + why);
+    }
     if (!pod_ref.empty() && !is_storable_field(pod_ref)) {
       log_.warning("ignoring unstorable pod reference \"" + pod_ref + "\"");
       pod_ref.clear();
+    }
+    // The netns tells a later ADD of the same pod whether this attachment still lives.
+    std::string netns = req.env.netns;
+    if (!netns.empty() && !is_storable_path(netns)) {
+      log_.warning("CNI_NETNS cannot be stored (" + std::to_string(netns.size()) +
+                   " bytes): the re-ADD rule will treat this attachment as gone");
+      netns.clear();
     }
     // Each field names itself, and the code says who must fix it: the network config (7) or
     // the runtime's environment (4).
@@ -56,6 +67,7 @@ class BuiltinIpam final : public cni::Plugin {
     IPOIB_TRY_ASSIGN(std::unique_ptr<IpamStore> store, open_store(cfg.location, OpenMode::kCreate));
     const std::unique_ptr<PoolStore> pool = store->pool(cfg.location.network_name);
     const std::int64_t now = now_s();
+    const std::string& node = cfg.location.node_name;
     std::vector<IpAddress> assigned;
     std::vector<std::string> notes;  // logged once the transaction committed
     // One transaction for every range: all-or-nothing. A range's lookups see the addresses an
@@ -72,15 +84,24 @@ class BuiltinIpam final : public cni::Plugin {
         // 2. Same (pod, ifname): the kubelet re-ADDs a pod after a reboot with a new sandbox.
         if (!found && !pod_ref.empty()) {
           IPOIB_TRY_ASSIGN(std::vector<Reservation> same_pod, txn.find_pod(key, pod_ref, ifname));
-          if (!same_pod.empty()) {
-            Reservation r = std::move(same_pod.front());
+          // Never one address for two live attachments: take over only a gone one.
+          for (Reservation& r : same_pod) {
+            if (other_live(r.netns, req.env.netns)) {
+              notes.push_back("ADD of pod " + pod_ref + "/" + ifname + ": " + r.ip.to_string() +
+                              " stays with container " + r.container_id + ", whose netns " +
+                              r.netns + " still exists; allocating another address");
+              continue;
+            }
             notes.push_back("re-ADD of pod " + pod_ref + "/" + ifname + ": keeping " +
                             r.ip.to_string() + ", container " + r.container_id + " -> " + cid);
             r.container_id = cid;
             r.cni_network = req.conf.name;
             r.since_unix_s = now;
+            r.node = node;
+            r.netns = netns;
             IPOIB_TRY(txn.reserve(r));
             found = std::move(r);
+            break;
           }
         }
         if (found && !range.contains(found->ip)) {
@@ -94,9 +115,10 @@ class BuiltinIpam final : public cni::Plugin {
           assigned.push_back(found->ip);
           continue;
         }
-        IPOIB_TRY_ASSIGN(std::optional<IpAddress> ip,
-                         txn.allocate(key, range, cfg.allocation,
-                                      {{}, key, req.conf.name, cid, ifname, pod_ref, now}));
+        IPOIB_TRY_ASSIGN(
+            std::optional<IpAddress> ip,
+            txn.allocate(key, range, cfg.allocation,
+                         {{}, key, req.conf.name, cid, ifname, pod_ref, now, node, netns}));
         if (!ip) {
           return Error(ErrorCode::kIpamFailure,
                        "range " + key + " (" + range.first.to_string() + " - " +
@@ -201,10 +223,16 @@ class BuiltinIpam final : public cni::Plugin {
     IPOIB_TRY_ASSIGN(StoreLocation loc, load_store_location(*ipam, opts_.sources));
     IPOIB_TRY_ASSIGN(std::unique_ptr<IpamStore> store, open_store(loc, OpenMode::kExisting));
     const std::unique_ptr<PoolStore> pool = store->pool(loc.network_name);
-    // Only this CNI network's reservations: the list names this network's attachments only,
-    // while other networks may share the pool (same network_name and store).
+    // Only this CNI network's reservations made by this node: the list names the attachments of
+    // this network on this node only, while other networks may share the pool (same
+    // network_name and store) and other nodes a shared store_dir. Reservations without a node
+    // (written before nodes were recorded) are never GC'ed: no node can tell they are its own.
+    if (loc.node_name.empty()) {
+      return Error(ErrorCode::kInvalidNetworkConfig, "GC: " + loc.node_error);
+    }
     ReservationFilter mine;
     mine.cni_network = req.conf.name;
+    mine.node = loc.node_name;
     std::vector<Reservation> released;
     const PoolStore::Body body = [&](PoolTxn& txn) -> Status {
       IPOIB_TRY_ASSIGN(std::vector<Reservation> candidates, txn.reservations(mine));
@@ -276,6 +304,9 @@ class BuiltinIpam final : public cni::Plugin {
     for (const std::string& note : cfg.notes) {
       log_.debug(note);
     }
+    for (const std::string& w : cfg.warnings) {
+      log_.warning(w);
+    }
     return cfg;
   }
 
@@ -290,6 +321,11 @@ class BuiltinIpam final : public cni::Plugin {
       log_.warning(w);
     }
     return ok_status();
+  }
+
+  bool other_live(const std::string& recorded, const std::string& current) const {
+    return opts_.other_live_netns ? opts_.other_live_netns(recorded, current)
+                                  : other_live_netns(recorded, current);
   }
 
   std::int64_t now_s() const {

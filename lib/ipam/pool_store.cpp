@@ -1,14 +1,9 @@
-// What every IpamStore shares: the filter's meaning and the choice of implementation.
+// The choice of IpamStore implementation.
 #include "ipoib/ipam/pool_store.h"
 
 #include "ipoib/ipam/local_pool_store.h"
 
 namespace ipoib::ipam {
-
-bool ReservationFilter::matches(const Reservation& r) const {
-  return (!ip || r.ip == *ip) && (!container_id || r.container_id == *container_id) &&
-         (!ifname || r.ifname == *ifname) && (!cni_network || r.cni_network == *cni_network);
-}
 
 Result<std::unique_ptr<IpamStore>> open_ipam_store(const StoreLocation& loc, OpenMode mode,
                                                    const StoreTuning& tuning) {

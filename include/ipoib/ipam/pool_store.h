@@ -57,7 +57,14 @@ struct ReservationFilter {
   std::optional<std::string> cni_network{};
   std::optional<std::string> node{};
 
-  [[nodiscard]] bool matches(const Reservation& r) const;
+  [[nodiscard]] bool matches(const Reservation& r) const { return matches_record(r); }
+  // The same on anything with Reservation's field names (ReservationView: compared in place).
+  template <class Record>
+  [[nodiscard]] bool matches_record(const Record& r) const {
+    return (!ip || r.ip == *ip) && (!container_id || r.container_id == *container_id) &&
+           (!ifname || r.ifname == *ifname) && (!cni_network || r.cni_network == *cni_network) &&
+           (!node || r.node == *node);
+  }
   // Whether the filter names one attachment (container_id and ifname set): a remote store
   // answers it from its attachment index instead of listing the pool.
   [[nodiscard]] bool is_attachment() const { return container_id && ifname; }
