@@ -119,7 +119,7 @@ int run_list(const Options& o, IpamStore& store, std::ostream& out, std::ostream
     }
     if (!o.json && !p.reservations.empty()) {
       out << "  " << std::left << std::setw(40) << "IP" << std::setw(20) << "CONTAINER"
-          << std::setw(32) << "POD" << std::setw(16) << "IFNAME"
+          << std::setw(32) << "POD" << std::setw(16) << "IFNAME" << std::setw(24) << "NODE"
           << "SINCE\n";
     }
     for (const Reservation& res : p.reservations) {
@@ -129,13 +129,16 @@ int run_list(const Options& o, IpamStore& store, std::ostream& out, std::ostream
                                     {"container_id", res.container_id},
                                     {"ifname", res.ifname},
                                     {"pod", res.pod_ref},
+                                    {"node", res.node},
+                                    {"netns", res.netns},
                                     {"since", iso_time(res.since_unix_s)}});
       if (!o.json) {
         const std::string cid =
             res.container_id.size() > 16 ? res.container_id.substr(0, 16) : res.container_id;
         out << "  " << std::left << std::setw(40) << res.ip.to_string() << std::setw(20) << cid
             << std::setw(32) << (res.pod_ref.empty() ? "-" : res.pod_ref) << std::setw(16)
-            << res.ifname << iso_time(res.since_unix_s) << "\n";
+            << res.ifname << std::setw(24) << (res.node.empty() ? "-" : res.node)
+            << iso_time(res.since_unix_s) << "\n";
       }
     }
     doc["pools"].push_back(std::move(pj));
