@@ -13,8 +13,10 @@ Error read_only_change() {
   return Error(ErrorCode::kInternal, "IPAM store: a read transaction tried to change the pool");
 }
 
-// A transaction over a pool loaded under the lock. Changes are applied to the index at once (so
-// later queries see them) and collected as the journal record's operations.
+// A transaction over a pool loaded under the lock. Changes are applied to the index before the
+// next query (so it sees them) and collected as the journal record's operations. Releases are
+// applied as one batch: GC may release tens of thousands of reservations, and erasing them from
+// the sorted index one at a time would move the whole index each time (O(k·n)).
 class LocalTxn final : public PoolTxn {
  public:
   LocalTxn(PoolIndex& pool, Access access)
@@ -23,6 +25,7 @@ class LocalTxn final : public PoolTxn {
   Result<std::optional<Reservation>> find_attachment(std::string_view range_key,
                                                      std::string_view container_id,
                                                      std::string_view ifname) override {
+    IPOIB_TRY(flush());
     const std::size_t at = pool_.find_attachment(range_key, container_id, ifname);
     if (at == PoolIndex::npos) {
       return std::optional<Reservation>();
@@ -32,6 +35,7 @@ class LocalTxn final : public PoolTxn {
 
   Result<std::vector<Reservation>> find_pod(std::string_view range_key, std::string_view pod_ref,
                                             std::string_view ifname) override {
+    IPOIB_TRY(flush());
     std::vector<Reservation> out;
     const std::size_t first = pool_.find_pod(range_key, pod_ref, ifname);
     if (first == PoolIndex::npos) {
@@ -47,6 +51,7 @@ class LocalTxn final : public PoolTxn {
   }
 
   Result<std::vector<Reservation>> reservations(const ReservationFilter& filter) override {
+    IPOIB_TRY(flush());
     std::vector<Reservation> out;
     for (std::size_t i = 0; i < pool_.size(); ++i) {
       const ReservationView v = pool_.at(i);
@@ -57,9 +62,13 @@ class LocalTxn final : public PoolTxn {
     return out;
   }
 
-  Result<std::vector<PoolRange>> ranges() override { return pool_.ranges; }
+  Result<std::vector<PoolRange>> ranges() override {
+    IPOIB_TRY(flush());
+    return pool_.ranges;
+  }
 
   Result<u128> free_count(const std::string& /*range_key*/, const Range& range) override {
+    IPOIB_TRY(flush());
     return ipam::free_count(range, pool_.taken(range.family()));
   }
 
@@ -67,6 +76,7 @@ class LocalTxn final : public PoolTxn {
     if (access_ == Access::kRead) {
       return read_only_change();
     }
+    IPOIB_TRY(flush());
     pool_.upsert_range(range_key, range);
     return ok_status();
   }
@@ -90,6 +100,7 @@ class LocalTxn final : public PoolTxn {
     if (access_ == Access::kRead) {
       return read_only_change();
     }
+    IPOIB_TRY(flush());
     return change(PoolOp::reserve(std::move(r)));
   }
 
@@ -97,16 +108,15 @@ class LocalTxn final : public PoolTxn {
     if (access_ == Access::kRead) {
       return read_only_change();
     }
-    if (auto s = change(PoolOp::release(ip)); !s) {
-      return Error(ErrorCode::kInternal, "IPAM store: release of " + ip.to_string() +
-                                             ", which is not reserved: " + s.error().msg());
-    }
+    pending_releases_.push_back(ip);
+    ops_.push_back(PoolOp::release(ip));
     return ok_status();
   }
 
   // The journal record's operations: the body's changes, then every range description that
   // differs from the loaded one (the round-robin cursor included).
-  std::vector<PoolOp> take_ops() {
+  Result<std::vector<PoolOp>> take_ops() {
+    IPOIB_TRY(flush());
     for (const PoolRange& r : pool_.ranges) {
       const auto old = std::find_if(ranges_before_.begin(), ranges_before_.end(),
                                     [&](const PoolRange& b) { return b.key == r.key; });
@@ -124,10 +134,60 @@ class LocalTxn final : public PoolTxn {
     return ok_status();
   }
 
+  static Error not_reserved(const IpAddress& ip) {
+    return Error(ErrorCode::kInternal,
+                 "IPAM store: release of " + ip.to_string() + ", which is not reserved");
+  }
+
+  // Applies the pending releases: a few one by one, many by rebuilding the index once (one
+  // merge of the sorted reservations with the sorted releases: O(n + k log k)).
+  Status flush() {
+    if (pending_releases_.empty()) {
+      return ok_status();
+    }
+    std::vector<IpAddress> gone = std::move(pending_releases_);
+    pending_releases_.clear();
+    if (gone.size() <= kReleasesAppliedOneByOne) {
+      for (const IpAddress& ip : gone) {
+        if (!pool_.apply({PoolOp::release(ip)}, "")) {
+          return not_reserved(ip);
+        }
+      }
+      return ok_status();
+    }
+    std::sort(gone.begin(), gone.end());
+    if (const auto dup = std::adjacent_find(gone.begin(), gone.end()); dup != gone.end()) {
+      return not_reserved(*dup);  // released twice
+    }
+    PoolData data = pool_.to_pool_data();
+    std::vector<Reservation> kept;
+    kept.reserve(data.reservations.size() - std::min(data.reservations.size(), gone.size()));
+    std::size_t j = 0;
+    for (Reservation& r : data.reservations) {
+      if (j < gone.size() && gone[j] < r.ip) {
+        return not_reserved(gone[j]);
+      }
+      if (j < gone.size() && gone[j] == r.ip) {
+        ++j;
+      } else {
+        kept.push_back(std::move(r));
+      }
+    }
+    if (j < gone.size()) {
+      return not_reserved(gone[j]);
+    }
+    data.reservations = std::move(kept);
+    pool_ = PoolIndex::from_pool_data(data);
+    return ok_status();
+  }
+
+  static constexpr std::size_t kReleasesAppliedOneByOne = 16;
+
   PoolIndex& pool_;
   Access access_;
   std::vector<PoolRange> ranges_before_;
   std::vector<PoolOp> ops_;
+  std::vector<IpAddress> pending_releases_;
 };
 
 class LocalIpamStore;
@@ -198,7 +258,8 @@ class LocalIpamStore final : public IpamStore {
       PoolIndex empty(network_name);
       LocalTxn txn(empty, access);
       IPOIB_TRY(body(txn));
-      if (!txn.take_ops().empty()) {
+      IPOIB_TRY_ASSIGN(const std::vector<PoolOp> ops, txn.take_ops());
+      if (!ops.empty()) {
         return Error(ErrorCode::kInternal, "IPAM store " + dir_ + " does not exist");
       }
       return info;
@@ -208,7 +269,7 @@ class LocalIpamStore final : public IpamStore {
     PoolIndex pool = loaded ? std::move(*loaded) : PoolIndex(network_name);
     LocalTxn txn(pool, access);
     IPOIB_TRY(body(txn));
-    const std::vector<PoolOp> ops = txn.take_ops();
+    IPOIB_TRY_ASSIGN(const std::vector<PoolOp> ops, txn.take_ops());
     if (ops.empty()) {
       return info;
     }

@@ -106,8 +106,9 @@ class PoolTxn {
                                                     Reservation r) = 0;
   // Inserts the reservation or replaces the one at its address (a re-ADD taking an address over).
   virtual Status reserve(Reservation r) = 0;
-  // Releases the reservation of `ip`; kInternal when it is not reserved (a body releases only
-  // what it read).
+  // Releases the reservation of `ip`. Releasing what is not reserved is a bug in the body
+  // (a body releases only what it read): kInternal, from this call or from transact, and
+  // nothing is committed.
   virtual Status release(const IpAddress& ip) = 0;
 };
 

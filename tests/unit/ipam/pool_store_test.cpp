@@ -221,3 +221,48 @@ TEST_CASE("GC's choice is exact and linear at 20,000 valid x 60,000 reservations
   const auto edge = gc_choose_releases({res("a", "bc")}, {{"ab", "c"}});
   CHECK(edge.size() == 1);
 }
+
+TEST_CASE("many releases in one transaction are applied as one batch, and checked") {
+  TempDir tmp;
+  const std::string dir = tmp.path() + "/s";
+  auto store = open(dir, OpenMode::kCreate);
+  auto pool = store->pool("");
+  static const Range big = *parse_range({.range = "10.30.0.0/22"});
+  REQUIRE(pool->transact(Access::kWrite,
+                         [&](PoolTxn& t) -> Status {
+                           for (int i = 0; i < 300; ++i) {
+                             IPOIB_TRY(t.allocate("big", big, AllocationPolicy::kLowestFree,
+                                                  res("c" + std::to_string(i))));
+                           }
+                           return ok_status();
+                         })
+              .ok());
+  // Release every odd one (150 > the one-by-one threshold), then query and allocate in the
+  // same transaction: the batch is visible, and the lowest free address is the first released.
+  std::optional<IpAddress> next;
+  auto done = pool->transact(Access::kWrite, [&](PoolTxn& t) -> Status {
+    IPOIB_TRY_ASSIGN(auto everything, t.reservations({}));
+    for (std::size_t i = 1; i < everything.size(); i += 2) {
+      IPOIB_TRY(t.release(everything[i].ip));
+    }
+    IPOIB_TRY_ASSIGN(auto left, t.reservations({}));
+    CHECK(left.size() == 150);
+    IPOIB_TRY_ASSIGN(next, t.allocate("big", big, AllocationPolicy::kLowestFree, res("new")));
+    return ok_status();
+  });
+  REQUIRE(done.ok());
+  CHECK(next->to_string() == "10.30.0.2");
+  CHECK(all(*open(dir, OpenMode::kExisting)->pool("")).size() == 151);  // durable
+  // A batch that releases one address twice, or one that is not reserved: nothing committed.
+  for (const char* twice : {"10.30.0.1", "10.30.3.200"}) {
+    auto bad = pool->transact(Access::kWrite, [&](PoolTxn& t) -> Status {
+      IPOIB_TRY_ASSIGN(auto everything, t.reservations({}));
+      for (std::size_t i = 0; i < 20; ++i) IPOIB_TRY(t.release(everything[i].ip));
+      return t.release(*IpAddress::parse(twice));
+    });
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.error().code() == ErrorCode::kInternal);
+    CHECK_THAT(bad.error().msg(), Catch::Contains(twice));
+  }
+  CHECK(all(*pool).size() == 151);
+}
