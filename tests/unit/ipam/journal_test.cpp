@@ -4,6 +4,9 @@
 #include <catch2/catch.hpp>
 #include <random>
 
+#include "ipoib/ipam/pool_text.h"
+#include "reference_pool.h"
+
 using namespace ipoib;
 using namespace ipoib::ipam;
 
@@ -281,23 +284,6 @@ TEST_CASE("replay equals applying every operation in order (random operations)")
   PoolData replayed = base;
   REQUIRE(replay(replayed, 0, *scan_journal(journal, "f"), "f").ok());
   CHECK(replayed == sequential);
-}
-
-TEST_CASE("diff_pools gives the operations from one pool to another") {
-  const PoolData before = sample_pool();
-  PoolData after = before;
-  after.reservations.erase(after.reservations.begin());
-  after.insert(res("10.0.0.77", "new"));
-  after.reservations.back().since_unix_s = 1;
-  after.ranges[0].cursor = ip("10.0.0.77");
-  auto ops = diff_pools(before, after);
-  REQUIRE(ops);
-  PoolData applied = before;
-  REQUIRE(apply_ops(applied, *ops, "f").ok());
-  CHECK(applied == after);
-  PoolData fewer_ranges = before;
-  fewer_ranges.ranges.pop_back();
-  CHECK_FALSE(diff_pools(before, fewer_ranges));
 }
 
 TEST_CASE("unstorable journal fields are refused at encode") {
