@@ -217,7 +217,7 @@ class LocalIpamStore final : public IpamStore {
     if (!store_) {
       return std::vector<std::string>();
     }
-    IPOIB_TRY_ASSIGN(StoreLock lock, store_->lock(lock_timeout_ms_));
+    IPOIB_TRY_ASSIGN(StoreLock lock, store_->lock_shared(lock_timeout_ms_));
     IPOIB_TRY_ASSIGN(std::vector<std::string> names, store_->list_networks(lock));
     std::sort(names.begin(), names.end());
     return names;
@@ -240,7 +240,7 @@ class LocalIpamStore final : public IpamStore {
       }
       return ok_status();
     }
-    IPOIB_TRY_ASSIGN(StoreLock lock, store_->lock(lock_timeout_ms_));
+    IPOIB_TRY_ASSIGN(StoreLock lock, store_->lock_shared(lock_timeout_ms_));
     return store_->probe_writable(lock);
   }
 
@@ -264,7 +264,11 @@ class LocalIpamStore final : public IpamStore {
       }
       return info;
     }
-    IPOIB_TRY_ASSIGN(StoreLock lock, store_->lock(lock_timeout_ms_));
+    // Readers share the lock (and write nothing: no lock file is created, a read-only store
+    // works); writers exclude everyone.
+    IPOIB_TRY_ASSIGN(StoreLock lock,
+                     store_->lock(lock_timeout_ms_,
+                                  access == Access::kRead ? LockMode::kRead : LockMode::kWrite));
     IPOIB_TRY_ASSIGN(std::optional<PoolIndex> loaded, store_->load_pool(lock, network_name));
     PoolIndex pool = loaded ? std::move(*loaded) : PoolIndex(network_name);
     LocalTxn txn(pool, access);

@@ -402,7 +402,7 @@ TEST_CASE("stale temporary files of a crashed writer are removed at the next ope
   const json cfg = h.conf(kRange);
   h.add_ips(cfg, "a");
   const std::string stale = h.store_dir + "/.tmp.pool-_default.99999.0";
-  ipam_test::write_file(stale, "half a file");
+  ipam_test::write_file(stale, std::string(kSnapshotMagic) + "half a file");
   h.add_ips(cfg, "b");
   CHECK(::access(stale.c_str(), F_OK) != 0);
 }
@@ -516,4 +516,11 @@ TEST_CASE("STATUS and CHECK create nothing") {
   CHECK(h.run("STATUS", cfg).rc == 0);
   CHECK(h.code_of(h.run("CHECK", cfg)) == static_cast<int>(ErrorCode::kCheckFailed));
   CHECK(::access(h.store_dir.c_str(), F_OK) != 0);
+  // An existing store without a lock file: readers take no lock and create none.
+  h.add_ips(cfg, "c1");
+  const std::string lock = h.store_dir + "/lock";
+  REQUIRE(::unlink(lock.c_str()) == 0);
+  CHECK(h.run("STATUS", cfg).rc == 0);
+  CHECK(h.run("CHECK", cfg, "c1").rc == 0);
+  CHECK(::access(lock.c_str(), F_OK) != 0);
 }
