@@ -48,11 +48,49 @@ std::optional<std::string> CniArgs::get(std::string_view key) const {
   return std::nullopt;
 }
 
+bool is_dns1123_label(std::string_view s) {
+  if (s.empty() || s.size() > 63) {
+    return false;
+  }
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  for (const char c : s) {
+    if (!alnum(c) && c != '-') {
+      return false;
+    }
+  }
+  return alnum(s.front()) && alnum(s.back());
+}
+
+bool is_dns1123_subdomain(std::string_view s) {
+  if (s.empty() || s.size() > 253) {
+    return false;
+  }
+  for (const std::string_view label : split(s, '.')) {
+    if (!is_dns1123_label(label)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 std::string CniArgs::pod_ref() const {
-  if (pod_namespace.empty() || pod_name.empty()) {
+  if (!pod_ref_problem().empty() || pod_namespace.empty() || pod_name.empty()) {
     return {};
   }
   return pod_namespace + "/" + pod_name;
+}
+
+std::string CniArgs::pod_ref_problem() const {
+  if (pod_namespace.empty() || pod_name.empty()) {
+    return {};  // no reference is formed: nothing is wrong
+  }
+  if (!is_dns1123_label(pod_namespace)) {
+    return "K8S_POD_NAMESPACE is not a DNS-1123 label (what Kubernetes allows for a namespace)";
+  }
+  if (!is_dns1123_subdomain(pod_name)) {
+    return "K8S_POD_NAME is not a DNS-1123 subdomain (what Kubernetes allows for a pod name)";
+  }
+  return {};
 }
 
 Result<CniArgs> parse_cni_args(std::string_view text) {

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <map>
@@ -10,6 +12,7 @@
 #include "ipoib/base/fd.h"
 #include "ipoib/base/strings.h"
 #include "ipoib/cni/config.h"
+#include "ipoib/ipam/pool.h"
 
 namespace ipoib::ipam {
 namespace {
@@ -149,6 +152,11 @@ Result<Merged> merge_flat_file(const json& ipam, const ConfigSources& src) {
   return m;
 }
 
+// `node_name` as configured ("" when unset).
+Result<std::string> configured_node_name(const json& ipam) {
+  return get_string(ipam, "node_name", "node_name");
+}
+
 Result<StoreLocation> location_from(const json& ipam) {
   StoreLocation loc;
   IPOIB_TRY_ASSIGN(loc.store_dir, get_string(ipam, "store_dir", "store_dir"));
@@ -158,8 +166,9 @@ Result<StoreLocation> location_from(const json& ipam) {
   IPOIB_TRY(validate_store_dir(loc.store_dir, "store_dir"));
   IPOIB_TRY_ASSIGN(loc.network_name, get_string(ipam, "network_name", "network_name"));
   if (!loc.network_name.empty() && !is_valid_network_name(loc.network_name)) {
-    return bad("network_name", "\"" + loc.network_name.substr(0, 64) +
-                                   "\" must match ^[A-Za-z0-9][A-Za-z0-9_.-]*$ (at most 128 bytes)");
+    return bad("network_name",
+               "\"" + loc.network_name.substr(0, 64) +
+                   "\" must match ^[A-Za-z0-9][A-Za-z0-9_.-]*$ (at most 128 bytes)");
   }
   if (const auto it = ipam.find("lock_timeout_ms"); it != ipam.end() && !it->is_null()) {
     if (!it->is_number_integer() || it->get<std::int64_t>() < 1 ||
@@ -172,22 +181,45 @@ Result<StoreLocation> location_from(const json& ipam) {
 }
 
 bool is_ignored_key(const std::string& key) {
-  static const char* const kIgnored[] = {
-      "kubernetes", "datastore", "sleep_for_race", "reconciler_cron_expression",
-      "etcd_host", "etcd_username", "etcd_password", "etcd_key_file", "etcd_cert_file",
-      "etcd_ca_cert_file", "leader_lease_duration", "leader_renew_deadline",
-      "leader_retry_period"};
+  static const char* const kIgnored[] = {"kubernetes",
+                                         "datastore",
+                                         "sleep_for_race",
+                                         "reconciler_cron_expression",
+                                         "etcd_host",
+                                         "etcd_username",
+                                         "etcd_password",
+                                         "etcd_key_file",
+                                         "etcd_cert_file",
+                                         "etcd_ca_cert_file",
+                                         "leader_lease_duration",
+                                         "leader_renew_deadline",
+                                         "leader_retry_period"};
   return std::any_of(std::begin(kIgnored), std::end(kIgnored),
                      [&](const char* k) { return key == k; }) ||
          starts_with(key, "etcd_") || starts_with(key, "leader_");
 }
 
 bool is_known_key(const std::string& key) {
-  static const char* const kKnown[] = {
-      "type", "range", "range_start", "range_end", "exclude", "ipRanges", "gateway",
-      "network_name", "routes", "dns", "addresses", "enable_overlapping_ranges", "log_file",
-      "log_level", "configuration_path", "store_dir", "allocation", "lock_timeout_ms",
-      "node_slice_size"};
+  static const char* const kKnown[] = {"type",
+                                       "range",
+                                       "range_start",
+                                       "range_end",
+                                       "exclude",
+                                       "ipRanges",
+                                       "gateway",
+                                       "network_name",
+                                       "routes",
+                                       "dns",
+                                       "addresses",
+                                       "enable_overlapping_ranges",
+                                       "log_file",
+                                       "log_level",
+                                       "configuration_path",
+                                       "store_dir",
+                                       "allocation",
+                                       "lock_timeout_ms",
+                                       "node_slice_size",
+                                       "node_name"};
   return std::any_of(std::begin(kKnown), std::end(kKnown), [&](const char* k) { return key == k; });
 }
 
@@ -309,9 +341,56 @@ Status validate_store_dir(const std::string& dir, const std::string& key) {
   return ok_status();
 }
 
+Result<std::string> resolve_node_name(const std::string& configured, const ConfigSources& src) {
+  auto storable = [](const std::string& name, ErrorCode code, const std::string& key) -> Status {
+    if (!is_storable_field(name)) {
+      return Error(code, key + ": \"" + name.substr(0, 64) +
+                             "\" cannot be a node name (1..253 printable ASCII bytes, no spaces)");
+    }
+    return ok_status();
+  };
+  if (!configured.empty()) {
+    IPOIB_TRY(storable(configured, ErrorCode::kInvalidNetworkConfig, "node_name"));
+    return configured;
+  }
+  std::optional<std::string> env;
+  if (src.getenv) {
+    env = src.getenv("NODENAME");
+  } else if (const char* v = ::getenv("NODENAME")) {  // NOLINT(concurrency-mt-unsafe)
+    env = v;
+  }
+  if (env && !env->empty()) {
+    IPOIB_TRY(storable(*env, ErrorCode::kInvalidEnvironment, "NODENAME"));
+    return *env;
+  }
+  std::string host;
+  if (src.hostname) {
+    host = src.hostname();
+  } else {
+    struct utsname u {};
+    if (::uname(&u) == 0) {
+      host = u.nodename;
+    }
+  }
+  if (host.empty()) {
+    return Error(ErrorCode::kInternal,
+                 "the host has no name: set node_name in the IPAM config "
+                 "or $NODENAME");
+  }
+  IPOIB_TRY(storable(host, ErrorCode::kInternal, "host name"));
+  return host;
+}
+
 Result<StoreLocation> load_store_location(const nlohmann::json& ipam, const ConfigSources& src) {
   IPOIB_TRY_ASSIGN(Merged m, merge_flat_file(ipam, src));
-  return location_from(m.ipam);
+  IPOIB_TRY_ASSIGN(StoreLocation loc, location_from(m.ipam));
+  IPOIB_TRY_ASSIGN(std::string configured, configured_node_name(m.ipam));
+  if (auto node = resolve_node_name(configured, src)) {
+    loc.node_name = std::move(node).value();
+  } else {
+    loc.node_error = node.error().msg();
+  }
+  return loc;
 }
 
 Result<IpamConfig> load_ipam_config(const nlohmann::json& ipam_inline, const ConfigSources& src) {
@@ -323,6 +402,8 @@ Result<IpamConfig> load_ipam_config(const nlohmann::json& ipam_inline, const Con
     c.notes.push_back("merged flat file " + m.flat_file);
   }
   IPOIB_TRY_ASSIGN(c.location, location_from(ipam));
+  IPOIB_TRY_ASSIGN(std::string node, configured_node_name(ipam));
+  IPOIB_TRY_ASSIGN(c.location.node_name, resolve_node_name(node, src));
 
   if (const auto it = ipam.find("node_slice_size"); it != ipam.end() && !it->is_null()) {
     return bad("node_slice_size",
@@ -333,8 +414,9 @@ Result<IpamConfig> load_ipam_config(const nlohmann::json& ipam_inline, const Con
   }
   for (auto it = ipam.begin(); it != ipam.end(); ++it) {
     if (is_ignored_key(it.key())) {
-      c.notes.push_back("ignoring \"" + it.key() +
-                        "\": it configures whereabouts' Kubernetes/etcd store, not this file store");
+      c.notes.push_back(
+          "ignoring \"" + it.key() +
+          "\": it configures whereabouts' Kubernetes/etcd store, not this file store");
     } else if (!is_known_key(it.key())) {
       c.notes.push_back("ignoring unknown ipam key \"" + it.key() + "\"");
     }
@@ -408,9 +490,12 @@ Result<IpamConfig> load_ipam_config(const nlohmann::json& ipam_inline, const Con
   }
   IPOIB_TRY_ASSIGN(std::string level, get_string(ipam, "log_level", "log_level"));
   if (!level.empty()) {
+    // An unknown level is ignored with a warning, as whereabouts does and as the top-level
+    // logLevel is: a logging knob never fails an ADD.
     c.log_level = parse_log_level(level);
     if (!c.log_level) {
-      return bad("log_level", "\"" + level + "\" is not debug, verbose, error or panic");
+      c.warnings.push_back("log_level: ignoring \"" + level.substr(0, 64) +
+                           "\" (not debug, verbose, info, warning, error or panic)");
     }
   }
   IPOIB_TRY_ASSIGN(c.log_file, get_string(ipam, "log_file", "log_file"));

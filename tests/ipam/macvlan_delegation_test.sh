@@ -8,13 +8,9 @@ set -u
 bin=${1:?binary}
 macvlan=/usr/lib/cni/macvlan
 
-if [ "${IPAM_TEST_INNER:-}" != 1 ]; then
-  [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
-  [ -x "$macvlan" ] || { echo "SKIP: $macvlan missing (containernetworking-plugins)"; exit 77; }
-  command -v unshare >/dev/null && command -v ip >/dev/null || { echo "SKIP: no unshare/ip"; exit 77; }
-  unshare --net --mount true 2>/dev/null || { echo "SKIP: cannot unshare"; exit 77; }
-  IPAM_TEST_INNER=1 exec unshare --net --mount --propagation private "$0" "$@"
-fi
+[ -x "$macvlan" ] || { echo "SKIP: $macvlan missing (containernetworking-plugins)"; exit 77; }
+. "$(dirname "$0")/private_ns.sh"
+enter_private_ns "$0" "$@"
 
 set -e
 tmp=$(mktemp -d /tmp/ipam-macvlan-XXXXXX)
@@ -29,8 +25,7 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-mkdir -p "$tmp/bin" /run/netns
-mount -t tmpfs tmpfs /run/netns   # private to this mount namespace
+mkdir -p "$tmp/bin"
 ln -s "$macvlan" "$tmp/bin/macvlan"
 ln -s "$(readlink -f "$bin")" "$tmp/bin/whereabouts"
 ip link add "$master" type veth peer name "${master}p"

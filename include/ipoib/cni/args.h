@@ -26,9 +26,18 @@ struct CniArgs {
 
   // The last value given for `key`, if any.
   [[nodiscard]] std::optional<std::string> get(std::string_view key) const;
-  // "namespace/name" when both are known, else empty.
+  // "namespace/name" when both are given and valid as Kubernetes validates them: the namespace a
+  // DNS-1123 label, the name a DNS-1123 subdomain (neither can hold a '/', so the reference is
+  // unambiguous: "a/b"+"c" and "a"+"b/c" cannot collide). Else empty.
   [[nodiscard]] std::string pod_ref() const;
+  // Why pod_ref() is empty although both a namespace and a name were given ("" when it is not).
+  [[nodiscard]] std::string pod_ref_problem() const;
 };
+
+// RFC 1123 label as Kubernetes' IsDNS1123Label: 1..63 of [a-z0-9-], alphanumeric at both ends.
+bool is_dns1123_label(std::string_view s);
+// Kubernetes' IsDNS1123Subdomain: 1..253 bytes, dot-separated DNS-1123 labels.
+bool is_dns1123_subdomain(std::string_view s);
 
 // Splits on ';' then on the first '='. Empty text and empty elements are fine. A pair without
 // '=' or with an empty key is kInvalidEnvironment. Keys this project does not know (anything but

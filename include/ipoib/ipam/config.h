@@ -12,15 +12,16 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "ipoib/base/error.h"
 #include "ipoib/base/ip.h"
 #include "ipoib/base/log.h"
+#include "ipoib/cni/env.h"
 #include "ipoib/cni/result.h"
 #include "ipoib/ipam/range.h"
 
@@ -34,6 +35,10 @@ struct ConfigSources {
       "/etc/cni/net.d/whereabouts.d/whereabouts.conf",
       "/host/etc/cni/net.d/whereabouts.d/whereabouts.conf",
   };
+  // The process environment ($NODENAME) and the host name, for the node identity; empty =
+  // getenv(3) and uname(2).
+  cni::GetEnv getenv = {};
+  std::function<std::string()> hostname = {};
 };
 
 inline constexpr std::int64_t kDefaultLockTimeoutMs = 5000;
@@ -41,9 +46,11 @@ inline constexpr std::int64_t kDefaultLockTimeoutMs = 5000;
 // Where the store is and which pool file a network uses: all DEL and GC need, so they still work
 // when the rest of the configuration no longer validates.
 struct StoreLocation {
-  std::string store_dir;        // absolute, no ".." (validated)
-  std::string network_name;     // "" = the default pool (whereabouts' default)
+  std::string store_dir;     // absolute, no ".." (validated)
+  std::string network_name;  // "" = the default pool (whereabouts' default)
   std::int64_t lock_timeout_ms = kDefaultLockTimeoutMs;
+  std::string node_name = {};   // resolve_node_name's answer; "" when it failed:
+  std::string node_error = {};  // then why (load_store_location only; load_ipam_config fails)
 };
 
 struct StaticAddress {
@@ -62,8 +69,9 @@ struct IpamConfig {
   bool enable_overlapping_ranges = true;
   std::optional<LogLevel> log_level;
   std::string log_file;
-  std::string flat_file;                // the flat file merged in ("" when none was found)
-  std::vector<std::string> notes;       // debug notes: ignored keys, the flat file used
+  std::string flat_file;              // the flat file merged in ("" when none was found)
+  std::vector<std::string> notes;     // debug notes: ignored keys, the flat file used
+  std::vector<std::string> warnings;  // accepted but wrong (an unknown log_level): log them
 };
 
 // Reads the flat file (the first of `configuration_path` and src.flat_file_paths that exists;
@@ -71,9 +79,18 @@ struct IpamConfig {
 // object. A flat file that exists but is not a JSON object is an error naming the file.
 Result<IpamConfig> load_ipam_config(const nlohmann::json& ipam, const ConfigSources& src);
 
-// Just store_dir, network_name and lock_timeout_ms (after the same flat-file merge): what DEL and
-// GC need.
+// Just store_dir, network_name, lock_timeout_ms and the node (after the same flat-file merge):
+// what DEL and GC need. DEL needs no node, so a node name that cannot be resolved is not an
+// error here: node_name is then "" and GC refuses to run (resolve_node_name tells why).
 Result<StoreLocation> load_store_location(const nlohmann::json& ipam, const ConfigSources& src);
+
+// The node identity, one rule for every store (the file store and the cluster store): the IPAM
+// config's `node_name` (after the flat-file merge; `configured`), else $NODENAME (what the
+// Kubernetes downward API gives a DaemonSet, and whereabouts' own key), else the host name
+// (uname(2) nodename). Every reservation records it and GC releases only its own node's
+// reservations. It must be 1..253 printable ASCII bytes without spaces: kInvalidNetworkConfig
+// naming node_name, kInvalidEnvironment naming NODENAME, kInternal when the host has no name.
+Result<std::string> resolve_node_name(const std::string& configured, const ConfigSources& src);
 
 // Absolute, not empty, no "." or ".." component, no NUL; kInvalidNetworkConfig naming `key`.
 Status validate_store_dir(const std::string& dir, const std::string& key);

@@ -1,12 +1,14 @@
-#include <catch2/catch.hpp>
-
 #include "ipoib/ipam/config.h"
+
+#include <catch2/catch.hpp>
+#include <map>
+
 #include "test_support.h"
 
 using namespace ipoib;
 using namespace ipoib::ipam;
-using nlohmann::json;
 using ipam_test::TempDir;
+using nlohmann::json;
 
 namespace {
 
@@ -85,19 +87,27 @@ TEST_CASE("validation names the key") {
   CHECK_THAT(err_of({{"range_start", "10.0.0.1"}}), Catch::Contains("range_start"));
   CHECK_THAT(err_of(json::object()), Catch::Contains("range"));
   CHECK_THAT(err_of({{"range", "10.0.0.0/24"}, {"exclude", {"x"}}}), Catch::Contains("exclude[0]"));
-  CHECK_THAT(err_of({{"range", "10.0.0.0/24"}, {"exclude", "10.0.0.1"}}), Catch::Contains("exclude"));
+  CHECK_THAT(err_of({{"range", "10.0.0.0/24"}, {"exclude", "10.0.0.1"}}),
+             Catch::Contains("exclude"));
   CHECK_THAT(err_of({{"ipRanges", {{{"range", "10.0.0.0/24"}}, {{"range", "bad"}}}}}),
              Catch::Contains("ipRanges[1].range"));
   CHECK_THAT(err_of({{"ipRanges", {{{"range", "10.0.0.0/24"}, {"range_end", "10.0.1.1"}}}}}),
              Catch::Contains("ipRanges[0].range_end"));
   CHECK_THAT(err_of({{"range", "10.0.0.0/24"}, {"gateway", "nope"}}), Catch::Contains("gateway"));
-  CHECK_THAT(err_of({{"range", "10.0.0.0/24"}, {"network_name", "../x"}}), Catch::Contains("network_name"));
-  CHECK_THAT(err_of({{"range", "10.0.0.0/24"}, {"store_dir", "rel/dir"}}), Catch::Contains("store_dir"));
-  CHECK_THAT(err_of({{"range", "10.0.0.0/24"}, {"store_dir", "/a/../b"}}), Catch::Contains("store_dir"));
-  CHECK_THAT(err_of({{"range", "10.0.0.0/24"}, {"allocation", "random"}}), Catch::Contains("allocation"));
-  CHECK_THAT(err_of({{"range", "10.0.0.0/24"}, {"lock_timeout_ms", 0}}), Catch::Contains("lock_timeout_ms"));
-  CHECK_THAT(err_of({{"range", "10.0.0.0/24"}, {"log_level", "loud"}}), Catch::Contains("log_level"));
-  CHECK_THAT(err_of({{"range", "10.0.0.0/24"}, {"routes", {{{"dst", "x"}}}}}), Catch::Contains("routes[0].dst"));
+  CHECK_THAT(err_of({{"range", "10.0.0.0/24"}, {"network_name", "../x"}}),
+             Catch::Contains("network_name"));
+  CHECK_THAT(err_of({{"range", "10.0.0.0/24"}, {"store_dir", "rel/dir"}}),
+             Catch::Contains("store_dir"));
+  CHECK_THAT(err_of({{"range", "10.0.0.0/24"}, {"store_dir", "/a/../b"}}),
+             Catch::Contains("store_dir"));
+  CHECK_THAT(err_of({{"range", "10.0.0.0/24"}, {"allocation", "random"}}),
+             Catch::Contains("allocation"));
+  CHECK_THAT(err_of({{"range", "10.0.0.0/24"}, {"lock_timeout_ms", 0}}),
+             Catch::Contains("lock_timeout_ms"));
+  CHECK_THAT(err_of({{"range", "10.0.0.0/24"}, {"node_name", "a b"}}),
+             Catch::Contains("node_name"));
+  CHECK_THAT(err_of({{"range", "10.0.0.0/24"}, {"routes", {{{"dst", "x"}}}}}),
+             Catch::Contains("routes[0].dst"));
   CHECK_THAT(err_of({{"range", "10.0.0.0/24"}, {"addresses", {{{"address", "10.0.0.1"}}}}}),
              Catch::Contains("addresses[0].address"));
   CHECK_THAT(err_of({{"range", "10.0.0.0/24"}, {"enable_overlapping_ranges", "yes"}}),
@@ -150,4 +160,46 @@ TEST_CASE("store location alone survives an otherwise invalid config") {
   REQUIRE(loc.ok());
   CHECK(loc->store_dir == "/s");
   CHECK(loc->network_name == "n");
+}
+
+TEST_CASE("an unknown log_level is a warning, not an error") {
+  const IpamConfig c = must({{"range", "10.0.0.0/24"}, {"log_level", "loud"}});
+  CHECK_FALSE(c.log_level);
+  REQUIRE(c.warnings.size() == 1);
+  CHECK_THAT(c.warnings[0], Catch::Contains("log_level") && Catch::Contains("loud"));
+  CHECK(must({{"range", "10.0.0.0/24"}, {"log_level", "debug"}}).warnings.empty());
+}
+
+TEST_CASE("node identity: node_name, else $NODENAME, else the host name") {
+  std::map<std::string, std::string> env;
+  ConfigSources src{{}};
+  src.getenv = [&](std::string_view k) -> std::optional<std::string> {
+    const auto it = env.find(std::string(k));
+    return it == env.end() ? std::nullopt : std::optional<std::string>(it->second);
+  };
+  src.hostname = [] { return std::string("host-a"); };
+  CHECK(resolve_node_name("", src).value() == "host-a");
+  env["NODENAME"] = "";  // empty counts as unset
+  CHECK(resolve_node_name("", src).value() == "host-a");
+  env["NODENAME"] = "node-b";
+  CHECK(resolve_node_name("", src).value() == "node-b");
+  CHECK(resolve_node_name("cfg-c", src).value() == "cfg-c");
+  // Through the config (and the flat-file merge), for ADD and for DEL/GC's location.
+  CHECK(must({{"range", "10.0.0.0/24"}}, src).location.node_name == "node-b");
+  CHECK(must({{"range", "10.0.0.0/24"}, {"node_name", "cfg-c"}}, src).location.node_name ==
+        "cfg-c");
+  CHECK(load_store_location({{"node_name", "cfg-c"}}, src).value().node_name == "cfg-c");
+  // Unstorable values name their source, with the code saying who must fix it.
+  env["NODENAME"] = "bad\nname";
+  auto e = resolve_node_name("", src);
+  REQUIRE_FALSE(e.ok());
+  CHECK(e.error().code() == ErrorCode::kInvalidEnvironment);
+  CHECK_THAT(e.error().msg(), Catch::Contains("NODENAME"));
+  // DEL's location does not fail on it (DEL needs no node); GC is told why.
+  const StoreLocation loc = load_store_location(json::object(), src).value();
+  CHECK(loc.node_name.empty());
+  CHECK_THAT(loc.node_error, Catch::Contains("NODENAME"));
+  auto c = load_ipam_config({{"range", "10.0.0.0/24"}}, src);
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.error().code() == ErrorCode::kInvalidEnvironment);
 }

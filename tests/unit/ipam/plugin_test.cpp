@@ -2,21 +2,24 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-
-#include <set>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <functional>
+#include <set>
 
+#include "ipoib/cni/args.h"
 #include "ipoib/ipam/builtin.h"
 #include "ipoib/ipam/ipam.h"
+#include "ipoib/ipam/pool_store.h"
 #include "ipoib/ipam/store.h"
 #include "test_support.h"
 
 using namespace ipoib;
 using namespace ipoib::ipam;
-using nlohmann::json;
 using ipam_test::Invocation;
 using ipam_test::TempDir;
+using nlohmann::json;
 
 namespace {
 
@@ -26,12 +29,27 @@ struct Harness {
   std::unique_ptr<cni::Plugin> plugin;
   std::string store_dir;
 
-  Harness() : store_dir(tmp.path() + "/store") {
+  // `node` is this harness's $NODENAME; `alive` answers the re-ADD liveness question
+  // (recorded netns, current netns) -> another live attachment? (default: never).
+  explicit Harness(std::string node = "node-a",
+                   std::function<bool(const std::string&, const std::string&)> alive = {})
+      : store_dir(tmp.path() + "/store") {
     log.set_level(LogLevel::kOff);
+    plugin = make_plugin(std::move(node), std::move(alive));
+  }
+
+  std::unique_ptr<cni::Plugin> make_plugin(
+      std::string node, std::function<bool(const std::string&, const std::string&)> alive = {}) {
     IpamOptions opts;
     opts.sources.flat_file_paths = {tmp.path() + "/no-flat-file.conf"};
+    opts.sources.getenv = [node](std::string_view k) -> std::optional<std::string> {
+      if (k == "NODENAME") return node;
+      return std::nullopt;
+    };
     opts.now_unix_s = [] { return std::int64_t{1700000000}; };
-    plugin = make_builtin_ipam(log, opts);
+    opts.other_live_netns =
+        alive ? std::move(alive) : [](const std::string&, const std::string&) { return false; };
+    return make_builtin_ipam(log, opts);
   }
 
   json conf(json ipam, const std::string& version = "1.1.0", const std::string& name = "net") {
@@ -41,10 +59,11 @@ struct Harness {
   }
 
   Invocation run(const std::string& cmd, const json& config, const std::string& cid = "c1",
-                 const std::string& ifname = "net1", const std::string& args = "") {
+                 const std::string& ifname = "net1", const std::string& args = "",
+                 const std::string& netns = "/var/run/netns/x") {
     Invocation inv;
-    inv.env = {{"CNI_COMMAND", cmd}, {"CNI_CONTAINERID", cid}, {"CNI_NETNS", "/var/run/netns/x"},
-               {"CNI_IFNAME", ifname}, {"CNI_ARGS", args}, {"CNI_PATH", "/opt/cni/bin"}};
+    inv.env = {{"CNI_COMMAND", cmd},   {"CNI_CONTAINERID", cid}, {"CNI_NETNS", netns},
+               {"CNI_IFNAME", ifname}, {"CNI_ARGS", args},       {"CNI_PATH", "/opt/cni/bin"}};
     if (cmd == "GC" || cmd == "STATUS") {
       inv.env["CNI_CONTAINERID"] = "";
       inv.env["CNI_IFNAME"] = "";
@@ -56,8 +75,9 @@ struct Harness {
   }
 
   std::vector<std::string> add_ips(const json& config, const std::string& cid = "c1",
-                                   const std::string& ifname = "net1", const std::string& args = "") {
-    Invocation inv = run("ADD", config, cid, ifname, args);
+                                   const std::string& ifname = "net1", const std::string& args = "",
+                                   const std::string& netns = "/var/run/netns/x") {
+    Invocation inv = run("ADD", config, cid, ifname, args, netns);
     INFO(inv.stdout_text);
     REQUIRE(inv.rc == 0);
     const json out = json::parse(inv.stdout_text);
@@ -75,16 +95,19 @@ struct Harness {
     return json::parse(inv.stdout_text).value("code", 0);
   }
 
-  std::size_t reservations(const std::string& network = "") {
-    auto store = Store::open(store_dir, CreateMode::kMustExist);
+  std::vector<Reservation> all(const std::string& network = "") {
+    auto store = open_ipam_store({store_dir, network, 1000}, OpenMode::kReadOnly);
     REQUIRE(store.ok());
-    if (!*store) return 0;
-    auto lock = (*store)->lock(1000);
-    REQUIRE(lock.ok());
-    auto pool = (*store)->read_pool(*lock, network);
-    REQUIRE(pool.ok());
-    return *pool ? (*pool)->reservations.size() : 0;
+    std::vector<Reservation> out;
+    auto read = (*store)->pool(network)->transact(Access::kRead, [&](PoolTxn& t) -> Status {
+      IPOIB_TRY_ASSIGN(out, t.reservations({}));
+      return ok_status();
+    });
+    REQUIRE(read.ok());
+    return out;
   }
+
+  std::size_t reservations(const std::string& network = "") { return all(network).size(); }
 };
 
 const json kRange = {{"range", "10.1.0.0/24"}, {"gateway", "10.1.0.1"}};
@@ -140,9 +163,10 @@ TEST_CASE("ADD is idempotent on (container, ifname) and on (pod, ifname)") {
 
 TEST_CASE("dual stack and multi-IP: one address per ipRanges element") {
   Harness h;
-  const json cfg = h.conf({{"ipRanges", {{{"range", "10.2.0.0/24"}},
-                                         {{"range", "fd00:2::/64"}, {"range_start", "fd00:2::8000:0:0:0"}},
-                                         {{"range", "10.2.0.0/24"}}}}});
+  const json cfg = h.conf({{"ipRanges",
+                            {{{"range", "10.2.0.0/24"}},
+                             {{"range", "fd00:2::/64"}, {"range_start", "fd00:2::8000:0:0:0"}},
+                             {{"range", "10.2.0.0/24"}}}}});
   const auto ips = h.add_ips(cfg);
   CHECK(ips == std::vector<std::string>{"10.2.0.1/24", "fd00:2:0:0:8000::/64", "10.2.0.2/24"});
   CHECK(h.add_ips(cfg) == ips);
@@ -154,8 +178,9 @@ TEST_CASE("dual stack and multi-IP: one address per ipRanges element") {
 TEST_CASE("multi-range ADD is all-or-nothing") {
   Harness h;
   // The second range has exactly one address.
-  const json cfg = h.conf({{"ipRanges", {{{"range", "10.3.0.0/24"}}, {{"range", "10.4.0.0/30"},
-                                                                       {"range_end", "10.4.0.1"}}}}});
+  const json cfg = h.conf(
+      {{"ipRanges",
+        {{{"range", "10.3.0.0/24"}}, {{"range", "10.4.0.0/30"}, {"range_end", "10.4.0.1"}}}}});
   h.add_ips(cfg, "c1");
   CHECK(h.reservations() == 2);
   Invocation inv = h.run("ADD", cfg, "c2");
@@ -209,12 +234,13 @@ TEST_CASE("freed addresses: lowest-free reuses at once, round-robin moves on") {
   REQUIRE(h.run("DEL", lf, "a").rc == 0);
   CHECK(h.add_ips(lf, "c") == std::vector<std::string>{"10.6.0.1/24"});
 
-  const json rr = h.conf({{"range", "10.7.0.0/29"}, {"allocation", "round-robin"}, {"network_name", "rr"}});
+  const json rr =
+      h.conf({{"range", "10.7.0.0/29"}, {"allocation", "round-robin"}, {"network_name", "rr"}});
   CHECK(h.add_ips(rr, "a") == std::vector<std::string>{"10.7.0.1/29"});
   CHECK(h.add_ips(rr, "b") == std::vector<std::string>{"10.7.0.2/29"});
   REQUIRE(h.run("DEL", rr, "a").rc == 0);
   CHECK(h.add_ips(rr, "c") == std::vector<std::string>{"10.7.0.3/29"});
-  for (const char* id : {"d", "e", "f"}) h.add_ips(rr, id);  // .4 .5 .6
+  for (const char* id : {"d", "e", "f"}) h.add_ips(rr, id);              // .4 .5 .6
   CHECK(h.add_ips(rr, "g") == std::vector<std::string>{"10.7.0.1/29"});  // wrapped
 }
 
@@ -306,7 +332,8 @@ TEST_CASE("invalid configuration is code 7 naming the key") {
   Invocation inv = h.run("ADD", h.conf({{"range", "10.0.0.0/24"}, {"range_start", "10.0.1.5"}}));
   CHECK(h.code_of(inv) == 7);
   CHECK_THAT(inv.stdout_text, Catch::Contains("range_start"));
-  CHECK(h.code_of(h.run("ADD", h.conf({{"range", "10.0.0.0/24"}, {"node_slice_size", "/26"}}))) == 7);
+  CHECK(h.code_of(h.run("ADD", h.conf({{"range", "10.0.0.0/24"}, {"node_slice_size", "/26"}}))) ==
+        7);
 }
 
 TEST_CASE("a busy store lock is code 11 after lock_timeout_ms") {
@@ -375,7 +402,7 @@ TEST_CASE("stale temporary files of a crashed writer are removed at the next ope
   const json cfg = h.conf(kRange);
   h.add_ips(cfg, "a");
   const std::string stale = h.store_dir + "/.tmp.pool-_default.99999.0";
-  ipam_test::write_file(stale, "half a file");
+  ipam_test::write_file(stale, std::string(kSnapshotMagic) + "half a file");
   h.add_ips(cfg, "b");
   CHECK(::access(stale.c_str(), F_OK) != 0);
 }
@@ -383,4 +410,117 @@ TEST_CASE("stale temporary files of a crashed writer are removed at the next ope
 TEST_CASE("is_builtin_type") {
   CHECK(is_builtin_type("whereabouts"));
   CHECK_FALSE(is_builtin_type("host-local"));
+}
+
+TEST_CASE("pod references are validated as Kubernetes does: no collision through '/'") {
+  Harness h;
+  const json cfg = h.conf(kRange);
+  // "a/b" + "c" and "a" + "b/c" would both be "a/b/c": neither forms a reference.
+  const auto first = h.add_ips(cfg, "c1", "net1", "K8S_POD_NAMESPACE=a/b;K8S_POD_NAME=c");
+  const auto second = h.add_ips(cfg, "c2", "net1", "K8S_POD_NAMESPACE=a;K8S_POD_NAME=b/c");
+  CHECK(first != second);
+  for (const Reservation& r : h.all()) CHECK(r.pod_ref.empty());
+  // Valid ones are kept, with the dots a pod name may have.
+  h.add_ips(cfg, "c3", "net1", "K8S_POD_NAMESPACE=kube-system;K8S_POD_NAME=coredns-5d78c.x-1");
+  CHECK(h.all().back().pod_ref == "kube-system/coredns-5d78c.x-1");
+  CHECK(cni::is_dns1123_label("a-1"));
+  CHECK_FALSE(cni::is_dns1123_label("A"));
+  CHECK_FALSE(cni::is_dns1123_label("-a"));
+  CHECK_FALSE(cni::is_dns1123_label(std::string(64, 'a')));
+  CHECK(cni::is_dns1123_subdomain("a.b-c.d"));
+  CHECK_FALSE(cni::is_dns1123_subdomain("a..b"));
+  CHECK_FALSE(cni::is_dns1123_subdomain("a/b"));
+}
+
+TEST_CASE("same pod and ifname: take over only a gone attachment, never a live one") {
+  // The liveness probe is injected: netns paths under /live/ are "another live namespace".
+  Harness h("node-a", [](const std::string& recorded, const std::string& current) {
+    return recorded.rfind("/live/", 0) == 0 && recorded != current;
+  });
+  const json cfg = h.conf(kRange);
+  const std::string pod = "K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p";
+  const auto a = h.add_ips(cfg, "ctr-a", "net1", pod, "/live/a");
+  // A second live container with the same pod reference: its own address.
+  const auto b = h.add_ips(cfg, "ctr-b", "net1", pod, "/live/b");
+  CHECK(a != b);
+  CHECK(h.reservations() == 2);
+  // Both recorded their node and netns.
+  const auto rs = h.all();
+  CHECK(rs[0].node == "node-a");
+  CHECK(rs[0].netns == "/live/a");
+  CHECK(rs[1].netns == "/live/b");
+  // The kubelet after a reboot: the old sandbox's netns is gone -> the address is taken over.
+  Harness rebooted("node-a", [](const std::string&, const std::string&) { return false; });
+  rebooted.store_dir = h.store_dir;
+  const auto c = rebooted.add_ips(cfg, "ctr-c", "net1", pod, "/live/c");
+  CHECK((c == a || c == b));
+  CHECK(rebooted.reservations() == 2);
+  CHECK(rebooted.run("CHECK", cfg, "ctr-c").rc == 0);
+}
+
+TEST_CASE("GC releases only its own node's reservations; node-less records are kept") {
+  Harness a("node-a");
+  Harness b("node-b");
+  b.store_dir = a.store_dir;  // one shared store_dir, two nodes
+  const json cfg = a.conf(kRange);
+  a.add_ips(cfg, "on-a");
+  b.add_ips(cfg, "on-b");
+  // A reservation written before nodes were recorded (node "").
+  {
+    auto store = open_ipam_store({a.store_dir, "", 1000}, OpenMode::kExisting);
+    REQUIRE(store.ok());
+    REQUIRE((*store)
+                ->pool("")
+                ->transact(Access::kWrite,
+                           [](PoolTxn& t) -> Status {
+                             return t.reserve({*IpAddress::parse("10.1.0.200"), "10.1.0.0/24",
+                                               "net", "old", "net1", "", 1});
+                           })
+                .ok());
+  }
+  REQUIRE(a.reservations() == 3);
+  // Node A's runtime lists none of its attachments as valid: only on-a goes.
+  json gc = cfg;
+  gc["cni.dev/valid-attachments"] = json::array();
+  REQUIRE(a.run("GC", gc).rc == 0);
+  std::set<std::string> left;
+  for (const Reservation& r : a.all()) left.insert(r.container_id);
+  CHECK(left == std::set<std::string>{"on-b", "old"});
+  // Node A's next ADD does not get node B's address.
+  const auto next = a.add_ips(cfg, "next-a");
+  for (const Reservation& r : a.all()) {
+    if (r.container_id == "on-b") CHECK(next[0] != r.ip.to_string() + "/24");
+  }
+}
+
+TEST_CASE("an unknown ipam.log_level is ignored with a warning") {
+  Harness h;
+  Invocation inv = h.run("ADD", h.conf({{"range", "10.1.0.0/24"}, {"log_level", "loud"}}));
+  CHECK(inv.rc == 0);
+  CHECK(h.reservations() == 1);
+}
+
+TEST_CASE("CHECK without prevResult says the runtime has no cached result") {
+  Harness h;
+  const json cfg = h.conf(kRange);
+  Invocation inv = h.run("CHECK", cfg, "never-added");
+  CHECK(h.code_of(inv) == static_cast<int>(ErrorCode::kCheckFailed));
+  CHECK_THAT(inv.stdout_text, Catch::Contains("no cached result"));
+  h.add_ips(cfg, "c1");
+  CHECK(h.run("CHECK", cfg, "c1").rc == 0);  // without prevResult: the store's reservation
+}
+
+TEST_CASE("STATUS and CHECK create nothing") {
+  Harness h;
+  const json cfg = h.conf(kRange);
+  CHECK(h.run("STATUS", cfg).rc == 0);
+  CHECK(h.code_of(h.run("CHECK", cfg)) == static_cast<int>(ErrorCode::kCheckFailed));
+  CHECK(::access(h.store_dir.c_str(), F_OK) != 0);
+  // An existing store without a lock file: readers take no lock and create none.
+  h.add_ips(cfg, "c1");
+  const std::string lock = h.store_dir + "/lock";
+  REQUIRE(::unlink(lock.c_str()) == 0);
+  CHECK(h.run("STATUS", cfg).rc == 0);
+  CHECK(h.run("CHECK", cfg, "c1").rc == 0);
+  CHECK(::access(lock.c_str(), F_OK) != 0);
 }
