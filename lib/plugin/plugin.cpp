@@ -463,7 +463,8 @@ Status IpoibPlugin::del(const cni::Request& req) {
   }
   // The intent proved an untagged child ours; once the links are gone it has done its work.
   // Kept when a deletion failed, so that the next DEL can still prove it.
-  if (intent && intent->network == id.ref.network && !errors.failed()) {
+  // (An interrupted record() leaves only its temporary file: removed as well.)
+  if ((!intent || intent->network == id.ref.network) && !errors.failed()) {
     Status removed = intents_.remove(id.temporary_name);
     errors.add(removed, "DEL");
   }
