@@ -84,18 +84,22 @@ struct AttachmentIdentity {
   std::string temporary_name;
 };
 
-Result<AttachmentIdentity> identify(const cni::Request& req) {
+AttachmentIdentity identify(const cni::Request& req) {
   const cni::Environment& env = req.env;
-  AttachmentIdentity id{{req.conf.name, {env.container_id, env.ifname}},
-                        child_tag(req.conf.name, env.container_id, env.ifname),
-                        temporary_child_name(env.container_id, env.ifname)};
+  return {{req.conf.name, {env.container_id, env.ifname}},
+          child_tag(req.conf.name, env.container_id, env.ifname),
+          temporary_child_name(env.container_id, env.ifname)};
+}
+
+// ADD only: the kernel refuses an alias longer than IFALIASZ - 1. (DEL and CHECK just compare.)
+Status require_taggable(const AttachmentIdentity& id) {
   if (id.tag.size() > netlink::kMaxAliasLength) {
     return Error(ErrorCode::kInvalidEnvironment,
-                 "CNI_CONTAINERID: with the network name, too long to tag the interface (" +
-                     std::to_string(id.tag.size()) + " > " +
+                 "CNI_CONTAINERID: with the network name \"" + id.ref.network.substr(0, 64) +
+                     "\", too long to tag the interface (" + std::to_string(id.tag.size()) + " > " +
                      std::to_string(netlink::kMaxAliasLength) + " bytes)");
   }
-  return id;
+  return ok_status();
 }
 
 ChildOwner owner_of(const AttachmentRef& ref) { return {ref.network, ref.attachment}; }
@@ -206,7 +210,8 @@ Result<cni::CniResult> IpoibPlugin::add(const cni::Request& req) {
   // 0. Everything that changes nothing, config errors first: the whole config (IPAM section
   // included), the marks, the IPAM (a delegate is resolved now), the master, the pod netns.
   IPOIB_TRY_ASSIGN(IpoibConfig cfg, validate_network_config(req.conf, seams_.ipam_sources));
-  IPOIB_TRY_ASSIGN(AttachmentIdentity id, identify(req));
+  const AttachmentIdentity id = identify(req);
+  IPOIB_TRY(require_taggable(id));
   std::unique_ptr<cni::Plugin> ipam;
   if (cfg.ipam.kind != IpamKind::kNone) {
     IPOIB_TRY_ASSIGN(ipam, make_ipam(cfg.ipam, req));
@@ -431,7 +436,7 @@ Status IpoibPlugin::del(const cni::Request& req) {
   const cni::Environment& env = req.env;
   // Only the IPAM section: DEL must work when the master is gone or the rest no longer parses.
   IPOIB_TRY_ASSIGN(IpamSection section, parse_ipam_section(req.conf.raw));
-  IPOIB_TRY_ASSIGN(AttachmentIdentity id, identify(req));
+  const AttachmentIdentity id = identify(req);
   const std::optional<ChildOwner> intent = intents_.lookup(id.temporary_name);
   FirstError errors(log_);
 
@@ -505,7 +510,7 @@ Status IpoibPlugin::check(const cni::Request& req) {
                      "the interface against");
   }
   const cni::CniResult& prev = *req.conf.prev_result;
-  IPOIB_TRY_ASSIGN(AttachmentIdentity id, identify(req));
+  const AttachmentIdentity id = identify(req);
   std::unique_ptr<cni::Plugin> ipam;
   if (cfg.ipam.kind != IpamKind::kNone) {
     IPOIB_TRY_ASSIGN(ipam, make_ipam(cfg.ipam, req));

@@ -223,3 +223,15 @@ TEST_CASE("CHECK: no cached result is explained; a legacy tag still passes") {
   REQUIRE_FALSE(foreign.ok());
   CHECK(foreign.error().msg().find("was not created by this plugin") != std::string::npos);
 }
+
+TEST_CASE("a tag too long for the kernel fails ADD before anything, never DEL") {
+  Fixture f;
+  const std::string long_id(250, 'c');
+  auto added = f.plugin->add(Fixture::request(cni::Command::kAdd, long_id));
+  REQUIRE_FALSE(added.ok());
+  CHECK(added.error().code() == ErrorCode::kInvalidEnvironment);
+  CHECK(added.error().msg().find("too long to tag") != std::string::npos);
+  CHECK(f.kernel.pod.links.empty());
+  CHECK(f.intents_left() == 0);
+  CHECK(f.plugin->del(Fixture::request(cni::Command::kDel, long_id)).ok());
+}
