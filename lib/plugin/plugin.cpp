@@ -91,15 +91,25 @@ AttachmentIdentity identify(const cni::Request& req) {
           temporary_child_name(env.container_id, env.ifname)};
 }
 
+// Network names up to this length always leave room in the tag for a container ID of 100 bytes
+// and any ifname (the IPAM limits them the same way: ipam::is_valid_network_name).
+constexpr std::size_t kMaxTaggedNetworkName = 128;
+
 // ADD only: the kernel refuses an alias longer than IFALIASZ - 1. (DEL and CHECK just compare.)
 Status require_taggable(const AttachmentIdentity& id) {
-  if (id.tag.size() > netlink::kMaxAliasLength) {
-    return Error(ErrorCode::kInvalidEnvironment,
-                 "CNI_CONTAINERID: with the network name \"" + id.ref.network.substr(0, 64) +
-                     "\", too long to tag the interface (" + std::to_string(id.tag.size()) + " > " +
-                     std::to_string(netlink::kMaxAliasLength) + " bytes)");
+  if (id.tag.size() <= netlink::kMaxAliasLength) {
+    return ok_status();
   }
-  return ok_status();
+  const std::string sizes = " (" + std::to_string(id.tag.size()) + " > " +
+                            std::to_string(netlink::kMaxAliasLength) + " bytes)";
+  if (id.ref.network.size() > kMaxTaggedNetworkName) {
+    return Error(ErrorCode::kInvalidNetworkConfig,
+                 "name: a network name of " + std::to_string(id.ref.network.size()) +
+                     " bytes (at most " + std::to_string(kMaxTaggedNetworkName) +
+                     ") is too long to tag the interface" + sizes);
+  }
+  return Error(ErrorCode::kInvalidEnvironment,
+               "CNI_CONTAINERID: with the network name, too long to tag the interface" + sizes);
 }
 
 ChildOwner owner_of(const AttachmentRef& ref) { return {ref.network, ref.attachment}; }
