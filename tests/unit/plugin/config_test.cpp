@@ -181,9 +181,9 @@ TEST_CASE("validate_network_config checks the built-in IPAM's section by its own
   CHECK(both.error().msg().rfind("master: required", 0) == 0);
   CHECK(both.error().msg().find("; ipam.range") != std::string::npos);
   // A delegated IPAM's section is the delegate's to judge.
-  CHECK(validate_network_config(netconf({{"ipam", {{"type", "host-local"}, {"x", 1}}}}),
-                                no_flat_file)
-            .ok());
+  CHECK(
+      validate_network_config(netconf({{"ipam", {{"type", "host-local"}, {"x", 1}}}}), no_flat_file)
+          .ok());
   // No range at all is an IPAM config error too.
   auto none = validate_network_config(netconf({{"ipam", {{"type", "whereabouts"}}}}), no_flat_file);
   REQUIRE_FALSE(none.ok());
