@@ -28,7 +28,7 @@ std::string format_mac(const netlink::Bytes& hw) {
   std::string out;
   char byte[4];
   for (std::size_t i = 0; i < hw.size(); ++i) {
-    std::snprintf(byte, sizeof byte, i == 0 ? "%02x" : ":%02x", hw[i]);
+    (void)std::snprintf(byte, sizeof byte, i == 0 ? "%02x" : ":%02x", hw[i]);
     out += byte;
   }
   return out;
@@ -170,7 +170,7 @@ class IpoibPlugin final : public cni::Plugin {
 
  private:
   Result<std::unique_ptr<cni::Plugin>> make_ipam(const IpamSection& section,
-                                                 const cni::Request& req) {
+                                                 const cni::Request& req) const {
     auto ipam = seams_.ipam(section, req);
     if (!ipam.ok()) {
       return std::move(ipam).error().with_context("ipam " + section.type);
@@ -432,7 +432,7 @@ Result<cni::CniResult> IpoibPlugin::build_result(const cni::Request& req, LinkSe
                                .pci_id = {}});
   for (cni::IpConfig ip : ipam_result.ips) {
     ip.interface = 0;
-    result.ips.push_back(std::move(ip));
+    result.ips.push_back(ip);
   }
   result.routes = std::move(ipam_result.routes);
   result.dns = std::move(ipam_result.dns);

@@ -20,6 +20,7 @@ LinkInfo child(const std::string& name, const std::string& alias, int parent = 2
 
 std::vector<std::string> names(const std::vector<LinkInfo>& links) {
   std::vector<std::string> out;
+  out.reserve(links.size());
   for (const auto& l : links) {
     out.push_back(l.name);
   }
