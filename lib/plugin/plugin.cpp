@@ -197,7 +197,8 @@ class IpoibPlugin final : public cni::Plugin {
 
   // CHECK steps.
   Status verify_link(const cni::Request& req, const AttachmentIdentity& id, const LinkInfo& link,
-                     const LinkInfo& master, const ChildSpec& spec, const cni::Interface& expected);
+                     const LinkInfo& master, const ChildSpec& spec,
+                     const cni::Interface& expected) const;
   static Status verify_addresses(const cni::Environment& env, LinkSession& pod, int ifindex,
                                  const cni::CniResult& prev, int our_index);
   static Status verify_routes(const cni::Environment& env, LinkSession& pod,
@@ -564,7 +565,7 @@ Status IpoibPlugin::check(const cni::Request& req) {
 
 Status IpoibPlugin::verify_link(const cni::Request& req, const AttachmentIdentity& id,
                                 const LinkInfo& link, const LinkInfo& master, const ChildSpec& spec,
-                                const cni::Interface& expected) {
+                                const cni::Interface& expected) const {
   const cni::Environment& env = req.env;
   if (!is_tagged_for_attachment(link.alias, id.ref.network, id.ref.attachment)) {
     return Error(ErrorCode::kCheckFailed, env.ifname + " in " + env.netns +
