@@ -32,12 +32,20 @@ Case file format (JSON):
    "expect": "accepted", "reservations": 1,   instead of keyword/codes: an input deliberately
                           tolerated (an informational field); the ADD must succeed, the store
                           keep exactly that many well-formed reservations, and DEL succeed
+   "expect": "succeeds",  instead of keyword/codes: a verb that must succeed in spite of the input
+                          (DEL): exit 0, nothing on stdout
+   "max_processes": 1,    run in a fresh pids cgroup (needs root) and fail when more processes
+                          than this were ever in it at once (pids.peak): no delegate was spawned.
+                          The cgroup's pids.max bounds a runaway chain meanwhile
    "known_bug": "file, function: what is wrong"}   a case failing for a reported defect: it
                           still fails (never disabled) and prints this line
 Generated values (so the corpus stays small): {"$repeat": "ab", "count": N} -> a string;
 {"$array": ELEM, "count": N, "last": ELEM2} -> a list; {"$nest": "[", "depth": N} -> a string of
 N nested arrays (or objects with "{"), to be used inside "stdin" via "@NEST@" or as a raw value
-with "$raw". Placeholders in every string: @STORE@ @TMP@ @MASTER@ @NETNS@ @VICTIM@.
+with "$raw". Placeholders in every string: @STORE@ @TMP@ @MASTER@ @NETNS@ @VICTIM@ @PLUGIN@ (the binary
+under test, e.g. as a symlink target: {"path": "bin/ipoib", "symlink": "@PLUGIN@"}).
+The ipoib target's intent directory (IPOIB_TEST_INTENT_DIR) is outside the case's tree and must
+be empty after every case.
 
 Exit: 0 all cases passed, 1 a case failed, 77 no target can run here (ipoib only, not root).
   hostile_inputs.py --testkind BIN --ipoib BIN [--targets ipoib,whereabouts] [CASE...]
@@ -244,16 +252,19 @@ def run_case(case_name, case, target, binaries, node, workroot):
     with open(victim, "w") as f:
         f.write(VICTIM_TEXT)
     os.chmod(victim, 0o644)
+    exe_under_test = binaries["testkind"] if target == "ipoib" else binaries["ipoib"]
     subst = {"@STORE@": store, "@TMP@": tmp, "@VICTIM@": victim,
              "@MASTER@": node.master if node else "ib0",
-             "@NETNS@": f"/run/netns/{node.pod}" if node else "/run/netns/none"}
+             "@NETNS@": f"/run/netns/{node.pod}" if node else "/run/netns/none",
+             "@PLUGIN@": exe_under_test}
     for p in case.get("plant", []):
         path = os.path.join(tmp, p["path"])
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         if p.get("dir"):
             os.makedirs(path, mode=0o700, exist_ok=True)
         elif "symlink" in p:
-            os.symlink(substitute(os.path.join(tmp, p["symlink"]), subst), path)
+            # An absolute target (after substitution) stays absolute.
+            os.symlink(os.path.join(tmp, substitute(p["symlink"], subst)), path)
         elif "hardlink" in p:
             os.link(os.path.join(tmp, p["hardlink"]), path)
         elif p.get("fifo"):
@@ -261,7 +272,7 @@ def run_case(case_name, case, target, binaries, node, workroot):
     # The ipoib target runs `ipoib-testkind`; whereabouts runs the real ipoib binary under the
     # name whereabouts (a symlink made before the snapshot, so it is part of the baseline).
     bindir = os.path.join(tmp, "bin")
-    os.makedirs(bindir)
+    os.makedirs(bindir, exist_ok=True)
     if target == "whereabouts":
         exe = os.path.join(bindir, "whereabouts")
         os.symlink(binaries["ipoib"], exe)
@@ -292,6 +303,12 @@ def run_case(case_name, case, target, binaries, node, workroot):
     for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
         if k in os.environ:
             env[k] = os.environ[k]
+    if "max_processes" in case:
+        # pids.peak counts tasks: LeakSanitizer's exit-time tracer (ASan build) would be one more.
+        env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"), "detect_leaks=0"]))
+    intents = os.path.join(workroot, "intents")
+    if target == "ipoib":
+        env["IPOIB_TEST_INTENT_DIR"] = intents
     env_bytes = {k.encode(): v.encode() for k, v in env.items()}
     for k, v in case.get("env", {}).items():
         if v is None:
@@ -301,12 +318,17 @@ def run_case(case_name, case, target, binaries, node, workroot):
             env_bytes[k.encode()] = v.encode("latin-1") if case.get("env_latin1") else v.encode()
 
     before = snapshot(tmp, store)
+    group = PidsCgroup(f"hostile-{os.getpid()}-{case_name}-{target}", 16) \
+        if "max_processes" in case else None
     try:
         # cwd: the case's tree, so relative paths resolve the same under ctest and by hand.
         r = subprocess.run([exe], input=stdin, env=env_bytes, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=HANG_SECONDS, cwd=tmp)
+                           stderr=subprocess.PIPE, timeout=HANG_SECONDS, cwd=tmp,
+                           preexec_fn=group.join if group else None)
     except subprocess.TimeoutExpired:
         problems = [f"hung: no exit within {HANG_SECONDS} s (killed)"]
+        if group:
+            group.remove()
         if node is not None and target == "ipoib":
             node.leftovers()  # what the killed ADD had created is not this case's finding
         shutil.rmtree(tmp, ignore_errors=True)
@@ -316,8 +338,18 @@ def run_case(case_name, case, target, binaries, node, workroot):
     err = r.stderr.decode("utf-8", errors="replace")
 
     problems = []
+    if group:
+        peak = group.peak()
+        group.remove()
+        if peak > case["max_processes"]:
+            problems.append(f"{peak} processes at once, at most {case['max_processes']} allowed "
+                            "(a delegate was spawned)")
     if case.get("expect") == "accepted":
         problems += check_accepted(case, r, out, store, binaries, exe, stdin, env_bytes)
+    elif case.get("expect") == "succeeds":
+        if r.returncode != 0 or out.strip():
+            problems.append(f"exit {r.returncode}, expected success with nothing on stdout: "
+                            f"{out[:300]!r}")
     else:
         problems += check_refused(case, r, out)
     if sanitizer_report(err):
@@ -330,8 +362,38 @@ def run_case(case_name, case, target, binaries, node, workroot):
             problems.append("the victim file was modified")
     if node is not None and target == "ipoib":
         problems += node.leftovers()
+    if os.path.isdir(intents):
+        left = os.listdir(intents)
+        if left:
+            problems.append(f"intents left behind: {left}")
+        shutil.rmtree(intents, ignore_errors=True)
     shutil.rmtree(tmp, ignore_errors=True)
     return problems
+
+
+class PidsCgroup:
+    """A cgroup-v1 pids group: pids.peak counts the most processes ever in it at once."""
+
+    def __init__(self, name, max_processes):
+        self.path = f"/sys/fs/cgroup/pids/{name}"
+        os.mkdir(self.path)
+        with open(os.path.join(self.path, "pids.max"), "w") as f:
+            f.write(str(max_processes))
+
+    def join(self):
+        """In the child between fork and exec."""
+        with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+
+    def peak(self):
+        with open(os.path.join(self.path, "pids.peak")) as f:
+            return int(f.read())
+
+    def remove(self):
+        try:
+            os.rmdir(self.path)
+        except OSError:
+            pass
 
 
 def main():

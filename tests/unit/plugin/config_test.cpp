@@ -155,3 +155,37 @@ TEST_CASE("same_partition ignores the membership bit") {
   CHECK(format_pkey(0x8001) == "0x8001");
   CHECK(format_pkey(1) == "0x0001");
 }
+
+TEST_CASE("every bad key is reported at once") {
+  auto r = parse_ipoib_config(netconf({{"master", nullptr}, {"pkey", 0}, {"mode", "fast"}}));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code() == ErrorCode::kInvalidNetworkConfig);
+  const auto& msg = r.error().msg();
+  CHECK(msg.rfind("master: required", 0) == 0);
+  CHECK(msg.find("; pkey: 0x0000 is not a valid partition key") != std::string::npos);
+  CHECK(msg.find("; mode: \"fast\" is not") != std::string::npos);
+}
+
+TEST_CASE("validate_network_config checks the built-in IPAM's section by its own parser") {
+  const ipam::ConfigSources no_flat_file{{}};
+  auto ok = validate_network_config(
+      netconf({{"ipam", {{"type", "whereabouts"}, {"range", "10.0.0.0/24"}}}}), no_flat_file);
+  REQUIRE(ok.ok());
+  CHECK(ok->ipam.kind == IpamKind::kBuiltin);
+  // Both problems, the plugin's and the IPAM's, in one message.
+  auto both = validate_network_config(
+      netconf({{"master", nullptr}, {"ipam", {{"type", "whereabouts"}, {"range", "10.0.0.0/33"}}}}),
+      no_flat_file);
+  REQUIRE_FALSE(both.ok());
+  CHECK(both.error().code() == ErrorCode::kInvalidNetworkConfig);
+  CHECK(both.error().msg().rfind("master: required", 0) == 0);
+  CHECK(both.error().msg().find("; ipam.range") != std::string::npos);
+  // A delegated IPAM's section is the delegate's to judge.
+  CHECK(
+      validate_network_config(netconf({{"ipam", {{"type", "host-local"}, {"x", 1}}}}), no_flat_file)
+          .ok());
+  // No range at all is an IPAM config error too.
+  auto none = validate_network_config(netconf({{"ipam", {{"type", "whereabouts"}}}}), no_flat_file);
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.error().msg().rfind("ipam.", 0) == 0);
+}

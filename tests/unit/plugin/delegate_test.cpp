@@ -155,3 +155,58 @@ TEST_CASE("real_exec: bounded output, a delegate that ignores stdin, a signal") 
 
   CHECK_FALSE(real_exec()(dir.path + "/missing", {}, "").ok());
 }
+
+TEST_CASE("a delegate that is this executable is refused, by device and inode") {
+  ScratchDir dir;
+  write_fake_ipam(dir);
+  const std::string self = dir.path + "/fake-ipam";  // stands for /proc/self/exe
+  ::symlink(self.c_str(), (dir.path + "/ipoib").c_str());
+  ::link(self.c_str(), (dir.path + "/hard").c_str());
+  dir.write("other", "#!/bin/sh\n", 0755);
+  for (const std::string name : {"fake-ipam", "ipoib", "hard"}) {
+    INFO(name);
+    auto r = resolve_delegate(name, {dir.path}, {}, self);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code() == ErrorCode::kInvalidNetworkConfig);
+    CHECK(r.error().msg().rfind("ipam.type: \"" + name + "\" is this plugin itself", 0) == 0);
+  }
+  CHECK(resolve_delegate("other", {dir.path}, {}, self).ok());
+
+  // Through the delegated IPAM: ADD, CHECK, GC, STATUS fail without running it; DEL succeeds
+  // without running it.
+  auto req = request(dir);
+  auto ipam = make_delegated_ipam("ipoib", {}, real_exec(), self);
+  CHECK(ipam->add(req).error().code() == ErrorCode::kInvalidNetworkConfig);
+  CHECK(ipam->status(req).error().code() == ErrorCode::kInvalidNetworkConfig);
+  CHECK(ipam->gc(req, std::nullopt).error().code() == ErrorCode::kInvalidNetworkConfig);
+  CHECK(ipam->del(req).ok());
+  CHECK(dir.read("env.ADD").empty());  // never executed
+  CHECK(dir.read("env.DEL").empty());
+}
+
+TEST_CASE("delegation depth is passed on, one higher, and bounded") {
+  ScratchDir dir;
+  write_fake_ipam(dir);
+  auto req = request(dir);
+  CHECK(delegation_depth({}) == 0);
+  CHECK(delegation_depth({"IPOIB_CNI_DELEGATION_DEPTH=2"}) == 2);
+  CHECK(delegation_depth({"IPOIB_CNI_DELEGATION_DEPTH=junk"}) == 0);
+  CHECK(delegation_depth({"IPOIB_CNI_DELEGATION_DEPTHX=2"}) == 0);
+
+  auto first = make_delegated_ipam("fake-ipam", {"FOO=1"}, real_exec());
+  REQUIRE(first->add(req).ok());
+  CHECK(dir.read("env.ADD").find("IPOIB_CNI_DELEGATION_DEPTH=1\n") != std::string::npos);
+  auto nested = make_delegated_ipam("fake-ipam", {"IPOIB_CNI_DELEGATION_DEPTH=2"}, real_exec());
+  REQUIRE(nested->add(req).ok());
+  const auto env = dir.read("env.ADD");
+  CHECK(env.find("IPOIB_CNI_DELEGATION_DEPTH=3\n") != std::string::npos);
+  CHECK(env.find("IPOIB_CNI_DELEGATION_DEPTH=2") == std::string::npos);
+
+  auto too_deep = make_delegated_ipam("fake-ipam", {"IPOIB_CNI_DELEGATION_DEPTH=3"}, real_exec());
+  auto refused = too_deep->add(req);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().code() == ErrorCode::kInvalidNetworkConfig);
+  CHECK(refused.error().msg().find("delegation is already 3 deep") != std::string::npos);
+  CHECK(too_deep->del(req).ok());
+  CHECK_FALSE(resolve_delegate("fake-ipam", {dir.path}, {"IPOIB_CNI_DELEGATION_DEPTH=7"}).ok());
+}

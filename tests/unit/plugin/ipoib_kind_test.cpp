@@ -196,4 +196,11 @@ TEST_CASE("master_ready and the carrier-down explanation come from the port") {
   auto master_down = ib0();
   master_down.flags = 0;
   CHECK(ok->master_ready(master_down).error().code() == ErrorCode::kNotAvailable);
+  // Every STATUS message names the master the same way.
+  CHECK(ok->master_ready(master_down).error().msg() == "master ib0 is down");
+  auto ethernet = ib0();
+  ethernet.arphrd_type = 1;
+  CHECK(ok->master_ready(ethernet).error().msg() == "master ib0 is not an IPoIB interface");
+  CHECK(ok->master_ready(no_port).error().msg().rfind("master ib9: ", 0) == 0);
+  CHECK(r.error().msg().rfind("master ib0: ", 0) == 0);
 }
