@@ -13,13 +13,42 @@
 #include "ipoib/ib/port.h"
 #include "ipoib/ib/sysfs_file.h"
 #include "ipoib/ipam/ipam.h"
+#include "ipoib/ipam/store.h"
+#include "ipoib/plugin/config.h"
+#include "ipoib/plugin/tag.h"
 #include "lib/doctor/internal.h"
 
 namespace ipoib::doctor {
+
+namespace detail {
+
+ChildOwner classify_child(std::string_view name, std::string_view alias) {
+  // What the plugin's GC deletes when no attachment is valid any more (IpoibPlugin::gc): a child
+  // carrying a well-formed tag, and an untagged child under a temporary name (an ADD killed
+  // between create and tag).
+  if (plugin::parse_attachment_tag(alias)) {
+    return ChildOwner::kPlugin;
+  }
+  if (alias.empty() && plugin::is_temporary_child_name(name)) {
+    return ChildOwner::kPlugin;
+  }
+  if (alias.empty() && name.size() > 3 && starts_with(name, "dev") &&
+      name.find_first_not_of("0123456789", 3) == std::string_view::npos) {
+    return ChildOwner::kRefunded;
+  }
+  return ChildOwner::kOther;
+}
+
+}  // namespace detail
+
 namespace {
 
 using detail::under;
 
+using plugin::format_pkey;
+
+// Interface flags and LIDs as sysfs prints them ("0x1003"); pkeys go through the plugin's
+// format_pkey.
 std::string hex16(std::uint16_t v) {
   char buf[8];
   (void)std::snprintf(buf, sizeof buf, "0x%04x", v);
@@ -280,12 +309,12 @@ class Checker {
     std::string origin;
     if (options_.pkey) {
       pkey = *options_.pkey;
-      origin = "configured pkey " + hex16(pkey);
+      origin = "configured pkey " + format_pkey(pkey);
     } else if (master_ && master_->pkey) {
       pkey = *master_->pkey;
-      origin = "no pkey configured: children use " + master_->name + "'s pkey " + hex16(pkey);
+      origin = "no pkey configured: children use " + master_->name + "'s pkey " + format_pkey(pkey);
     } else {
-      origin = "no pkey configured: default partition " + hex16(pkey);
+      origin = "no pkey configured: default partition " + format_pkey(pkey);
     }
     if ((pkey & 0x7fff) == 0) {
       add(row(
@@ -307,11 +336,11 @@ class Checker {
       case ib::PkeyMembership::kLimited:
         add(row("pkey.table", title, CheckStatus::kWarn,
                 origin + " is in the table of " + where + " only as a limited member (" +
-                    hex16(static_cast<std::uint16_t>(pkey & 0x7fff)) +
+                    format_pkey(static_cast<std::uint16_t>(pkey & 0x7fff)) +
                     "): limited members cannot talk to each other, only to full members",
                 "make this node a full member of the partition in the subnet manager (opensm "
                 "partitions.conf: `<name>=" +
-                    hex16(static_cast<std::uint16_t>(pkey | 0x8000)) +
+                    format_pkey(static_cast<std::uint16_t>(pkey | 0x8000)) +
                     ", ipoib : ALL=full;`), then restart/resweep the SM"));
         break;
       case ib::PkeyMembership::kAbsent:
@@ -321,7 +350,7 @@ class Checker {
                     "subnet manager adds the partition",
                 "add the partition to the subnet manager (opensm /etc/opensm/partitions.conf: "
                 "`<name>=" +
-                    hex16(static_cast<std::uint16_t>(pkey | 0x8000)) +
+                    format_pkey(static_cast<std::uint16_t>(pkey | 0x8000)) +
                     ", ipoib : ALL=full;`, then `systemctl restart opensm`), or use a pkey the "
                     "table lists (`cat /sys/class/infiniband/" +
                     port_->device + "/ports/" + std::to_string(port_->port_num) + "/pkeys/*`)"));
@@ -542,34 +571,42 @@ class Checker {
       skip("children.leaked", title, names.error().msg());
       return;
     }
-    std::vector<std::string> tagged;
+    std::vector<std::string> ours;
     std::vector<std::string> refunded;
     for (const std::string& name : *names) {
       auto info = ib::read_netdev(sys_, name);
       if (!info.ok() || !info->is_ipoib() || !info->is_child()) {
         continue;
       }
-      if (starts_with(info->ifalias, detail::kAliasTagPrefix)) {
-        tagged.push_back(name + " (" + info->ifalias + ")");
-      } else if (name.size() > 3 && starts_with(name, "dev") &&
-                 name.find_first_not_of("0123456789", 3) == std::string::npos) {
-        refunded.push_back(name);
+      switch (detail::classify_child(name, info->ifalias)) {
+        case detail::ChildOwner::kPlugin:
+          ours.push_back(name + " (" + (info->ifalias.empty() ? "untagged" : info->ifalias) + ")");
+          break;
+        case detail::ChildOwner::kRefunded:
+          refunded.push_back(name);
+          break;
+        case detail::ChildOwner::kOther:
+          break;
       }
     }
-    if (tagged.empty() && refunded.empty()) {
+    if (ours.empty() && refunded.empty()) {
       add(row("children.leaked", title, CheckStatus::kPass,
-              "no IPoIB child tagged " + std::string(detail::kAliasTagPrefix) +
-                  "… and no refunded dev<N> child in the host netns"));
+              "no IPoIB child of this plugin (tagged " + std::string(plugin::kTagPrefix) +
+                  "…, or untagged under a temporary name " +
+                  std::string(plugin::kTemporaryNamePrefix) +
+                  "…) and no refunded dev<N> child in the host netns"));
       return;
     }
     std::string finding;
-    if (!tagged.empty()) {
-      finding += "this plugin's children in the host netns: " + join(tagged, ", ") + ". ";
+    if (!ours.empty()) {
+      finding +=
+          "this plugin's children in the host netns (CNI GC deletes them): " + join(ours, ", ") +
+          ". ";
     }
     if (!refunded.empty()) {
       finding +=
-          "refunded children (renamed dev<ifindex> when a pod netns was destroyed without "
-          "DEL): " +
+          "untagged refunded children (renamed dev<ifindex> when a pod netns was destroyed "
+          "without DEL; GC cannot prove them ours and leaves them): " +
           join(refunded, ", ") + ". ";
     }
     finding +=
@@ -705,64 +742,8 @@ class Checker {
       status = CheckStatus::kFail;
       problems.push_back("not writable by this user");
     }
-    // Layout (ipoib/ipam/store.h): `lock`, `pool-<name>` snapshots and `pool-<name>+journal`
-    // journals, all 0600, and `.tmp.*` leftovers of a
-    // crashed writer. The store opens everything O_NOFOLLOW, so a symlink there is an error.
     std::vector<std::string> notes;
-    int leftovers = 0;
-    if (auto entries = ib::list_directory(dir); entries.ok()) {
-      for (const std::string& name : *entries) {
-        std::string path = dir;
-        path += "/";
-        path += name;
-        struct stat entry {};
-        if (::lstat(path.c_str(), &entry) != 0) {
-          continue;
-        }
-        if (starts_with(name, ".tmp.")) {
-          ++leftovers;
-          continue;
-        }
-        const bool is_lock = name == "lock" || name.ends_with(".lock");
-        const bool is_pool = starts_with(name, "pool-");
-        if (!is_lock && !is_pool) {
-          continue;
-        }
-        if (!S_ISREG(entry.st_mode)) {
-          status = CheckStatus::kFail;
-          problems.push_back(name + " is not a regular file" +
-                             std::string(S_ISLNK(entry.st_mode) ? " (a symlink: refused)" : ""));
-          continue;
-        }
-        if ((entry.st_mode & 0022) != 0) {
-          status = CheckStatus::kFail;
-          problems.push_back(name + " is writable by other users");
-        }
-        if (!is_lock) {
-          continue;
-        }
-        // The doctor holds no lock, so opening and closing the file cannot drop anyone's fcntl
-        // lock (those are per process). F_GETLK reports a holder without taking the lock.
-        Fd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
-        if (!fd.valid()) {
-          status = CheckStatus::kFail;
-          problems.push_back("lock file " + name + " cannot be opened read-write");
-          continue;
-        }
-        struct flock probe {};
-        probe.l_type = F_WRLCK;
-        probe.l_whence = SEEK_SET;
-        if (::fcntl(fd.get(), F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK) {
-          notes.push_back(name + " held by pid " + std::to_string(probe.l_pid) +
-                          " right now (an operation in progress)");
-        }
-      }
-    }
-    if (leftovers > 0) {
-      notes.push_back(
-          std::to_string(leftovers) +
-          " .tmp.* leftover(s) of an interrupted write (removed by the next operation)");
-    }
+    check_store_entries(dir, status, problems, notes);
     if (problems.empty()) {
       std::string finding = dir_abs + ": directory, mode " + mode_text + ", writable, lock usable";
       for (const std::string& note : notes) {
@@ -772,10 +753,83 @@ class Checker {
       return;
     }
     add(row("store.dir", title, status, dir_abs + ": " + join(problems, "; "),
-            "chown -R root:root " + dir_abs + " && chmod 0700 " + dir_abs + " && chmod 0600 " +
-                dir_abs + "/lock " + dir_abs +
-                "/pool-* (remove symlinks or directories named "
-                "lock/pool-*; run the doctor as root: the plugin runs as root)"));
+            "chown -R root:root " + dir_abs + " && chmod 0700 " + dir_abs + " && find " + dir_abs +
+                " -maxdepth 1 -type f -exec chmod 0600 {} + (remove symlinks there, and "
+                "directories named like the store's files; run the doctor as root: the plugin "
+                "runs as root)"));
+  }
+
+  // The store's files (ipoib/ipam/store.h): the lock file, and a pool's snapshot and journal
+  // (Store::pool_file_name / journal_file_name), all regular files the store opens O_NOFOLLOW
+  // and nobody else may write; `.tmp.*` leftovers of a crashed writer.
+  void check_store_entries(const std::string& dir, CheckStatus& status,
+                           std::vector<std::string>& problems, std::vector<std::string>& notes) {
+    // store.h names the lock file `lock` and temporary files `.tmp.*` but exposes neither as a
+    // constant; these two are the only store names the doctor spells itself.
+    static constexpr std::string_view kLockName = "lock";
+    static constexpr std::string_view kTempPrefix = ".tmp.";
+    std::vector<std::string> named = {std::string(kLockName)};
+    if (options_.network_name) {
+      named.push_back(ipam::Store::pool_file_name(*options_.network_name));
+      named.push_back(ipam::Store::journal_file_name(*options_.network_name));
+    }
+    auto entries = ib::list_directory(dir);
+    if (!entries.ok()) {
+      return;
+    }
+    int leftovers = 0;
+    for (const std::string& name : *entries) {
+      const std::string path = dir + "/" + name;
+      struct stat entry {};
+      if (::lstat(path.c_str(), &entry) != 0) {
+        continue;
+      }
+      if (starts_with(name, kTempPrefix)) {
+        ++leftovers;
+        continue;
+      }
+      const bool is_store_name = std::find(named.begin(), named.end(), name) != named.end();
+      if (S_ISDIR(entry.st_mode) && !is_store_name) {
+        continue;  // not the store's (lost+found on a mount point, ...)
+      }
+      if (!S_ISREG(entry.st_mode)) {
+        status = CheckStatus::kFail;
+        problems.push_back(name + " is not a regular file" +
+                           std::string(S_ISLNK(entry.st_mode) ? " (a symlink: refused)" : ""));
+        continue;
+      }
+      if ((entry.st_mode & 0022) != 0) {
+        status = CheckStatus::kFail;
+        problems.push_back(name + " is writable by other users");
+      }
+      if (name == kLockName) {
+        probe_lock(path, name, status, problems, notes);
+      }
+    }
+    if (leftovers > 0) {
+      notes.push_back(
+          std::to_string(leftovers) +
+          " .tmp.* leftover(s) of an interrupted write (removed by the next operation)");
+    }
+  }
+
+  static void probe_lock(const std::string& path, const std::string& name, CheckStatus& status,
+                         std::vector<std::string>& problems, std::vector<std::string>& notes) {
+    // The doctor holds no lock, so opening and closing the file cannot drop anyone's fcntl
+    // lock (those are per process). F_GETLK reports a holder without taking the lock.
+    Fd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd.valid()) {
+      status = CheckStatus::kFail;
+      problems.push_back("lock file " + name + " cannot be opened read-write");
+      return;
+    }
+    struct flock probe {};
+    probe.l_type = F_WRLCK;
+    probe.l_whence = SEEK_SET;
+    if (::fcntl(fd.get(), F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK) {
+      notes.push_back(name + " held by pid " + std::to_string(probe.l_pid) +
+                      " right now (an operation in progress)");
+    }
   }
 
   const DoctorOptions& options_;

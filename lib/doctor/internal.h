@@ -8,11 +8,9 @@
 #include <vector>
 
 #include "ipoib/doctor/doctor.h"
+#include "ipoib/ipam/config.h"
 
 namespace ipoib::doctor::detail {
-
-// The IFLA_IFALIAS prefix the plugin tags every child with: "ipoib-cni:<containerID>:<ifname>".
-inline constexpr std::string_view kAliasTagPrefix = "ipoib-cni:";
 
 // A string compiled into every executable that links the doctor (the `ipoib` binary), so the
 // doctor recognises its own binary installed as `whereabouts` even when versions differ.
@@ -52,8 +50,16 @@ std::vector<CheckResult> check_memlock(const Roots& roots);
 // The remedies of the seed document (docs/doctor.md "memlock"), quoted in every memlock FAIL.
 std::string memlock_fix(std::string_view runtime);
 
-// Extracts spec.config from a NetworkAttachmentDefinition in YAML (single-quoted, double-quoted
-// or block scalar). nullopt when there is no `config:` key.
-std::optional<std::string> nad_yaml_config(std::string_view yaml);
+// The whereabouts flat-file paths (ipam::ConfigSources) under roots.host.
+ipam::ConfigSources config_sources(const Roots& roots);
+
+// Who a child interface seen in the host netns belongs to, by the plugin's own marks
+// (plugin/tag.h), decided as the plugin's GC decides what to delete.
+enum class ChildOwner {
+  kPlugin,    // GC deletes it: tagged by this plugin, or untagged under a temporary child name
+  kRefunded,  // untagged dev<N>: refunded by the kernel (netns_refund); GC cannot prove it ours
+  kOther,     // anyone else's
+};
+ChildOwner classify_child(std::string_view name, std::string_view alias);
 
 }  // namespace ipoib::doctor::detail

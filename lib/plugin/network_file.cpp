@@ -161,7 +161,8 @@ Result<std::string> quoted_scalar(const std::vector<Line>& lines, std::size_t ro
       }
       if (quote == '"' && c == '\\') {
         if (i + 1 == text.size()) {
-          joined = true;
+          joined = true;  // the spaces before an escaped break are content
+          content_end = out.size();
           break;
         }
         ++i;
