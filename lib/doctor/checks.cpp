@@ -622,12 +622,12 @@ class Checker {
     if (ib::path_kind(bin) != ib::PathKind::kDirectory) {
       add(row("cni.bin_dir", "CNI bin dir has ipoib", CheckStatus::kFail,
               options_.cni_bin_dir + " does not exist",
-              "scripts/install --cni-bin-dir " + options_.cni_bin_dir +
+              "scripts/install --bin-dir " + options_.cni_bin_dir +
                   " (or pass --cni-bin-dir with the kubelet/runtime's bin_dir)"));
     } else if (::access((bin + "/ipoib").c_str(), X_OK) != 0) {
       add(row("cni.bin_dir", "CNI bin dir has ipoib", CheckStatus::kFail,
               options_.cni_bin_dir + "/ipoib is missing or not executable",
-              "scripts/install --cni-bin-dir " + options_.cni_bin_dir));
+              "scripts/install --bin-dir " + options_.cni_bin_dir));
     } else {
       add(row("cni.bin_dir", "CNI bin dir has ipoib", CheckStatus::kPass,
               options_.cni_bin_dir + "/ipoib installed"));
