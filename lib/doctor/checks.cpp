@@ -779,7 +779,8 @@ class Checker {
     }
     int leftovers = 0;
     for (const std::string& name : *entries) {
-      const std::string path = dir + "/" + name;
+      std::string path = dir;
+      path.append("/").append(name);
       struct stat entry {};
       if (::lstat(path.c_str(), &entry) != 0) {
         continue;

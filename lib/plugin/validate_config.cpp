@@ -168,7 +168,7 @@ std::string summarize(const NetworkEntry& entry) {
 
 int validate_config_main(int argc, char** argv) {
   if (argc != 2) {
-    std::fprintf(stderr, "usage: ipoib validate-config FILE   (\"-\" reads stdin)\n");
+    (void)std::fprintf(stderr, "usage: ipoib validate-config FILE   (\"-\" reads stdin)\n");
     return 2;
   }
   const std::string path = argv[1];
@@ -178,7 +178,7 @@ int validate_config_main(int argc, char** argv) {
   } else {
     std::ifstream in(path);
     if (!in) {
-      std::fprintf(stderr, "validate-config: cannot read %s\n", path.c_str());
+      (void)std::fprintf(stderr, "validate-config: cannot read %s\n", path.c_str());
       return 2;
     }
     buffer << in.rdbuf();
