@@ -106,6 +106,14 @@ Status validate_ifname(std::string_view s) {
     return Error(ErrorCode::kInvalidEnvironment,
                  "interface name contains / or : or whitespace characters", std::string(s));
   }
+  // A departure from libcni: the kernel treats a name with '%' as a template and expands it on
+  // create and rename (dev_get_valid_name -> dev_alloc_name: "net%d" becomes net0, net1, ...),
+  // so the pod would get another name than the one asked for and the result reports.
+  if (s.find('%') != std::string_view::npos) {
+    return Error(ErrorCode::kInvalidEnvironment,
+                 "interface name contains %, which the kernel expands as a name template",
+                 std::string(s));
+  }
   return {};
 }
 

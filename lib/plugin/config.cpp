@@ -4,6 +4,7 @@
 
 #include "ipoib/base/strings.h"
 #include "ipoib/cni/env.h"
+#include "ipoib/ipam/config.h"
 #include "ipoib/ipam/ipam.h"
 
 namespace ipoib::plugin {
@@ -127,13 +128,38 @@ Result<IpamSection> parse_ipam_section(const nlohmann::json& raw) {
   return out;
 }
 
-Result<IpoibConfig> parse_ipoib_config(const cni::NetConf& conf) {
-  const nlohmann::json& raw = conf.raw;
-  if (!raw.is_object()) {
-    return Error(ErrorCode::kInvalidNetworkConfig, "network configuration is not an object");
-  }
-  IpoibConfig out;
+namespace {
 
+// Every key's problem, not just the first: an operator fixes a config in one round.
+class ConfigErrors {
+ public:
+  template <class T>
+  void take(Result<T> r, std::optional<T>& into) {
+    if (r.ok()) {
+      into = std::move(*r);
+    } else {
+      add(std::move(r).error());
+    }
+  }
+  void add(Status s) {
+    if (!s.ok()) {
+      add(std::move(s).error());
+    }
+  }
+  void add(const Error& e) {
+    if (!text_.empty()) {
+      text_ += "; ";
+    }
+    text_ += e.msg();
+  }
+  [[nodiscard]] bool empty() const { return text_.empty(); }
+  [[nodiscard]] Error error() const { return Error(ErrorCode::kInvalidNetworkConfig, text_); }
+
+ private:
+  std::string text_;
+};
+
+Result<std::string> parse_master(const nlohmann::json& raw) {
   const auto master = raw.find("master");
   if (master == raw.end() || master->is_null()) {
     return config_error("master", "required (the IPoIB parent interface, e.g. \"ib0\")");
@@ -141,45 +167,97 @@ Result<IpoibConfig> parse_ipoib_config(const cni::NetConf& conf) {
   if (!master->is_string()) {
     return config_error("master", "must be a string");
   }
-  out.master = master->get<std::string>();
-  if (!cni::is_valid_ifname(out.master)) {
-    return config_error("master", "\"" + out.master + "\" is not a valid interface name");
+  std::string name = master->get<std::string>();
+  if (!cni::is_valid_ifname(name)) {
+    return config_error("master", "\"" + name + "\" is not a valid interface name");
   }
+  return name;
+}
 
-  if (const auto pkey = raw.find("pkey"); pkey != raw.end() && !pkey->is_null()) {
-    IPOIB_TRY_ASSIGN(out.pkey, parse_pkey(*pkey));
+Result<IpoibMode> parse_mode(const nlohmann::json& mode) {
+  if (!mode.is_string()) {
+    return config_error("mode", "must be \"datagram\" or \"connected\"");
   }
+  const auto& text = mode.get_ref<const std::string&>();
+  if (iequals(text, "datagram")) {
+    return IpoibMode::kDatagram;
+  }
+  if (iequals(text, "connected")) {
+    return IpoibMode::kConnected;
+  }
+  return config_error("mode", "\"" + text + "\" is not \"datagram\" or \"connected\"");
+}
 
-  if (const auto mode = raw.find("mode"); mode != raw.end() && !mode->is_null()) {
-    if (!mode->is_string()) {
-      return config_error("mode", "must be \"datagram\" or \"connected\"");
+Result<Umcast> parse_umcast(const nlohmann::json& umcast) {
+  if (!umcast.is_boolean()) {
+    return config_error("umcast", "must be true or false");
+  }
+  return umcast.get<bool>() ? Umcast::kOn : Umcast::kOff;
+}
+
+// The value of `key` when present and not null.
+const nlohmann::json* present(const nlohmann::json& raw, const char* key) {
+  const auto it = raw.find(key);
+  return it == raw.end() || it->is_null() ? nullptr : &*it;
+}
+
+}  // namespace
+
+Result<IpoibConfig> parse_ipoib_config(const cni::NetConf& conf) {
+  const nlohmann::json& raw = conf.raw;
+  if (!raw.is_object()) {
+    return Error(ErrorCode::kInvalidNetworkConfig, "network configuration is not an object");
+  }
+  IpoibConfig out;
+  ConfigErrors errors;
+  std::optional<std::string> master;
+  errors.take(parse_master(raw), master);
+  out.master = master.value_or("");
+  if (const auto* pkey = present(raw, "pkey")) {
+    errors.take(parse_pkey(*pkey), out.pkey);
+  }
+  if (const auto* mode = present(raw, "mode")) {
+    errors.take(parse_mode(*mode), out.mode);
+  }
+  if (const auto* umcast = present(raw, "umcast")) {
+    std::optional<Umcast> value;
+    errors.take(parse_umcast(*umcast), value);
+    out.umcast = value.value_or(Umcast::kOff);
+  }
+  if (const auto* mtu = present(raw, "mtu")) {
+    errors.take(parse_mtu(*mtu), out.mtu_bytes);
+    if (out.mtu_bytes && out.mode) {
+      errors.add(check_mtu_for_mode(*out.mtu_bytes, *out.mode, std::nullopt));
     }
-    const auto& text = mode->get_ref<const std::string&>();
-    if (iequals(text, "datagram")) {
-      out.mode = IpoibMode::kDatagram;
-    } else if (iequals(text, "connected")) {
-      out.mode = IpoibMode::kConnected;
-    } else {
-      return config_error("mode", "\"" + text + "\" is not \"datagram\" or \"connected\"");
-    }
   }
-
-  if (const auto umcast = raw.find("umcast"); umcast != raw.end() && !umcast->is_null()) {
-    if (!umcast->is_boolean()) {
-      return config_error("umcast", "must be true or false");
-    }
-    out.umcast = umcast->get<bool>() ? Umcast::kOn : Umcast::kOff;
+  std::optional<IpamSection> ipam;
+  errors.take(parse_ipam_section(raw), ipam);
+  out.ipam = ipam.value_or(IpamSection{});
+  if (!errors.empty()) {
+    return errors.error();
   }
-
-  if (const auto mtu = raw.find("mtu"); mtu != raw.end() && !mtu->is_null()) {
-    IPOIB_TRY_ASSIGN(out.mtu_bytes, parse_mtu(*mtu));
-    if (out.mode) {
-      IPOIB_TRY(check_mtu_for_mode(*out.mtu_bytes, *out.mode, std::nullopt));
-    }
-  }
-
-  IPOIB_TRY_ASSIGN(out.ipam, parse_ipam_section(raw));
   return out;
+}
+
+Result<IpoibConfig> validate_network_config(const cni::NetConf& conf,
+                                            const ipam::ConfigSources& sources) {
+  auto parsed = parse_ipoib_config(conf);
+  ConfigErrors errors;
+  if (!parsed.ok()) {
+    errors.add(parsed.error());
+  }
+  // The built-in IPAM's section, by its own parser, even when the plugin keys failed.
+  auto section = parse_ipam_section(conf.raw);
+  if (section.ok() && section->kind == IpamKind::kBuiltin) {
+    auto ipam_config = ipam::load_ipam_config(conf.raw["ipam"], sources);
+    if (!ipam_config.ok()) {
+      errors.add(Error(ErrorCode::kInvalidNetworkConfig, "ipam." + ipam_config.error().msg()));
+    }
+  }
+  if (!errors.empty()) {
+    return errors.error();
+  }
+  return parsed;
 }
 
 Result<ChildSpec> resolve_child_spec(const IpoibConfig& config, const ParentFacts& parent) {

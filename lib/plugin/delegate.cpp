@@ -163,10 +163,20 @@ Result<ExecOutput> exec_program(const std::string& path, const std::vector<std::
 
 std::string_view command_name(cni::Command c) { return cni::to_string(c); }
 
+bool is_depth_entry(std::string_view entry) {
+  return entry.size() > kDelegationDepthVariable.size() &&
+         entry.substr(0, kDelegationDepthVariable.size()) == kDelegationDepthVariable &&
+         entry[kDelegationDepthVariable.size()] == '=';
+}
+
 class DelegatedIpam final : public cni::Plugin {
  public:
-  DelegatedIpam(std::string type, std::vector<std::string> environment, ExecFn exec)
-      : type_(std::move(type)), environment_(std::move(environment)), exec_(std::move(exec)) {}
+  DelegatedIpam(std::string type, std::vector<std::string> environment, ExecFn exec,
+                std::string self_exe)
+      : type_(std::move(type)),
+        environment_(std::move(environment)),
+        exec_(std::move(exec)),
+        self_exe_(std::move(self_exe)) {}
 
   Result<cni::CniResult> add(const cni::Request& req) override {
     IPOIB_TRY_ASSIGN(std::string out, run(req, cni::Command::kAdd));
@@ -199,14 +209,24 @@ class DelegatedIpam final : public cni::Plugin {
 
   Result<std::string> run(const cni::Request& req, cni::Command command) {
     IPOIB_TRY_ASSIGN(std::string path, find_plugin(type_, req.env.path));
+    if (Status refused = refuse_recursion(type_, path, environment_, self_exe_); !refused.ok()) {
+      if (command == cni::Command::kDel) {
+        // ADD refuses this configuration before reserving anything: nothing to release, and a
+        // DEL that fails for ever would block the pod's teardown.
+        return std::string();
+      }
+      return std::move(refused).error();
+    }
     std::vector<std::string> env;
-    env.reserve(environment_.size() + 1);
+    env.reserve(environment_.size() + 2);
     for (const auto& e : environment_) {
-      if (!starts_with(e, "CNI_COMMAND=")) {
+      if (!starts_with(e, "CNI_COMMAND=") && !is_depth_entry(e)) {
         env.push_back(e);
       }
     }
     env.push_back("CNI_COMMAND=" + std::string(command_name(command)));
+    env.push_back(std::string(kDelegationDepthVariable) + "=" +
+                  std::to_string(delegation_depth(environment_) + 1));
     IPOIB_TRY_ASSIGN(ExecOutput out, exec_(path, env, req.stdin_text));
     if (out.exit_status == 0) {
       return std::move(out.stdout_text);
@@ -228,6 +248,7 @@ class DelegatedIpam final : public cni::Plugin {
   std::string type_;
   std::vector<std::string> environment_;
   ExecFn exec_;
+  std::string self_exe_;
 };
 
 }  // namespace
@@ -262,10 +283,52 @@ Result<std::string> find_plugin(std::string_view type, const std::vector<std::st
       "ipam.type: plugin \"" + std::string(type) + "\" not found in CNI_PATH \"" + searched + "\"");
 }
 
+int delegation_depth(const std::vector<std::string>& environment) {
+  for (const auto& e : environment) {
+    if (is_depth_entry(e)) {
+      auto depth = parse_uint(std::string_view(e).substr(kDelegationDepthVariable.size() + 1), 16);
+      return depth ? static_cast<int>(*depth) : 0;
+    }
+  }
+  return 0;
+}
+
+Status refuse_recursion(std::string_view type, const std::string& path,
+                        const std::vector<std::string>& environment, const std::string& self_exe) {
+  struct stat delegate {};
+  struct stat self {};
+  // stat() follows links: a symlink, a hard link or another name of this binary is caught.
+  if (::stat(path.c_str(), &delegate) == 0 && ::stat(self_exe.c_str(), &self) == 0 &&
+      delegate.st_dev == self.st_dev && delegate.st_ino == self.st_ino) {
+    return Error(ErrorCode::kInvalidNetworkConfig,
+                 "ipam.type: \"" + std::string(type) + "\" is this plugin itself (" + path +
+                     "): a plugin cannot be its own IPAM (the built-in IPAM is \"whereabouts\")");
+  }
+  const int depth = delegation_depth(environment);
+  if (depth >= kMaxDelegationDepth) {
+    return Error(ErrorCode::kInvalidNetworkConfig,
+                 "ipam.type: \"" + std::string(type) + "\" refused: delegation is already " +
+                     std::to_string(depth) + " deep (" + std::string(kDelegationDepthVariable) +
+                     "), at most " + std::to_string(kMaxDelegationDepth) +
+                     " allowed (do the IPAM plugins delegate to each other?)");
+  }
+  return ok_status();
+}
+
+Result<std::string> resolve_delegate(std::string_view type,
+                                     const std::vector<std::string>& cni_path,
+                                     const std::vector<std::string>& environment,
+                                     const std::string& self_exe) {
+  IPOIB_TRY_ASSIGN(std::string path, find_plugin(type, cni_path));
+  IPOIB_TRY(refuse_recursion(type, path, environment, self_exe));
+  return path;
+}
+
 std::unique_ptr<cni::Plugin> make_delegated_ipam(std::string type,
-                                                 std::vector<std::string> environment,
-                                                 ExecFn exec) {
-  return std::make_unique<DelegatedIpam>(std::move(type), std::move(environment), std::move(exec));
+                                                 std::vector<std::string> environment, ExecFn exec,
+                                                 std::string self_exe) {
+  return std::make_unique<DelegatedIpam>(std::move(type), std::move(environment), std::move(exec),
+                                         std::move(self_exe));
 }
 
 }  // namespace ipoib::plugin

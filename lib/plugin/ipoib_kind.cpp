@@ -105,11 +105,13 @@ class IpoibKind final : public ChildKind {
   }
 
   [[nodiscard]] Status master_ready(const netlink::LinkInfo& master) const override {
+    // Every message names the master the same way: "master ib0 ...".
+    const std::string who = "master " + master.name;
     if (master.arphrd_type != netlink::kArphrdInfiniband) {
-      return Error(ErrorCode::kNotAvailable, master.name + " is not an IPoIB interface");
+      return Error(ErrorCode::kNotAvailable, who + " is not an IPoIB interface");
     }
     if (master.admin_state() != netlink::AdminState::kUp) {
-      return Error(ErrorCode::kNotAvailable, master.name + " is down");
+      return Error(ErrorCode::kNotAvailable, who + " is down");
     }
     if (!ports_) {
       return ok_status();
@@ -117,10 +119,10 @@ class IpoibKind final : public ChildKind {
     auto port = ports_->port_for_netdev(master.name);
     if (!port.ok()) {
       return Error(ErrorCode::kNotAvailable,
-                   "cannot find the IB port of " + master.name + ": " + port.error().msg());
+                   who + ": cannot find its IB port: " + port.error().msg());
     }
     if (!ib::port_usable(*port)) {
-      return Error(ErrorCode::kNotAvailable, ib::explain_port(*port));
+      return Error(ErrorCode::kNotAvailable, who + ": " + ib::explain_port(*port));
     }
     return ok_status();
   }

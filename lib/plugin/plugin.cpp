@@ -1,16 +1,20 @@
 // The ipoib CNI plugin: composes the config parser, the child kind, the link operations and the
 // IPAM into ADD, DEL, CHECK, GC and STATUS. This is the deciding layer: it logs; the modules
-// below it return errors.
+// below it return errors. Each verb reads as a list of named steps; what DEL and GC delete is
+// decided by the pure functions of collect.h.
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <map>
 #include <utility>
 
 #include "ipoib/cni/result.h"
 #include "ipoib/ib/port.h"
 #include "ipoib/ipam/ipam.h"
 #include "ipoib/netlink/message.h"
+#include "ipoib/plugin/collect.h"
 #include "ipoib/plugin/delegate.h"
+#include "ipoib/plugin/intent.h"
 #include "ipoib/plugin/ipoib_plugin.h"
 #include "ipoib/plugin/tag.h"
 #include "undo.h"
@@ -36,23 +40,12 @@ std::string lower(std::string s) {
   return s;
 }
 
-Result<std::string> tag_for(const cni::Environment& env) {
-  std::string tag = attachment_tag(env.container_id, env.ifname);
-  if (tag.size() > netlink::kMaxAliasLength) {
-    return Error(ErrorCode::kInvalidEnvironment,
-                 "CNI_CONTAINERID: too long to tag the interface (" + std::to_string(tag.size()) +
-                     " > " + std::to_string(netlink::kMaxAliasLength) + " bytes)");
+template <class T>
+Status as_status(Result<T> r) {
+  if (!r.ok()) {
+    return std::move(r).error();
   }
-  return tag;
-}
-
-Result<LinkInfo> find_master(LinkSession& host, const std::string& master) {
-  IPOIB_TRY_ASSIGN(std::optional<LinkInfo> link, host.link_by_name(master));
-  if (!link) {
-    return Error(ErrorCode::kInvalidNetworkConfig,
-                 "master: " + master + " does not exist in the host network namespace");
-  }
-  return std::move(*link);
+  return ok_status();
 }
 
 // Keeps the first error, logs the later ones (DEL and GC go on after a failure).
@@ -70,6 +63,7 @@ class FirstError {
       first_ = std::move(e);
     }
   }
+  [[nodiscard]] bool failed() const { return first_.has_value(); }
   Status result() && {
     if (first_) {
       return std::move(*first_);
@@ -82,51 +76,76 @@ class FirstError {
   std::optional<Error> first_;
 };
 
-template <class T>
-Status as_status(Result<T> r) {
-  if (!r.ok()) {
-    return std::move(r).error();
-  }
-  return ok_status();
-}
-
-// The attachment's two marks: its tag, and the temporary name its child has until the rename
-// (the only mark of a child whose ADD was killed between create and tag).
-struct Marks {
+// How one attachment's child is recognised: its tag once tagged, its temporary name (with the
+// intent recorded for it) before.
+struct AttachmentIdentity {
+  AttachmentRef ref;  // network + (container ID, ifname)
   std::string tag;
   std::string temporary_name;
-  std::string_view kind;  // the child kind's kernel name ("ipoib"; "macvlan" in test builds)
 };
 
-// A link named like the attachment's temporary child, carrying no alias (or the attachment's
-// tag) and of the child kind: what a killed ADD leaves. Anything else with that name — an
-// interface someone else tagged or of another kind — is not ours and is never deleted.
-bool is_untagged_child_of(const LinkInfo& link, const Marks& marks) {
-  return link.name == marks.temporary_name && link.kind == marks.kind &&
-         (link.alias.empty() || link.alias == marks.tag);
+Result<AttachmentIdentity> identify(const cni::Request& req) {
+  const cni::Environment& env = req.env;
+  AttachmentIdentity id{{req.conf.name, {env.container_id, env.ifname}},
+                        child_tag(req.conf.name, env.container_id, env.ifname),
+                        temporary_child_name(env.container_id, env.ifname)};
+  if (id.tag.size() > netlink::kMaxAliasLength) {
+    return Error(ErrorCode::kInvalidEnvironment,
+                 "CNI_CONTAINERID: with the network name, too long to tag the interface (" +
+                     std::to_string(id.tag.size()) + " > " +
+                     std::to_string(netlink::kMaxAliasLength) + " bytes)");
+  }
+  return id;
 }
 
-// Deletes the attachment's children in the session's namespace: every link of the child kind
-// carrying the tag (the child in the pod, or a refunded dev<N> in the host) and the untagged
-// temporary child of a killed ADD — found in one dump. Never an interface we did not tag or name.
-Status delete_ours(LinkSession& session, const Marks& marks, Logger& log, std::string_view where) {
-  IPOIB_TRY_ASSIGN(auto links, session.links_of_kind(marks.kind));
-  for (const LinkInfo& link : links) {
-    if (link.alias != marks.tag && !is_untagged_child_of(link, marks)) {
-      continue;
-    }
-    IPOIB_TRY_ASSIGN(netlink::DeleteOutcome outcome, session.delete_link(link.ifindex));
-    if (outcome == netlink::DeleteOutcome::kDeleted) {
-      log.info("deleted " + link.name + " (" + (link.alias.empty() ? "untagged" : link.alias) +
-               ") in the " + std::string(where) + " netns");
-    }
+ChildOwner owner_of(const AttachmentRef& ref) { return {ref.network, ref.attachment}; }
+
+Result<LinkInfo> find_master(LinkSession& host, const std::string& master) {
+  IPOIB_TRY_ASSIGN(std::optional<LinkInfo> link, host.link_by_name(master));
+  if (!link) {
+    return Error(ErrorCode::kInvalidNetworkConfig,
+                 "master: " + master + " does not exist in the host network namespace");
   }
-  return ok_status();
+  return std::move(*link);
+}
+
+Error ifname_taken(const cni::Environment& env) {
+  return Error(ErrorCode::kInvalidEnvironment,
+               "CNI_IFNAME: an interface named " + env.ifname + " already exists in " + env.netns);
+}
+
+// The child being created, for the undo step: it lives in the pod from its creation on.
+struct CreatedChild {
+  int ifindex = 0;   // in the pod; 0 until read back
+  std::string name;  // its current name there
+};
+
+netlink::RouteSpec route_spec(const cni::Route& route, int ifindex) {
+  netlink::RouteSpec rs;
+  rs.destination = route.dst;
+  rs.gateway = route.gw;
+  rs.ifindex = ifindex;
+  if (route.priority) {
+    rs.metric = static_cast<std::uint32_t>(*route.priority);
+  }
+  if (route.mtu) {
+    rs.mtu_bytes = static_cast<std::uint32_t>(*route.mtu);
+  }
+  if (route.table) {
+    rs.table = static_cast<std::uint32_t>(*route.table);
+  }
+  return rs;
+}
+
+bool has_family(const std::vector<cni::IpConfig>& ips, bool v4) {
+  return std::any_of(ips.begin(), ips.end(),
+                     [v4](const cni::IpConfig& ip) { return ip.address.address().is_v4() == v4; });
 }
 
 class IpoibPlugin final : public cni::Plugin {
  public:
-  IpoibPlugin(PluginSeams seams, Logger& log) : s_(std::move(seams)), log_(log) {}
+  IpoibPlugin(PluginSeams seams, Logger& log)
+      : seams_(std::move(seams)), intents_(seams_.intent_dir), log_(log) {}
 
   Result<cni::CniResult> add(const cni::Request& req) override;
   Status del(const cni::Request& req) override;
@@ -138,183 +157,261 @@ class IpoibPlugin final : public cni::Plugin {
  private:
   Result<std::unique_ptr<cni::Plugin>> make_ipam(const IpamSection& section,
                                                  const cni::Request& req) {
-    auto ipam = s_.ipam(section, req);
+    auto ipam = seams_.ipam(section, req);
     if (!ipam.ok()) {
       return std::move(ipam).error().with_context("ipam " + section.type);
     }
     return ipam;
   }
 
-  PluginSeams s_;
-  Logger& log_;
-};
+  // ADD, step 1: the child, created in the pod under its temporary name (after its intent is
+  // recorded), tagged and renamed to CNI_IFNAME. Pushes its undo steps.
+  Status create_child(const cni::Request& req, const AttachmentIdentity& id, const ChildSpec& spec,
+                      const std::string& master, LinkSession& host, LinkSession& pod,
+                      const netns::NetnsHandle& pod_ns, CreatedChild& child, UndoStack& undo);
+  Status create_link_replacing_stale(const cni::Request& req, const AttachmentIdentity& id,
+                                     const std::optional<ChildOwner>& earlier_intent,
+                                     netlink::ByteView request, LinkSession& host,
+                                     LinkSession& pod);
+  Status rename_child(const cni::Environment& env, LinkSession& pod, CreatedChild& child);
+  // ADD, step 3: MTU, addresses and routes on the child (brought up before the routes).
+  Status configure_addresses_and_routes(const cni::Environment& env, LinkSession& pod, int ifindex,
+                                        const ChildSpec& spec, const cni::CniResult& ipam_result);
+  // ADD, step 4: the result, from the link as the kernel now reports it.
+  Result<cni::CniResult> build_result(const cni::Request& req, LinkSession& pod, int ifindex,
+                                      cni::CniResult ipam_result);
 
-// Where the child being created is, for the undo step: in the pod (it is created there).
-struct ChildWhereabouts {
-  int ifindex = 0;   // in the pod; 0 when not known yet
-  std::string name;  // its current name there
+  // CHECK steps.
+  Status verify_link(const cni::Request& req, const AttachmentIdentity& id, const LinkInfo& link,
+                     const LinkInfo& master, const ChildSpec& spec, const cni::Interface& expected);
+  static Status verify_addresses(const cni::Environment& env, LinkSession& pod, int ifindex,
+                                 const cni::CniResult& prev, int our_index);
+  static Status verify_routes(const cni::Environment& env, LinkSession& pod,
+                              const cni::CniResult& prev);
+
+  // DEL: the attachment's links in one netns (links_to_delete_for).
+  Status delete_attachment_links(LinkSession& session, const AttachmentIdentity& id,
+                                 const std::optional<ChildOwner>& intent, std::string_view where);
+  // GC: this network's garbage children in the host netns (select_gc_deletions).
+  Status collect_garbage_children(const IpoibConfig& cfg, std::string_view network,
+                                  const std::vector<cni::Attachment>& valid);
+
+  PluginSeams seams_;
+  IntentDirectory intents_;
+  Logger& log_;
 };
 
 Result<cni::CniResult> IpoibPlugin::add(const cni::Request& req) {
   const cni::Environment& env = req.env;
-  // 1. Everything that needs no kernel changes: config, tag, master, the pod netns.
-  IPOIB_TRY_ASSIGN(IpoibConfig cfg, parse_ipoib_config(req.conf));
-  IPOIB_TRY_ASSIGN(std::string tag, tag_for(env));
-  IPOIB_TRY_ASSIGN(std::unique_ptr<LinkSession> host, s_.links->open_host());
-  IPOIB_TRY_ASSIGN(LinkInfo master, find_master(*host, cfg.master));
-  IPOIB_TRY(s_.kind->validate_master(master));
-  IPOIB_TRY_ASSIGN(ParentFacts facts, s_.kind->parent_facts(master));
-  IPOIB_TRY_ASSIGN(ChildSpec spec, resolve_child_spec(cfg, facts));
-  IPOIB_TRY_ASSIGN(netns::NetnsHandle pod_ns, netns::NetnsHandle::open(env.netns));
-  IPOIB_TRY_ASSIGN(std::unique_ptr<LinkSession> pod, s_.links->open_netns(pod_ns));
-  {
-    IPOIB_TRY_ASSIGN(std::optional<LinkInfo> existing, pod->link_by_name(env.ifname));
-    if (existing) {
-      return Error(ErrorCode::kInvalidEnvironment, "CNI_IFNAME: an interface named " + env.ifname +
-                                                       " already exists in " + env.netns);
-    }
-  }
+  // 0. Everything that changes nothing, config errors first: the whole config (IPAM section
+  // included), the marks, the IPAM (a delegate is resolved now), the master, the pod netns.
+  IPOIB_TRY_ASSIGN(IpoibConfig cfg, validate_network_config(req.conf, seams_.ipam_sources));
+  IPOIB_TRY_ASSIGN(AttachmentIdentity id, identify(req));
   std::unique_ptr<cni::Plugin> ipam;
   if (cfg.ipam.kind != IpamKind::kNone) {
     IPOIB_TRY_ASSIGN(ipam, make_ipam(cfg.ipam, req));
   }
+  IPOIB_TRY_ASSIGN(std::unique_ptr<LinkSession> host, seams_.links->open_host());
+  IPOIB_TRY_ASSIGN(LinkInfo master, find_master(*host, cfg.master));
+  IPOIB_TRY(seams_.kind->validate_master(master));
+  IPOIB_TRY_ASSIGN(ParentFacts facts, seams_.kind->parent_facts(master));
+  IPOIB_TRY_ASSIGN(ChildSpec spec, resolve_child_spec(cfg, facts));
+  IPOIB_TRY_ASSIGN(netns::NetnsHandle pod_ns, netns::NetnsHandle::open(env.netns));
+  IPOIB_TRY_ASSIGN(std::unique_ptr<LinkSession> pod, seams_.links->open_netns(pod_ns));
+  {
+    IPOIB_TRY_ASSIGN(std::optional<LinkInfo> existing, pod->link_by_name(env.ifname));
+    if (existing) {
+      return ifname_taken(env);
+    }
+  }
 
   // From here on every step that changes something pushes its undo; `undo` is declared after
-  // the sessions and the IPAM it uses, so it unwinds before they are destroyed.
-  ChildWhereabouts child;
+  // the sessions, the IPAM and the child it uses, so it unwinds before they are destroyed.
+  CreatedChild child;
   UndoStack undo(log_);
+  // 1. The child.
+  IPOIB_TRY(create_child(req, id, spec, cfg.master, *host, *pod, pod_ns, child, undo));
+  // 2. Its addresses.
+  cni::CniResult ipam_result;
+  if (ipam) {
+    auto reserved = ipam->add(req);
+    if (!reserved.ok()) {
+      return std::move(reserved).error().with_context("ipam " + cfg.ipam.type);
+    }
+    ipam_result = std::move(*reserved);
+    undo.push("release the IPAM reservation", [&]() -> Status { return ipam->del(req); });
+  }
+  // 3. Configure the link.
+  IPOIB_TRY(configure_addresses_and_routes(env, *pod, child.ifindex, spec, ipam_result));
+  // 4. The result.
+  IPOIB_TRY_ASSIGN(cni::CniResult result,
+                   build_result(req, *pod, child.ifindex, std::move(ipam_result)));
+  undo.commit();
+  log_.info("ADD " + env.container_id + "/" + env.ifname + ": " + std::string(seams_.kind->name()) +
+            " child of " + cfg.master + " pkey " + format_pkey(spec.pkey) + " " +
+            std::string(to_string(spec.mode)) + " mtu " +
+            std::to_string(result.interfaces[0].mtu.value_or(spec.mtu_bytes)));
+  return result;
+}
 
-  // 2. Create the child directly inside the pod under the attachment's own temporary name. The
-  // parent is resolved in the host socket's netns, the child registered in the pod's
-  // (IFLA_NET_NS_FD; see IpoibKind::build_create_request): one request, no separate move and
-  // no RCU grace period for it. The child never lives in the host netns, so a concurrent GC
-  // (which only looks there) cannot take it; it can only come back there as a refund.
-  const Marks marks{tag, temporary_child_name(env.container_id, env.ifname), s_.kind->name()};
-  const std::string& tmp = marks.temporary_name;
-  IPOIB_TRY_ASSIGN(netlink::Bytes request, s_.kind->build_create_request(spec, tmp, pod_ns.fd()));
+Status IpoibPlugin::create_child(const cni::Request& req, const AttachmentIdentity& id,
+                                 const ChildSpec& spec, const std::string& master,
+                                 LinkSession& host, LinkSession& pod,
+                                 const netns::NetnsHandle& pod_ns, CreatedChild& child,
+                                 UndoStack& undo) {
+  const cni::Environment& env = req.env;
+  const std::string& tmp = id.temporary_name;
+  // The intent, durable before the child exists: until it is tagged, the intent is the only
+  // proof that a link of that name is ours. An intent already there is an interrupted ADD's.
+  const std::optional<ChildOwner> earlier_intent = intents_.lookup(tmp);
+  IPOIB_TRY_CTX(intents_.record(tmp, owner_of(id.ref)), "record the intent to create " + tmp);
+  undo.push("remove the intent for " + tmp, [this, tmp]() { return intents_.remove(tmp); });
+
+  // Created directly inside the pod under the attachment's temporary name. The parent is
+  // resolved in the host socket's netns, the child registered in the pod's (IFLA_NET_NS_FD; see
+  // IpoibKind::build_create_request): one request, no separate move and no RCU grace period for
+  // it. The child never lives in the host netns, so a concurrent GC (which only looks there)
+  // cannot take it; it can only come back there as a refund.
+  IPOIB_TRY_ASSIGN(netlink::Bytes request,
+                   seams_.kind->build_create_request(spec, tmp, pod_ns.fd()));
   // Pushed before the request: a create may take effect although its reply says otherwise (or
-  // never arrives). Until the index is known the child is found by its name in the pod — and
-  // only deleted if it is ours (never an interface we did not create or tag).
+  // never arrives). Until the index is known the child is found by its name in the pod, and
+  // deleted only when it is the untagged child our intent names.
   child = {0, tmp};
-  undo.push("delete the child", [&]() -> Status {
+  const std::string_view kind = seams_.kind->name();
+  undo.push("delete the child", [&child, &pod, &id, kind]() -> Status {
+    if (child.ifindex == 0 && child.name.empty()) {
+      return ok_status();
+    }
     if (child.ifindex == 0) {
-      IPOIB_TRY_ASSIGN(std::optional<LinkInfo> found, pod->link_by_name(child.name));
-      if (!found || !is_untagged_child_of(*found, marks)) {
+      IPOIB_TRY_ASSIGN(std::optional<LinkInfo> found, pod.link_by_name(child.name));
+      if (!found || found->kind != kind ||
+          !is_intended_untagged_child(*found, id.ref, owner_of(id.ref))) {
         return ok_status();
       }
       child.ifindex = found->ifindex;
     }
-    return as_status(pod->delete_link(child.ifindex));
+    return as_status(pod.delete_link(child.ifindex));
   });
-  Status created = host->create_link(request);
+  Status created = create_link_replacing_stale(req, id, earlier_intent, request, host, pod);
   if (!created.ok() && netlink::kernel_errno(created.error()) == EEXIST) {
-    // The name is this attachment's: a previous ADD of it was killed before the rename (the
-    // runtime retries ADD after a failure; CNI forbids parallel ADDs of one attachment). Its
-    // child is garbage: delete it and create afresh. Anything else of that name (not our kind,
-    // or tagged for another attachment) is left alone and the ADD fails.
-    IPOIB_TRY_ASSIGN(std::optional<LinkInfo> stale, pod->link_by_name(tmp));
-    if (stale && is_untagged_child_of(*stale, marks)) {
-      log_.info("deleting " + tmp + " left in " + env.netns + " by an interrupted ADD");
-      IPOIB_TRY_CTX(as_status(pod->delete_link(stale->ifindex)), "delete stale " + tmp);
-      created = host->create_link(request);
-    }
+    child = {};  // refused because the name is taken: what has it is not ours to delete
   }
   if (!created.ok()) {
-    return std::move(created).error().with_context("create " + std::string(s_.kind->name()) +
-                                                   " child of " + cfg.master + " in " + env.netns);
+    return std::move(created).error().with_context("create " + std::string(kind) + " child of " +
+                                                   master + " in " + env.netns);
   }
   {
     // An ifindex is per netns: read the child back where it lives.
-    IPOIB_TRY_ASSIGN(std::optional<LinkInfo> made, pod->link_by_name(tmp));
+    IPOIB_TRY_ASSIGN(std::optional<LinkInfo> made, pod.link_by_name(tmp));
     if (!made) {
       return Error(ErrorCode::kNetlinkFailure, tmp + " vanished from " + env.netns);
     }
     child.ifindex = made->ifindex;
   }
-  // 3. Tag it (the mark DEL and GC rely on from here on), then its final name.
-  IPOIB_TRY_CTX(pod->set_alias(child.ifindex, tag), "tag " + tmp);
-  {
-    Status renamed = pod->rename_link(child.ifindex, env.ifname);
-    if (!renamed.ok()) {
-      if (netlink::kernel_errno(renamed.error()) == EEXIST) {
-        return Error(
-            ErrorCode::kInvalidEnvironment,
-            "CNI_IFNAME: an interface named " + env.ifname + " already exists in " + env.netns);
-      }
-      return std::move(renamed).error().with_context("rename " + tmp + " to " + env.ifname);
-    }
-    child.name = env.ifname;
+  // Tagged: from here on the tag is the mark DEL and GC rely on, and the intent is done.
+  IPOIB_TRY_CTX(pod.set_alias(child.ifindex, id.tag), "tag " + tmp);
+  if (Status removed = intents_.remove(tmp); !removed.ok()) {
+    log_.warning(removed.error().msg());  // harmless: it names only this attachment's name
   }
+  return rename_child(env, pod, child);
+}
 
-  // 4. Addresses.
-  cni::CniResult ipam_result;
-  if (ipam) {
-    auto allocated = ipam->add(req);
-    if (!allocated.ok()) {
-      return std::move(allocated).error().with_context("ipam " + cfg.ipam.type);
-    }
-    ipam_result = std::move(*allocated);
-    undo.push("release the IPAM reservation", [&]() -> Status { return ipam->del(req); });
+Status IpoibPlugin::create_link_replacing_stale(const cni::Request& req,
+                                                const AttachmentIdentity& id,
+                                                const std::optional<ChildOwner>& earlier_intent,
+                                                netlink::ByteView request, LinkSession& host,
+                                                LinkSession& pod) {
+  Status created = host.create_link(request);
+  if (created.ok() || netlink::kernel_errno(created.error()) != EEXIST) {
+    return created;
   }
+  // The name is this attachment's. A previous ADD of it was interrupted before the rename (the
+  // runtime retries ADD after a failure; CNI forbids parallel ADDs of one attachment): its child
+  // is garbage when it carries our tag, or no tag and the earlier intent names it. Anything else
+  // of that name is left alone and the ADD fails.
+  IPOIB_TRY_ASSIGN(std::optional<LinkInfo> stale, pod.link_by_name(id.temporary_name));
+  if (!stale || stale->kind != seams_.kind->name() ||
+      (!is_tagged_for_attachment(stale->alias, id.ref.network, id.ref.attachment) &&
+       !is_intended_untagged_child(*stale, id.ref, earlier_intent))) {
+    return created;
+  }
+  log_.info("deleting " + id.temporary_name + " left in " + req.env.netns +
+            " by an interrupted ADD");
+  IPOIB_TRY_CTX(as_status(pod.delete_link(stale->ifindex)), "delete stale " + id.temporary_name);
+  return host.create_link(request);
+}
 
-  IPOIB_TRY_CTX(pod->set_mtu(child.ifindex, spec.mtu_bytes),
+Status IpoibPlugin::rename_child(const cni::Environment& env, LinkSession& pod,
+                                 CreatedChild& child) {
+  Status renamed = pod.rename_link(child.ifindex, env.ifname);
+  if (!renamed.ok()) {
+    if (netlink::kernel_errno(renamed.error()) == EEXIST) {
+      return ifname_taken(env);
+    }
+    return std::move(renamed).error().with_context("rename " + child.name + " to " + env.ifname);
+  }
+  // The kernel expands name templates ("net%d") and may have changed the name in other ways:
+  // the result must name the interface the pod has, so read it back.
+  IPOIB_TRY_ASSIGN(std::optional<LinkInfo> now, pod.link_by_index(child.ifindex));
+  if (!now) {
+    return Error(ErrorCode::kNetlinkFailure, env.ifname + " vanished from " + env.netns);
+  }
+  child.name = now->name;
+  if (now->name != env.ifname) {
+    return Error(ErrorCode::kInvalidEnvironment,
+                 "CNI_IFNAME: the kernel named the interface " + now->name + ", not " + env.ifname);
+  }
+  return ok_status();
+}
+
+Status IpoibPlugin::configure_addresses_and_routes(const cni::Environment& env, LinkSession& pod,
+                                                   int ifindex, const ChildSpec& spec,
+                                                   const cni::CniResult& ipam_result) {
+  IPOIB_TRY_CTX(pod.set_mtu(ifindex, spec.mtu_bytes),
                 "set MTU " + std::to_string(spec.mtu_bytes) + " on " + env.ifname);
-  const bool has_ipv6 =
-      std::any_of(ipam_result.ips.begin(), ipam_result.ips.end(),
-                  [](const cni::IpConfig& ip) { return !ip.address.address().is_v4(); });
-  if (has_ipv6) {
-    IPOIB_TRY_CTX(pod->enable_ipv6(env.ifname), "enable IPv6 on " + env.ifname);
+  if (has_family(ipam_result.ips, /*v4=*/false)) {
+    IPOIB_TRY_CTX(pod.enable_ipv6(env.ifname), "enable IPv6 on " + env.ifname);
   }
   for (const cni::IpConfig& ip : ipam_result.ips) {
-    IPOIB_TRY_CTX(pod->add_address(child.ifindex, ip.address),
+    IPOIB_TRY_CTX(pod.add_address(ifindex, ip.address),
                   "add address " + ip.address.to_string() + " to " + env.ifname);
   }
-  const bool has_ipv4 =
-      std::any_of(ipam_result.ips.begin(), ipam_result.ips.end(),
-                  [](const cni::IpConfig& ip) { return ip.address.address().is_v4(); });
-  if (has_ipv4) {
+  if (has_family(ipam_result.ips, /*v4=*/true)) {
     // Neighbours learn the new addresses when the link comes up rather than after their ARP
     // entries expire; the kernel sends the gratuitous ARP (link_ops.h). A lost announcement
     // only delays that, so it is not worth failing the ADD.
-    Status notify = pod->enable_arp_notify(env.ifname);
+    Status notify = pod.enable_arp_notify(env.ifname);
     if (!notify.ok()) {
       log_.warning("gratuitous ARP on " + env.ifname + " not enabled: " + notify.error().msg());
     }
   }
   // Up before routes: fib_check_nh() refuses a nexthop through a link that is down.
-  IPOIB_TRY_CTX(pod->set_up(child.ifindex), "set " + env.ifname + " up");
+  IPOIB_TRY_CTX(pod.set_up(ifindex), "set " + env.ifname + " up");
   for (const cni::Route& route : ipam_result.routes) {
-    netlink::RouteSpec rs;
-    rs.destination = route.dst;
-    rs.gateway = route.gw;
-    rs.ifindex = child.ifindex;
-    if (route.priority) {
-      rs.metric = static_cast<std::uint32_t>(*route.priority);
-    }
-    if (route.mtu) {
-      rs.mtu_bytes = static_cast<std::uint32_t>(*route.mtu);
-    }
-    if (route.table) {
-      rs.table = static_cast<std::uint32_t>(*route.table);
-    }
-    IPOIB_TRY_CTX(pod->add_route(rs), "add route " + route.dst.to_string() + " via " +
-                                          (route.gw ? route.gw->to_string() : env.ifname));
+    IPOIB_TRY_CTX(pod.add_route(route_spec(route, ifindex)),
+                  "add route " + route.dst.to_string() + " via " +
+                      (route.gw ? route.gw->to_string() : env.ifname));
   }
+  return ok_status();
+}
 
-  // 5. The result, from the link as the kernel now reports it.
-  IPOIB_TRY_ASSIGN(std::optional<LinkInfo> final_link, pod->link_by_index(child.ifindex));
-  if (!final_link) {
+Result<cni::CniResult> IpoibPlugin::build_result(const cni::Request& req, LinkSession& pod,
+                                                 int ifindex, cni::CniResult ipam_result) {
+  const cni::Environment& env = req.env;
+  IPOIB_TRY_ASSIGN(std::optional<LinkInfo> link, pod.link_by_index(ifindex));
+  if (!link) {
     return Error(ErrorCode::kNetlinkFailure, env.ifname + " vanished from " + env.netns);
   }
-  const ArpHardware hw = s_.kind->arp_hardware();
-  if (final_link->hw_address.size() != hw.address_length) {
-    log_.warning(env.ifname + " has a " + std::to_string(final_link->hw_address.size()) +
+  const ArpHardware hw = seams_.kind->arp_hardware();
+  if (link->hw_address.size() != hw.address_length) {
+    log_.warning(env.ifname + " has a " + std::to_string(link->hw_address.size()) +
                  "-byte hardware address, expected " + std::to_string(hw.address_length));
   }
   cni::CniResult result;
-  result.interfaces.push_back({.name = env.ifname,
-                               .mac = format_mac(final_link->hw_address),
-                               .mtu = static_cast<int>(final_link->mtu),
+  result.interfaces.push_back({.name = link->name,
+                               .mac = format_mac(link->hw_address),
+                               .mtu = static_cast<int>(link->mtu),
                                .sandbox = env.netns,
                                .socket_path = {},
                                .pci_id = {}});
@@ -326,13 +423,7 @@ Result<cni::CniResult> IpoibPlugin::add(const cni::Request& req) {
   result.dns = std::move(ipam_result.dns);
   // A result the requested version cannot express (0.1.0/0.2.0 without an address) would fail
   // after this function returned, leaving the attachment behind: fail here and roll back.
-  if (auto encoded = cni::encode_result(result, req.conf.version); !encoded.ok()) {
-    return std::move(encoded).error();
-  }
-  undo.commit();
-  log_.info("ADD " + env.container_id + "/" + env.ifname + ": " + std::string(s_.kind->name()) +
-            " child of " + cfg.master + " pkey " + format_pkey(spec.pkey) + " " +
-            std::string(to_string(spec.mode)) + " mtu " + std::to_string(final_link->mtu));
+  IPOIB_TRY(as_status(cni::encode_result(result, req.conf.version)));
   return result;
 }
 
@@ -340,8 +431,8 @@ Status IpoibPlugin::del(const cni::Request& req) {
   const cni::Environment& env = req.env;
   // Only the IPAM section: DEL must work when the master is gone or the rest no longer parses.
   IPOIB_TRY_ASSIGN(IpamSection section, parse_ipam_section(req.conf.raw));
-  IPOIB_TRY_ASSIGN(std::string tag, tag_for(env));
-  const Marks marks{tag, temporary_child_name(env.container_id, env.ifname), s_.kind->name()};
+  IPOIB_TRY_ASSIGN(AttachmentIdentity id, identify(req));
+  const std::optional<ChildOwner> intent = intents_.lookup(id.temporary_name);
   FirstError errors(log_);
 
   // The child in the pod (deleting it also removes its addresses and routes).
@@ -350,25 +441,32 @@ Status IpoibPlugin::del(const cni::Request& req) {
     if (!pod_ns.ok()) {
       errors.add(std::move(pod_ns).error(), "open " + env.netns);
     } else if (*pod_ns) {
-      auto pod = s_.links->open_netns(**pod_ns);
+      auto pod = seams_.links->open_netns(**pod_ns);
       if (!pod.ok()) {
         errors.add(std::move(pod).error(), "enter " + env.netns);
       } else {
-        errors.add(delete_ours(**pod, marks, log_, "pod"), "delete " + env.ifname);
+        errors.add(delete_attachment_links(**pod, id, intent, "pod"), "delete " + env.ifname);
       }
     } else {
-      log_.debug("DEL: " + env.netns + " is gone");
+      log_.debug("DEL: " + env.netns + " is gone (or is not a network namespace)");
     }
   }
   // A child refunded to the host when its netns was destroyed without DEL (netns_refund), or
-  // one a crashed ADD left there under its temporary name.
+  // one an interrupted ADD left there under its temporary name.
   {
-    auto host = s_.links->open_host();
+    auto host = seams_.links->open_host();
     if (!host.ok()) {
       errors.add(std::move(host).error(), "host netns");
     } else {
-      errors.add(delete_ours(**host, marks, log_, "host"), "delete refunded child");
+      errors.add(delete_attachment_links(**host, id, intent, "host"), "delete refunded child");
     }
+  }
+  // The intent proved an untagged child ours; once the links are gone it has done its work.
+  // Kept when a deletion failed, so that the next DEL can still prove it.
+  // (An interrupted record() leaves only its temporary file: removed as well.)
+  if ((!intent || intent->network == id.ref.network) && !errors.failed()) {
+    Status removed = intents_.remove(id.temporary_name);
+    errors.add(removed, "DEL");
   }
   // The reservation, last: the address stays unusable for others until the link is gone.
   if (section.kind != IpamKind::kNone) {
@@ -382,19 +480,41 @@ Status IpoibPlugin::del(const cni::Request& req) {
   return std::move(errors).result();
 }
 
+Status IpoibPlugin::delete_attachment_links(LinkSession& session, const AttachmentIdentity& id,
+                                            const std::optional<ChildOwner>& intent,
+                                            std::string_view where) {
+  IPOIB_TRY_ASSIGN(auto links, session.links_of_kind(seams_.kind->name()));
+  for (const LinkInfo& link : links_to_delete_for(links, id.ref, intent)) {
+    IPOIB_TRY_ASSIGN(netlink::DeleteOutcome outcome, session.delete_link(link.ifindex));
+    if (outcome == netlink::DeleteOutcome::kDeleted) {
+      log_.info("deleted " + link.name + " (" + (link.alias.empty() ? "untagged" : link.alias) +
+                ") in the " + std::string(where) + " netns");
+    }
+  }
+  return ok_status();
+}
+
 Status IpoibPlugin::check(const cni::Request& req) {
   const cni::Environment& env = req.env;
-  IPOIB_TRY_ASSIGN(IpoibConfig cfg, parse_ipoib_config(req.conf));
+  IPOIB_TRY_ASSIGN(IpoibConfig cfg, validate_network_config(req.conf, seams_.ipam_sources));
   if (!req.conf.prev_result) {
-    return Error(ErrorCode::kInvalidNetworkConfig, "prevResult: required for CHECK");
+    return Error(ErrorCode::kCheckFailed,
+                 "prevResult: absent: the runtime has no cached result for attachment " +
+                     env.container_id + "/" + env.ifname + " of network " + req.conf.name +
+                     " (gone after GC or a runtime state reset), so there is nothing to check "
+                     "the interface against");
   }
   const cni::CniResult& prev = *req.conf.prev_result;
-  IPOIB_TRY_ASSIGN(std::string tag, tag_for(env));
+  IPOIB_TRY_ASSIGN(AttachmentIdentity id, identify(req));
+  std::unique_ptr<cni::Plugin> ipam;
+  if (cfg.ipam.kind != IpamKind::kNone) {
+    IPOIB_TRY_ASSIGN(ipam, make_ipam(cfg.ipam, req));
+  }
 
   // Host side first: sysfs (IB port) answers only there.
-  IPOIB_TRY_ASSIGN(std::unique_ptr<LinkSession> host, s_.links->open_host());
+  IPOIB_TRY_ASSIGN(std::unique_ptr<LinkSession> host, seams_.links->open_host());
   IPOIB_TRY_ASSIGN(LinkInfo master, find_master(*host, cfg.master));
-  IPOIB_TRY_ASSIGN(ParentFacts facts, s_.kind->parent_facts(master));
+  IPOIB_TRY_ASSIGN(ParentFacts facts, seams_.kind->parent_facts(master));
   IPOIB_TRY_ASSIGN(ChildSpec spec, resolve_child_spec(cfg, facts));
 
   // prevResult must describe our interface.
@@ -410,47 +530,64 @@ Status IpoibPlugin::check(const cni::Request& req) {
     return Error(ErrorCode::kCheckFailed,
                  "prevResult has no interface " + env.ifname + " in " + env.netns);
   }
-  const cni::Interface& expected = prev.interfaces[static_cast<std::size_t>(*our_index)];
 
   IPOIB_TRY_ASSIGN(netns::NetnsHandle pod_ns, netns::NetnsHandle::open(env.netns));
-  IPOIB_TRY_ASSIGN(std::unique_ptr<LinkSession> pod, s_.links->open_netns(pod_ns));
+  IPOIB_TRY_ASSIGN(std::unique_ptr<LinkSession> pod, seams_.links->open_netns(pod_ns));
   IPOIB_TRY_ASSIGN(std::optional<LinkInfo> link, pod->link_by_name(env.ifname));
   if (!link) {
     return Error(ErrorCode::kCheckFailed, env.ifname + " does not exist in " + env.netns);
   }
-  if (link->alias != tag) {
-    return Error(ErrorCode::kCheckFailed,
-                 env.ifname + " in " + env.netns + " was not created by this plugin for " +
-                     env.container_id + " (alias \"" + link->alias + "\")");
+  IPOIB_TRY(verify_link(req, id, *link, master, spec,
+                        prev.interfaces[static_cast<std::size_t>(*our_index)]));
+  IPOIB_TRY(verify_addresses(env, *pod, link->ifindex, prev, *our_index));
+  IPOIB_TRY(verify_routes(env, *pod, prev));
+  if (ipam) {
+    IPOIB_TRY_CTX(ipam->check(req), "ipam " + cfg.ipam.type);
   }
-  IPOIB_TRY(s_.kind->verify_child(*link, spec));
-  if (!expected.mac.empty() && lower(expected.mac) != format_mac(link->hw_address)) {
+  return ok_status();
+}
+
+Status IpoibPlugin::verify_link(const cni::Request& req, const AttachmentIdentity& id,
+                                const LinkInfo& link, const LinkInfo& master, const ChildSpec& spec,
+                                const cni::Interface& expected) {
+  const cni::Environment& env = req.env;
+  if (!is_tagged_for_attachment(link.alias, id.ref.network, id.ref.attachment)) {
+    return Error(ErrorCode::kCheckFailed, env.ifname + " in " + env.netns +
+                                              " was not created by this plugin for " +
+                                              env.container_id + " (alias \"" + link.alias + "\")");
+  }
+  IPOIB_TRY(seams_.kind->verify_child(link, spec));
+  if (!expected.mac.empty() && lower(expected.mac) != format_mac(link.hw_address)) {
     return Error(ErrorCode::kCheckFailed, env.ifname + " has hardware address " +
-                                              format_mac(link->hw_address) + ", prevResult " +
+                                              format_mac(link.hw_address) + ", prevResult " +
                                               expected.mac);
   }
   const int want_mtu = expected.mtu.value_or(spec.mtu_bytes);
-  if (static_cast<int>(link->mtu) != want_mtu) {
-    return Error(ErrorCode::kCheckFailed, env.ifname + " has MTU " + std::to_string(link->mtu) +
+  if (static_cast<int>(link.mtu) != want_mtu) {
+    return Error(ErrorCode::kCheckFailed, env.ifname + " has MTU " + std::to_string(link.mtu) +
                                               ", expected " + std::to_string(want_mtu));
   }
-  if (link->admin_state() != netlink::AdminState::kUp) {
+  if (link.admin_state() != netlink::AdminState::kUp) {
     return Error(ErrorCode::kCheckFailed, env.ifname + " is down");
   }
-  if (link->carrier == netlink::Carrier::kDown ||
-      link->operstate == netlink::OperState::kLowerLayerDown) {
-    std::string why = s_.kind->explain_carrier_down(master, spec);
+  if (link.carrier == netlink::Carrier::kDown ||
+      link.operstate == netlink::OperState::kLowerLayerDown) {
+    std::string why = seams_.kind->explain_carrier_down(master, spec);
     return Error(ErrorCode::kCheckFailed,
                  env.ifname + " has no carrier (operstate " +
-                     std::string(netlink::to_string(link->operstate)) + ")" +
+                     std::string(netlink::to_string(link.operstate)) + ")" +
                      (why.empty() ? std::string(": the partition's broadcast group is not joined "
                                                 "(yet)")
                                   : ": " + why));
   }
+  return ok_status();
+}
 
-  IPOIB_TRY_ASSIGN(std::vector<netlink::AddressInfo> addrs, pod->addresses(link->ifindex));
+Status IpoibPlugin::verify_addresses(const cni::Environment& env, LinkSession& pod, int ifindex,
+                                     const cni::CniResult& prev, int our_index) {
+  IPOIB_TRY_ASSIGN(std::vector<netlink::AddressInfo> addrs, pod.addresses(ifindex));
   for (const cni::IpConfig& ip : prev.ips) {
-    if (ip.interface && *ip.interface != *our_index) {
+    if (ip.interface && *ip.interface != our_index) {
       continue;
     }
     const bool found = std::any_of(addrs.begin(), addrs.end(), [&](const netlink::AddressInfo& a) {
@@ -461,8 +598,13 @@ Status IpoibPlugin::check(const cni::Request& req) {
                    env.ifname + " lacks address " + ip.address.to_string());
     }
   }
+  return ok_status();
+}
+
+Status IpoibPlugin::verify_routes(const cni::Environment& env, LinkSession& pod,
+                                  const cni::CniResult& prev) {
   for (const cni::Route& route : prev.routes) {
-    IPOIB_TRY_ASSIGN(std::vector<netlink::RouteInfo> routes, pod->routes(route.dst.family()));
+    IPOIB_TRY_ASSIGN(std::vector<netlink::RouteInfo> routes, pod.routes(route.dst.family()));
     const bool found = std::any_of(routes.begin(), routes.end(), [&](const netlink::RouteInfo& r) {
       return r.destination.network() == route.dst.network() &&
              (!route.gw || r.gateway == route.gw) &&
@@ -474,59 +616,16 @@ Status IpoibPlugin::check(const cni::Request& req) {
                        (route.gw ? " via " + route.gw->to_string() : std::string()));
     }
   }
-
-  if (cfg.ipam.kind != IpamKind::kNone) {
-    IPOIB_TRY_ASSIGN(std::unique_ptr<cni::Plugin> ipam, make_ipam(cfg.ipam, req));
-    IPOIB_TRY_CTX(ipam->check(req), "ipam " + cfg.ipam.type);
-  }
   return ok_status();
 }
 
 Status IpoibPlugin::gc(const cni::Request& req,
                        const std::optional<std::vector<cni::Attachment>>& valid) {
-  IPOIB_TRY_ASSIGN(IpoibConfig cfg, parse_ipoib_config(req.conf));
+  IPOIB_TRY_ASSIGN(IpoibConfig cfg, validate_network_config(req.conf, seams_.ipam_sources));
   FirstError errors(log_);
   // Without a valid list there is no information: destroy nothing (CNI SPEC.md GC).
   if (valid) {
-    auto host = s_.links->open_host();
-    if (!host.ok()) {
-      errors.add(std::move(host).error(), "host netns");
-    } else {
-      auto master = (*host)->link_by_name(cfg.master);
-      auto links = (*host)->links_of_kind(s_.kind->name());
-      if (!master.ok()) {
-        errors.add(std::move(master).error(), "master " + cfg.master);
-      } else if (!links.ok()) {
-        errors.add(std::move(links).error(), "list links");
-      } else if (*master) {
-        std::vector<std::string> valid_temporary_names;
-        for (const cni::Attachment& a : *valid) {
-          valid_temporary_names.push_back(temporary_child_name(a.container_id, a.ifname));
-        }
-        // Children of this network's master only: another network's GC owns its own.
-        for (const LinkInfo& link : *links) {
-          if (!link.parent_ifindex || *link.parent_ifindex != (*master)->ifindex) {
-            continue;
-          }
-          if (const auto attachment = parse_attachment_tag(link.alias)) {
-            if (std::find(valid->begin(), valid->end(), *attachment) != valid->end()) {
-              continue;
-            }
-          } else if (!(link.alias.empty() && is_temporary_child_name(link.name)) ||
-                     std::find(valid_temporary_names.begin(), valid_temporary_names.end(),
-                               link.name) != valid_temporary_names.end()) {
-            // Untagged: only the temporary child of an ADD killed before it could tag — and
-            // not one of a valid attachment (whose retried ADD or DEL will take care of it).
-            continue;
-          }
-          auto deleted = (*host)->delete_link(link.ifindex);
-          if (deleted.ok()) {
-            log_.info("GC: deleted " + link.name + " (" + link.alias + ")");
-          }
-          errors.add(as_status(std::move(deleted)), "GC delete " + link.name);
-        }
-      }
-    }
+    errors.add(collect_garbage_children(cfg, req.conf.name, *valid), "GC");
   }
   if (cfg.ipam.kind != IpamKind::kNone) {
     auto ipam = make_ipam(cfg.ipam, req);
@@ -539,16 +638,51 @@ Status IpoibPlugin::gc(const cni::Request& req,
   return std::move(errors).result();
 }
 
+Status IpoibPlugin::collect_garbage_children(const IpoibConfig& cfg, std::string_view network,
+                                             const std::vector<cni::Attachment>& valid) {
+  IPOIB_TRY_ASSIGN(std::unique_ptr<LinkSession> host, seams_.links->open_host());
+  IPOIB_TRY_ASSIGN(std::optional<LinkInfo> master, host->link_by_name(cfg.master));
+  if (!master) {
+    return ok_status();  // no master, no children of it
+  }
+  IPOIB_TRY_ASSIGN(std::vector<LinkInfo> links, host->links_of_kind(seams_.kind->name()));
+  std::map<std::string, ChildOwner, std::less<>> intents;
+  for (const LinkInfo& link : links) {
+    if (link.alias.empty()) {
+      if (auto intent = intents_.lookup(link.name)) {
+        intents.emplace(link.name, std::move(*intent));
+      }
+    }
+  }
+  FirstError errors(log_);
+  for (const LinkInfo& link :
+       select_gc_deletions({links, master->ifindex, network, valid, intents})) {
+    auto deleted = host->delete_link(link.ifindex);
+    if (deleted.ok()) {
+      log_.info("GC: deleted " + link.name + " (" +
+                (link.alias.empty() ? "untagged, intent recorded" : link.alias) + ")");
+      if (intents.count(link.name) != 0) {
+        errors.add(intents_.remove(link.name), "remove intent");
+      }
+    }
+    errors.add(as_status(std::move(deleted)), "delete " + link.name);
+  }
+  return std::move(errors).result();
+}
+
 Status IpoibPlugin::status(const cni::Request& req) {
-  IPOIB_TRY_ASSIGN(IpoibConfig cfg, parse_ipoib_config(req.conf));
-  IPOIB_TRY_ASSIGN(std::unique_ptr<LinkSession> host, s_.links->open_host());
+  IPOIB_TRY_ASSIGN(IpoibConfig cfg, validate_network_config(req.conf, seams_.ipam_sources));
+  std::unique_ptr<cni::Plugin> ipam;
+  if (cfg.ipam.kind != IpamKind::kNone) {
+    IPOIB_TRY_ASSIGN(ipam, make_ipam(cfg.ipam, req));
+  }
+  IPOIB_TRY_ASSIGN(std::unique_ptr<LinkSession> host, seams_.links->open_host());
   IPOIB_TRY_ASSIGN(std::optional<LinkInfo> master, host->link_by_name(cfg.master));
   if (!master) {
     return Error(ErrorCode::kNotAvailable, "master " + cfg.master + " does not exist");
   }
-  IPOIB_TRY(s_.kind->master_ready(*master));
-  if (cfg.ipam.kind != IpamKind::kNone) {
-    IPOIB_TRY_ASSIGN(std::unique_ptr<cni::Plugin> ipam, make_ipam(cfg.ipam, req));
+  IPOIB_TRY(seams_.kind->master_ready(*master));
+  if (ipam) {
     IPOIB_TRY_CTX(ipam->status(req), "ipam " + cfg.ipam.type);
   }
   return ok_status();
@@ -558,11 +692,18 @@ Status IpoibPlugin::status(const cni::Request& req) {
 
 IpamFactory default_ipam_factory(Logger& log) {
   return [&log](const IpamSection& section,
-                const cni::Request&) -> Result<std::unique_ptr<cni::Plugin>> {
+                const cni::Request& req) -> Result<std::unique_ptr<cni::Plugin>> {
     if (section.kind == IpamKind::kBuiltin) {
       return ipam::make_builtin_ipam(log);
     }
-    return make_delegated_ipam(section.type, process_environment(), real_exec());
+    std::vector<std::string> environment = process_environment();
+    // Every verb but DEL resolves the delegate up front: a missing or recursive one is a
+    // config error before anything is changed. DEL resolves it when it runs (and succeeds
+    // without running one that would recurse).
+    if (req.env.command != cni::Command::kDel) {
+      IPOIB_TRY(as_status(resolve_delegate(section.type, req.env.path, environment)));
+    }
+    return make_delegated_ipam(section.type, std::move(environment), real_exec());
   };
 }
 

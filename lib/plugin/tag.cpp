@@ -1,38 +1,80 @@
 #include "ipoib/plugin/tag.h"
 
 #include <cstdint>
+#include <vector>
 
 #include "ipoib/cni/env.h"
 
 namespace ipoib::plugin {
+namespace {
 
-std::string attachment_tag(std::string_view container_id, std::string_view ifname) {
+std::vector<std::string_view> split_colons(std::string_view s) {
+  std::vector<std::string_view> parts;
+  for (;;) {
+    const auto colon = s.find(':');
+    parts.push_back(s.substr(0, colon));
+    if (colon == std::string_view::npos) {
+      return parts;
+    }
+    s.remove_prefix(colon + 1);
+  }
+}
+
+}  // namespace
+
+std::string child_tag(std::string_view network, std::string_view container_id,
+                      std::string_view ifname) {
   std::string tag(kTagPrefix);
-  tag.append(container_id).append(":").append(ifname);
+  tag.append(network).append(":").append(container_id).append(":").append(ifname);
   return tag;
 }
 
-std::optional<cni::Attachment> parse_attachment_tag(std::string_view alias) {
+std::optional<ChildOwner> parse_child_tag(std::string_view alias) {
   if (alias.substr(0, kTagPrefix.size()) != kTagPrefix) {
     return std::nullopt;
   }
-  alias.remove_prefix(kTagPrefix.size());
-  const auto colon = alias.rfind(':');
-  if (colon == std::string_view::npos) {
+  const auto parts = split_colons(alias.substr(kTagPrefix.size()));
+  ChildOwner owner;
+  std::string_view id;
+  std::string_view ifname;
+  if (parts.size() == 3) {
+    if (!cni::is_valid_identifier(parts[0])) {
+      return std::nullopt;
+    }
+    owner.network = std::string(parts[0]);
+    id = parts[1];
+    ifname = parts[2];
+  } else if (parts.size() == 2) {
+    id = parts[0];
+    ifname = parts[1];
+  } else {
     return std::nullopt;
   }
-  const auto id = alias.substr(0, colon);
-  const auto ifname = alias.substr(colon + 1);
   if (!cni::is_valid_identifier(id) || !cni::is_valid_ifname(ifname)) {
     return std::nullopt;
   }
-  return cni::Attachment{std::string(id), std::string(ifname)};
+  owner.attachment = {std::string(id), std::string(ifname)};
+  return owner;
+}
+
+bool is_plugin_tag(std::string_view alias) { return parse_child_tag(alias).has_value(); }
+
+bool is_tagged_for_network(std::string_view alias, std::string_view network) {
+  const auto owner = parse_child_tag(alias);
+  return owner && owner->network && *owner->network == network;
+}
+
+bool is_tagged_for_attachment(std::string_view alias, std::string_view network,
+                              const cni::Attachment& attachment) {
+  const auto owner = parse_child_tag(alias);
+  return owner && owner->attachment == attachment &&
+         (!owner->network || *owner->network == network);
 }
 
 std::string temporary_child_name(std::string_view container_id, std::string_view ifname) {
   // FNV-1a 64 (offset basis 0xcbf29ce484222325, prime 0x100000001b3): tiny, stable, and 48 bits
   // make two live attachments of one node sharing a name vanishingly unlikely (and even then
-  // the second ADD only fails with EEXIST: a stale child is deleted only when untagged or ours).
+  // the second ADD only fails with EEXIST: a stale child is deleted only when an intent names it).
   std::uint64_t h = 0xcbf29ce484222325ULL;
   auto mix = [&h](unsigned char c) {
     h ^= c;

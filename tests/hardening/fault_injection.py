@@ -8,7 +8,8 @@ Three suites, all inside a throwaway "node" netns holding a veth parent and one 
          DEL exactly as a runtime does after a failed ADD (same config, no prevResult) and
          assert: DEL exits 0 with empty stdout, no interface left in the pod or the node netns
          (no "ipoib-cni:" alias, no temporary "ipt<12 hex>" child), no reservation
-         (`ipoib ipam list --json`), no temporary file in the store directory.
+         (`ipoib ipam list --json`), no temporary file in the store directory, no intent left in
+         the plugin's intent directory (IPOIB_TEST_INTENT_DIR, one per sandbox).
          Every kill is classified: before start (the plugin had not read its config yet),
          mid-ADD, or after finish (the ADD had already exited on its own).
   kill-del  M times (default 200): a complete ADD, then a DEL killed after a random delay in
@@ -77,6 +78,8 @@ class Sandbox:
         self.tmp = tempfile.mkdtemp(prefix="ipoib-hardening-")
         self.store = os.path.join(self.tmp, "store")
         self.cni_path = os.path.join(self.tmp, "bin")
+        # The intents an ADD records before creating a child (lib/plugin/intent.cpp), 0700.
+        self.intents = os.path.join(self.tmp, "intents")
         self.created = []
 
     def __enter__(self):
@@ -129,7 +132,8 @@ def cni_env(sb, command, container_id, extra=None):
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
            "CNI_COMMAND": command, "CNI_CONTAINERID": container_id,
            "CNI_NETNS": sb.netns_path, "CNI_IFNAME": IFNAME, "CNI_PATH": sb.cni_path,
-           "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE=hardening;K8S_POD_NAME={container_id}"}
+           "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE=hardening;K8S_POD_NAME={container_id}",
+           "IPOIB_TEST_INTENT_DIR": sb.intents}
     # Sanitizer settings of the ASan build pass through.
     for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
         if k in os.environ:
@@ -174,6 +178,9 @@ def leftovers(sb, ipoib):
         for name in os.listdir(sb.store):
             if name.startswith(".tmp"):
                 left.append(f"store: temporary file {name}")
+    if os.path.isdir(sb.intents):
+        for name in os.listdir(sb.intents):
+            left.append(f"intent directory: {name}")
     return left
 
 
@@ -187,6 +194,7 @@ def scrub(sb, ipoib):
             subprocess.run(["ip", "-n", sb.pod, "link", "del", link["ifname"]],
                            stderr=subprocess.DEVNULL)
     shutil.rmtree(sb.store, ignore_errors=True)
+    shutil.rmtree(sb.intents, ignore_errors=True)
 
 
 def sanitizer_report(text):

@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -101,9 +102,10 @@ struct Running {
 };
 
 // Starts `binary` inside netns `host_netns` ("" = the current one) with exactly `env` (plus PATH)
-// and `stdin_text` on stdin.
+// and `stdin_text` on stdin; in the cgroup whose `cgroup.procs` file is `cgroup_procs` when given.
 inline Running start(const std::string& binary, const std::string& host_netns,
-                     const std::map<std::string, std::string>& env, const std::string& stdin_text) {
+                     const std::map<std::string, std::string>& env, const std::string& stdin_text,
+                     const std::string& cgroup_procs = "") {
   int in[2];
   int out[2];
   if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) {
@@ -111,6 +113,14 @@ inline Running start(const std::string& binary, const std::string& host_netns,
   }
   const pid_t pid = ::fork();
   if (pid == 0) {
+    if (!cgroup_procs.empty()) {
+      const std::string self = std::to_string(::getpid());
+      const int fd = ::open(cgroup_procs.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || ::write(fd, self.data(), self.size()) != static_cast<ssize_t>(self.size())) {
+        ::_exit(125);
+      }
+      ::close(fd);
+    }
     if (!host_netns.empty()) {
       const int fd = ::open(("/var/run/netns/" + host_netns).c_str(), O_RDONLY | O_CLOEXEC);
       if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
@@ -167,10 +177,39 @@ inline CniOutcome finish(Running r) {
 }
 
 inline CniOutcome run(const std::string& binary, const std::string& host_netns,
-                      const std::map<std::string, std::string>& env,
-                      const std::string& stdin_text) {
-  return finish(start(binary, host_netns, env, stdin_text));
+                      const std::map<std::string, std::string>& env, const std::string& stdin_text,
+                      const std::string& cgroup_procs = "") {
+  return finish(start(binary, host_netns, env, stdin_text, cgroup_procs));
 }
+
+// A cgroup-v1 `pids` group that counts every process ever in it (pids.peak), capped by pids.max
+// so that a runaway fork chain stays bounded; removed when the guard goes out of scope.
+class PidsCgroup {
+ public:
+  PidsCgroup(std::string name, int max_processes)
+      : path_("/sys/fs/cgroup/pids/" + std::move(name)) {
+    ok_ = ::mkdir(path_.c_str(), 0755) == 0 &&
+          sh("echo " + std::to_string(max_processes) + " > " + path_ + "/pids.max") == 0;
+  }
+  PidsCgroup(const PidsCgroup&) = delete;
+  PidsCgroup& operator=(const PidsCgroup&) = delete;
+  ~PidsCgroup() {
+    if (!path_.empty()) {
+      ::rmdir(path_.c_str());
+    }
+  }
+  [[nodiscard]] bool ok() const { return ok_; }
+  [[nodiscard]] std::string procs() const { return path_ + "/cgroup.procs"; }
+  // The most processes that were in the group at once, -1 when unreadable.
+  [[nodiscard]] int peak() const {
+    std::string out;
+    return sh("cat " + path_ + "/pids.peak", &out) == 0 ? std::atoi(out.c_str()) : -1;
+  }
+
+ private:
+  std::string path_;
+  bool ok_ = false;
+};
 
 // The six CNI variables, as real clients set them (empty strings for the unused ones).
 inline std::map<std::string, std::string> cni_env(const std::string& command,

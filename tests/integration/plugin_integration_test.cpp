@@ -9,6 +9,7 @@
 #include <net/if.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -37,6 +38,7 @@ struct Topology {
   itest::NetnsGuard host{unique("h")};
   itest::NetnsGuard pod{unique("p")};
   itest::TempDir store;
+  itest::TempDir intents;  // the plugin's intent directory (IPOIB_TEST_INTENT_DIR), 0700
   std::string host_name() const { return host.name(); }
 
   Topology() {
@@ -65,6 +67,7 @@ struct Topology {
                          const std::map<std::string, std::string>& extra = {},
                          const std::string& ifname = "net1") const {
     auto env = itest::cni_env(command, container, netns, ifname);
+    env["IPOIB_TEST_INTENT_DIR"] = intents.path();
     for (const auto& [k, v] : extra) {
       env[k] = v;
     }
@@ -145,7 +148,8 @@ TEST_CASE("ADD at every CNI version returns the version's shape") {
     itest::sh("ip -n " + t.pod.name() + " route show 10.200.0.0/16", &routes);
     CHECK(routes.find("via 10.77.0.254 dev net1") != std::string::npos);
     // Tagged for DEL/GC.
-    CHECK(l.value("ifalias", "") == "ipoib-cni:c-" + std::to_string(&v - &kVersions[0]) + ":net1");
+    CHECK(l.value("ifalias", "") ==
+          "ipoib-cni:plgnet:c-" + std::to_string(&v - &kVersions[0]) + ":net1");
     auto d = t.del("c-" + std::to_string(&v - &kVersions[0]), conf, t.pod.path());
     CHECK(d.exit_code == 0);
     CHECK(d.out.empty());
@@ -210,7 +214,7 @@ TEST_CASE("CHECK passes after ADD and fails after tampering") {
     CHECK(bad.exit_code == 1);
     CHECK(bad.doc["msg"].get<std::string>().find("not created by this plugin") !=
           std::string::npos);
-    REQUIRE(itest::sh("ip -n " + ns + " link set net1 alias ipoib-cni:chk:net1") == 0);
+    REQUIRE(itest::sh("ip -n " + ns + " link set net1 alias ipoib-cni:plgnet:chk:net1") == 0);
     CHECK(t.del("chk", conf, t.pod.path()).exit_code == 0);
   }
   t.require_no_child();
@@ -443,16 +447,20 @@ TEST_CASE("refunded children: DEL and GC delete tagged links in the host, never 
   Topology t;
   const std::string h = t.host.name();
   auto conf = t.config("1.1.0");
+  auto macvlan = [&](const std::string& name, const std::string& alias) {
+    REQUIRE(itest::sh("ip -n " + h + " link add " + name + " link plgm type macvlan mode bridge") ==
+            0);
+    if (!alias.empty()) {
+      REQUIRE(itest::sh("ip -n " + h + " link set " + name + " alias " + alias) == 0);
+    }
+  };
   // What the kernel leaves when a pod netns dies without DEL: the child back in the host as
-  // dev<N>, still tagged. Plus an untagged link of the same name pattern, and an untagged net1.
-  REQUIRE(itest::sh("ip -n " + h + " link add dev901 link plgm type macvlan mode bridge") == 0);
-  REQUIRE(itest::sh("ip -n " + h + " link set dev901 alias ipoib-cni:gone1:net1") == 0);
-  REQUIRE(itest::sh("ip -n " + h + " link add dev902 link plgm type macvlan mode bridge") == 0);
-  REQUIRE(itest::sh("ip -n " + h + " link set dev902 alias ipoib-cni:gone2:net1") == 0);
-  REQUIRE(itest::sh("ip -n " + h + " link add dev903 link plgm type macvlan mode bridge") == 0);
-  REQUIRE(itest::sh("ip -n " + h + " link set dev903 alias ipoib-cni:alive:net1") == 0);
-  REQUIRE(itest::sh("ip -n " + h + " link add dev904 link plgm type macvlan mode bridge") == 0);
-  REQUIRE(itest::sh("ip -n " + h + " link add net1 link plgm type macvlan mode bridge") == 0);
+  // dev<N>, still tagged. Plus an untagged link, and an untagged net1.
+  macvlan("dev901", "ipoib-cni:plgnet:gone1:net1");
+  macvlan("dev902", "ipoib-cni:plgnet:gone2:net1");
+  macvlan("dev903", "ipoib-cni:plgnet:alive:net1");
+  macvlan("dev904", "");
+  macvlan("net1", "");
 
   // DEL of gone1 (netns already gone: CNI_NETNS empty) removes its refunded child only.
   CHECK(t.del("gone1", conf, "").exit_code == 0);
@@ -488,6 +496,41 @@ TEST_CASE("refunded children: DEL and GC delete tagged links in the host, never 
   CHECK(itest::link(h, "dev904").is_object());
 }
 
+TEST_CASE("GC of one network never deletes another network's child on the same master") {
+  Topology t;
+  const std::string h = t.host.name();
+  // Network B's ADD (a valid attachment of B), then its child is refunded to the host.
+  auto conf_b = t.config("1.1.0");
+  conf_b["name"] = "plgnetb";
+  conf_b["ipam"]["range"] = "10.79.0.0/24";
+  conf_b["ipam"].erase("routes");
+  itest::NetnsGuard pod_b(unique("b"));
+  REQUIRE(pod_b.ok());
+  REQUIRE(t.call("ADD", "podb", pod_b.path(), conf_b).exit_code == 0);
+  REQUIRE(itest::sh("ip -n " + pod_b.name() + " link set net1 netns " + h) == 0);
+  REQUIRE(itest::link(h, "net1").value("ifalias", "") == "ipoib-cni:plgnetb:podb:net1");
+  // A child tagged by the previous release's format (no network): whose, nobody can prove.
+  REQUIRE(itest::sh("ip -n " + h + " link add dev905 link plgm type macvlan mode bridge") == 0);
+  REQUIRE(itest::sh("ip -n " + h + " link set dev905 alias ipoib-cni:legacy1:net1") == 0);
+
+  // Network A's GC, whose valid list knows only A's attachments.
+  auto conf_a = t.config("1.1.0");
+  conf_a["cni.dev/valid-attachments"] = json::array({{{"containerID", "a1"}, {"ifname", "net1"}}});
+  CHECK(t.call("GC", "", "", conf_a, {}, "").exit_code == 0);
+  CHECK(itest::link(h, "net1").is_object());
+  CHECK(itest::link(h, "dev905").is_object());
+
+  // B's own GC with B's valid list keeps it too; DEL of the legacy attachment removes its child.
+  conf_b["cni.dev/valid-attachments"] =
+      json::array({{{"containerID", "podb"}, {"ifname", "net1"}}});
+  CHECK(t.call("GC", "", "", conf_b, {}, "").exit_code == 0);
+  CHECK(itest::link(h, "net1").is_object());
+  CHECK(t.del("legacy1", t.config("1.1.0"), "").exit_code == 0);
+  CHECK(itest::link(h, "dev905").is_null());
+  CHECK(t.call("DEL", "podb", "", conf_b).exit_code == 0);
+  CHECK(itest::link(h, "net1").is_null());
+}
+
 namespace {
 // The plugin's temporary child name for an attachment (tag.h: "ipt" + low 48 bits of
 // FNV-1a-64 over containerID, NUL, ifname), recomputed here independently of the plugin.
@@ -502,9 +545,27 @@ std::string temporary_name(const std::string& container_id, const std::string& i
                 static_cast<unsigned long long>(h & 0xffffffffffffULL));
   return name;
 }
+
+// What an ADD records before it creates the child (intent.h), written here by hand.
+void write_intent(const Topology& t, const std::string& container_id,
+                  const std::string& network = "plgnet") {
+  const std::string path = t.intents.path() + "/" + temporary_name(container_id, "net1");
+  FILE* f = std::fopen(path.c_str(), "w");
+  REQUIRE(f != nullptr);
+  std::fprintf(f, "%s\n",
+               json({{"network", network}, {"containerID", container_id}, {"ifname", "net1"}})
+                   .dump()
+                   .c_str());
+  std::fclose(f);
+}
+
+bool intent_exists(const Topology& t, const std::string& container_id) {
+  return ::access((t.intents.path() + "/" + temporary_name(container_id, "net1")).c_str(), F_OK) ==
+         0;
+}
 }  // namespace
 
-TEST_CASE("untagged temporary children of killed ADDs: DEL, a retried ADD and GC remove them") {
+TEST_CASE("untagged temporary children of killed ADDs: removed only when an intent proves them") {
   Topology t;
   const std::string h = t.host.name();
   const std::string p = t.pod.name();
@@ -513,57 +574,112 @@ TEST_CASE("untagged temporary children of killed ADDs: DEL, a retried ADD and GC
     return itest::sh("ip -n " + netns + " link add " + name +
                      " link plgm type macvlan mode bridge") == 0;
   };
-  // What a SIGKILL between create and tag leaves: the child under the attachment's temporary
-  // name, no alias — in the pod (created there) or in the host (refunded by a dying netns).
+  // What a SIGKILL between create and tag leaves: the intent, and the child under the
+  // attachment's temporary name without alias — in the pod (created there) or in the host
+  // (refunded by a dying netns).
   const std::string k1 = temporary_name("killed1", "net1");
   REQUIRE(itest::sh("ip -n " + h + " link add " + k1 + " link plgm type macvlan mode bridge") == 0);
   REQUIRE(itest::sh("ip -n " + h + " link set " + k1 + " netns " + p) == 0);
+  write_intent(t, "killed1");
   const std::string k2 = temporary_name("killed2", "net1");
   REQUIRE(untagged(h, k2));
-  // Not ours although named like killed3's child: another kind (veth), or tagged by someone else.
+  write_intent(t, "killed2");
+  // Not ours although named like killed3's child and with an intent: another kind (veth), or
+  // tagged by someone else; and killed5's, named exactly so but without an intent (hand-made).
   const std::string k3 = temporary_name("killed3", "net1");
   REQUIRE(itest::sh("ip -n " + h + " link add " + k3 + " type veth peer name plgv") == 0);
+  write_intent(t, "killed3");
   const std::string k4 = temporary_name("killed4", "net1");
   REQUIRE(untagged(h, k4));
   REQUIRE(itest::sh("ip -n " + h + " link set " + k4 + " alias somebody-else") == 0);
+  write_intent(t, "killed4");
+  const std::string k5 = temporary_name("killed5", "net1");
+  REQUIRE(untagged(h, k5));
+  // And killed6's intent names another network: not this network's DEL to take.
+  const std::string k6 = temporary_name("killed6", "net1");
+  REQUIRE(untagged(h, k6));
+  write_intent(t, "killed6", "othernet");
 
   CHECK(t.del("killed1", conf, t.pod.path()).exit_code == 0);
   CHECK(itest::link(p, k1).is_null());
+  CHECK_FALSE(intent_exists(t, "killed1"));
   CHECK(t.del("killed2", conf, "").exit_code == 0);
   CHECK(itest::link(h, k2).is_null());
   CHECK(t.del("killed3", conf, "").exit_code == 0);
   CHECK(itest::link(h, k3).is_object());
   CHECK(t.del("killed4", conf, "").exit_code == 0);
   CHECK(itest::link(h, k4).is_object());
-  itest::sh("ip -n " + h + " link del " + k3);
-  itest::sh("ip -n " + h + " link del " + k4);
+  CHECK(t.del("killed5", conf, "").exit_code == 0);
+  CHECK(itest::link(h, k5).is_object());
+  CHECK(t.del("killed6", conf, "").exit_code == 0);
+  CHECK(itest::link(h, k6).is_object());
+  CHECK(intent_exists(t, "killed6"));
+  for (const auto& name : {k3, k4, k5, k6}) {
+    itest::sh("ip -n " + h + " link del " + name);
+  }
 
-  SECTION("a retried ADD replaces the stale temporary child of its own attachment") {
-    const std::string k5 = temporary_name("retry", "net1");
-    REQUIRE(itest::sh("ip -n " + h + " link add " + k5 + " link plgm type macvlan mode bridge") ==
+  SECTION("a retried ADD replaces the stale temporary child its own intent names") {
+    const std::string k7 = temporary_name("retry", "net1");
+    REQUIRE(itest::sh("ip -n " + h + " link add " + k7 + " link plgm type macvlan mode bridge") ==
             0);
-    REQUIRE(itest::sh("ip -n " + h + " link set " + k5 + " netns " + p) == 0);
+    REQUIRE(itest::sh("ip -n " + h + " link set " + k7 + " netns " + p) == 0);
+    write_intent(t, "retry");
     auto r = t.add("retry", conf);
     REQUIRE(r.exit_code == 0);
-    CHECK(itest::link(p, k5).is_null());
-    CHECK(itest::link(p, "net1").value("ifalias", "") == "ipoib-cni:retry:net1");
+    CHECK(itest::link(p, k7).is_null());
+    CHECK(itest::link(p, "net1").value("ifalias", "") == "ipoib-cni:plgnet:retry:net1");
+    CHECK_FALSE(intent_exists(t, "retry"));  // removed once the child was tagged
     CHECK(t.del("retry", conf, t.pod.path()).exit_code == 0);
     t.require_no_child();
   }
-  SECTION("GC deletes untagged temporary children of invalid attachments only") {
+  SECTION("a retried ADD leaves a hand-made link of the temporary name alone") {
+    const std::string k8 = temporary_name("handmade", "net1");
+    REQUIRE(itest::sh("ip -n " + h + " link add " + k8 + " link plgm type macvlan mode bridge") ==
+            0);
+    REQUIRE(itest::sh("ip -n " + h + " link set " + k8 + " netns " + p) == 0);
+    auto r = t.add("handmade", conf);
+    CHECK(r.exit_code == 1);
+    CHECK(itest::link(p, k8).is_object());
+    CHECK_FALSE(intent_exists(t, "handmade"));  // the failed ADD took its intent back
+    itest::sh("ip -n " + p + " link del " + k8);
+  }
+  SECTION("GC deletes untagged temporary children of invalid attachments only with an intent") {
     const std::string dead = temporary_name("dead", "net1");
     const std::string live = temporary_name("live", "net1");
+    const std::string shaped = temporary_name("shaped", "net1");
     REQUIRE(untagged(h, dead));
+    write_intent(t, "dead");
     REQUIRE(untagged(h, live));
+    write_intent(t, "live");
+    REQUIRE(untagged(h, shaped));  // a hand-made macvlan with the temporary-name shape
     REQUIRE(untagged(h, "iptnothex00000z"));
     conf["cni.dev/valid-attachments"] =
         json::array({{{"containerID", "live"}, {"ifname", "net1"}}});
     CHECK(t.call("GC", "", "", conf, {}, "").exit_code == 0);
     CHECK(itest::link(h, dead).is_null());
+    CHECK_FALSE(intent_exists(t, "dead"));
     CHECK(itest::link(h, live).is_object());
+    CHECK(itest::link(h, shaped).is_object());
     CHECK(itest::link(h, "iptnothex00000z").is_object());
-    itest::sh("ip -n " + h + " link del " + live);
-    itest::sh("ip -n " + h + " link del iptnothex00000z");
+    for (const auto& name : {live, shaped, std::string("iptnothex00000z")}) {
+      itest::sh("ip -n " + h + " link del " + name);
+    }
+  }
+  SECTION("an intent directory others can write proves nothing") {
+    const std::string dead = temporary_name("dead2", "net1");
+    REQUIRE(untagged(h, dead));
+    write_intent(t, "dead2");
+    REQUIRE(::chmod(t.intents.path().c_str(), 0777) == 0);
+    CHECK(t.del("dead2", conf, "").exit_code == 0);
+    CHECK(itest::link(h, dead).is_object());
+    // And ADD refuses to record intents there, saying how to fix it.
+    auto r = t.add("c-untrusted", conf);
+    CHECK(r.exit_code == 1);
+    CHECK(r.code() == 5);
+    CHECK(r.doc["msg"].get<std::string>().find("writable by group or others") != std::string::npos);
+    t.require_no_child();
+    REQUIRE(::chmod(t.intents.path().c_str(), 0700) == 0);
+    itest::sh("ip -n " + h + " link del " + dead);
   }
 }
 
@@ -596,10 +712,13 @@ TEST_CASE("STATUS: 0 when the master is up, 50 otherwise") {
   auto down = t.call("STATUS", "", "", conf, {}, "");
   CHECK(down.exit_code == 1);
   CHECK(down.code() == 50);
+  // Every message names the master the same way.
+  CHECK(down.doc["msg"] == "master plgm is down");
   auto missing_conf = conf;
   missing_conf["master"] = "plgnone";
   auto missing = t.call("STATUS", "", "", missing_conf, {}, "");
   CHECK(missing.code() == 50);
+  CHECK(missing.doc["msg"] == "master plgnone does not exist");
   auto old = t.call("STATUS", "", "", t.config("1.0.0"), {}, "");
   CHECK(old.code() == 1);
 }
@@ -703,6 +822,181 @@ TEST_CASE("parallel ADD and DEL of 16 containers") {
   }
   CHECK(itest::tagged_links(t.host.name()).empty());
   t.require_no_reservation();
+}
+
+namespace {
+// Runs one CNI call in a fresh pids cgroup; returns the outcome and the most processes that were
+// ever in the group at once (the plugin itself is 1).
+std::pair<itest::CniOutcome, int> call_counting_processes(const Topology& t,
+                                                          const std::string& command,
+                                                          const std::string& cni_path,
+                                                          const json& conf) {
+  // The cap keeps a runaway chain (the defect) bounded; the peak is what the test asserts.
+  itest::PidsCgroup group(unique("cg"), 16);
+  REQUIRE(group.ok());
+  auto env = itest::cni_env(command, command == "GC" || command == "STATUS" ? "" : "self1",
+                            command == "ADD" || command == "CHECK" ? t.pod.path() : "",
+                            command == "GC" || command == "STATUS" ? "" : "net1");
+  env["CNI_PATH"] = cni_path;
+  env["IPOIB_TEST_INTENT_DIR"] = t.intents.path();
+  auto outcome = itest::run(kBinary, t.host.name(), env, conf.dump(), group.procs());
+  return {outcome, group.peak()};
+}
+}  // namespace
+
+TEST_CASE("an IPAM delegate that is this plugin itself is refused without spawning anything") {
+  Topology t;
+  itest::TempDir bin;
+  // Reached through a link and under another name: caught by device and inode.
+  REQUIRE(::symlink(kBinary.c_str(), (bin.path() + "/ipoib").c_str()) == 0);
+  REQUIRE(::symlink(kBinary.c_str(), (bin.path() + "/my-ipam").c_str()) == 0);
+  for (const std::string type : {"ipoib", "my-ipam"}) {
+    auto conf = t.config("1.1.0");
+    conf["ipam"] = {{"type", type}};
+    auto with_prev = conf;
+    with_prev["prevResult"] = {{"cniVersion", "1.1.0"}, {"interfaces", json::array()}};
+    for (const std::string command : {"ADD", "DEL", "CHECK", "STATUS", "GC"}) {
+      INFO(type << " " << command);
+      auto [r, peak] =
+          call_counting_processes(t, command, bin.path(), command == "CHECK" ? with_prev : conf);
+      CHECK(peak == 1);  // the plugin alone: no delegate was started
+      if (command == "DEL") {
+        CHECK(r.exit_code == 0);  // DEL succeeds, without recursing
+        CHECK(r.out.empty());
+      } else {
+        CHECK(r.exit_code == 1);
+        CHECK(r.code() == 7);
+        REQUIRE(r.doc.is_object());
+        CHECK(r.doc["msg"].get<std::string>().find("ipam.type: \"" + type + "\" is this plugin") !=
+              std::string::npos);
+      }
+    }
+  }
+  t.require_no_child();
+}
+
+TEST_CASE("delegation depth is bounded even through a wrapper that is not this file") {
+  Topology t;
+  itest::TempDir bin;
+  // A script that runs the plugin: another inode at every level, so only the depth bound stops
+  // the chain plugin -> wrapper -> plugin -> ...
+  const std::string wrapper = bin.path() + "/wrap-ipam";
+  FILE* f = std::fopen(wrapper.c_str(), "w");
+  REQUIRE(f != nullptr);
+  std::fprintf(f, "#!/bin/sh\nexec '%s' \"$@\"\n", kBinary.c_str());
+  std::fclose(f);
+  REQUIRE(::chmod(wrapper.c_str(), 0755) == 0);
+  auto conf = t.config("1.1.0");
+  conf["ipam"] = {{"type", "wrap-ipam"}};
+  auto [r, peak] = call_counting_processes(t, "STATUS", bin.path(), conf);
+  CHECK(r.code() == 7);
+  REQUIRE(r.doc.is_object());
+  CHECK(r.doc["msg"].get<std::string>().find("delegation is already 3 deep") != std::string::npos);
+  CHECK(peak == 4);  // the plugin and three nested delegates (kMaxDelegationDepth), no more
+}
+
+TEST_CASE("CNI_IFNAME with % (a kernel name template) is refused with code 4") {
+  Topology t;
+  const auto conf = t.config("1.1.0");
+  for (const std::string ifname : {"net%d", "%d", "n%"}) {
+    INFO(ifname);
+    auto r = t.call("ADD", "pct", t.pod.path(), conf, {}, ifname);
+    CHECK(r.exit_code == 1);
+    CHECK(r.code() == 4);
+    REQUIRE(r.doc.is_object());
+    CHECK(r.doc["msg"].get<std::string>().find('%') != std::string::npos);
+    CHECK(itest::links(t.pod.name()).size() == 1);  // only lo: nothing created, nothing renamed
+  }
+  t.require_no_reservation();
+}
+
+TEST_CASE("DEL with CNI_NETNS naming a FIFO or a regular file succeeds without blocking") {
+  Topology t;
+  itest::TempDir dir;
+  const std::string fifo = dir.path() + "/fifo";
+  const std::string file = dir.path() + "/file";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  REQUIRE(itest::sh("echo not-a-netns > " + file) == 0);
+  const auto conf = t.config("1.0.0");
+  for (const std::string& netns : {fifo, file}) {
+    INFO(netns);
+    REQUIRE(t.add("odd", conf).exit_code == 0);
+    auto env = itest::cni_env("DEL", "odd", netns, "net1");
+    env["IPOIB_TEST_INTENT_DIR"] = t.intents.path();
+    itest::Running running = itest::start(kBinary, t.host.name(), env, conf.dump());
+    // A hang guard, not a speed target: a DEL blocked in open(2) never exits on its own.
+    bool exited = false;
+    for (int i = 0; i < 300 && !exited; ++i) {
+      pollfd p{running.stdout_fd, POLLIN, 0};
+      exited = ::poll(&p, 1, 100) > 0 && (p.revents & (POLLHUP | POLLIN)) != 0;
+    }
+    if (!exited) {
+      ::kill(running.pid, SIGKILL);
+    }
+    auto r = itest::finish(running);
+    CHECK(exited);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.empty());
+    // The reservation went; the child (in a netns DEL was not told about) goes with the next DEL.
+    CHECK(t.del("odd", conf, t.pod.path()).exit_code == 0);
+    t.require_no_child();
+  }
+  t.require_no_reservation();
+}
+
+TEST_CASE("config errors come first and together, the IPAM section included") {
+  Topology t;
+  auto no_master = t.config("1.1.0");
+  no_master.erase("master");
+  no_master["ipam"]["range"] = "10.77.0.0/33";
+  auto r = t.add("order", no_master);
+  CHECK(r.code() == 7);
+  REQUIRE(r.doc.is_object());
+  const std::string both = r.doc["msg"];
+  CHECK(both.find("master: required") != std::string::npos);
+  CHECK(both.find("ipam.range") != std::string::npos);
+  // A bad range is a config error even on a node where the master does not exist: reported
+  // before any kernel lookup, by every verb that validates the config.
+  auto absent_master = t.config("1.1.0");
+  absent_master["master"] = "plgnone";
+  absent_master["ipam"]["range"] = "10.77.0.0/33";
+  for (const std::string command : {"ADD", "CHECK", "STATUS", "GC"}) {
+    INFO(command);
+    auto conf = absent_master;
+    if (command == "CHECK") {
+      conf["prevResult"] = {{"cniVersion", "1.1.0"}};
+    }
+    const bool attachment = command == "ADD" || command == "CHECK";
+    auto bad = t.call(command, attachment ? "order" : "", attachment ? t.pod.path() : "", conf, {},
+                      attachment ? "net1" : "");
+    CHECK(bad.code() == 7);
+    REQUIRE(bad.doc.is_object());
+    const std::string msg = bad.doc["msg"];
+    CHECK(msg.find("ipam.range") != std::string::npos);
+    CHECK(msg.find("does not exist") == std::string::npos);
+  }
+  t.require_no_child();
+}
+
+TEST_CASE("CHECK without a cached result says so") {
+  Topology t;
+  const auto conf = t.config("1.1.0");
+  REQUIRE(t.add("nocache", conf).exit_code == 0);
+  auto r = t.call("CHECK", "nocache", t.pod.path(), conf);
+  CHECK(r.exit_code == 1);
+  REQUIRE(r.doc.is_object());
+  const std::string msg = r.doc["msg"];
+  CHECK(msg.find("no cached result for attachment nocache/net1") != std::string::npos);
+  CHECK(r.code() != 7);  // the configuration is fine
+  CHECK(t.del("nocache", conf, t.pod.path()).exit_code == 0);
+}
+
+TEST_CASE("ipoib-testkind --version answers like the product") {
+  std::string out;
+  REQUIRE(itest::sh("'" + kBinary + "' --version", &out) == 0);
+  CHECK(out.rfind("ipoib-testkind ", 0) == 0);
+  CHECK(out.find("CNI spec versions: ") != std::string::npos);
+  CHECK(out.find("1.1.0") != std::string::npos);
 }
 
 int main(int argc, char** argv) {

@@ -60,7 +60,8 @@ class ChildKind {
   [[nodiscard]] virtual ArpHardware arp_hardware() const = 0;
 
   // STATUS: ready for ADD — the master is up and its port can carry traffic. kNotAvailable with
-  // the reason otherwise. Expects the host netns.
+  // the reason otherwise, naming the master as "master <name> ..." (the plugin's own "master
+  // <name> does not exist" reads the same). Expects the host netns.
   [[nodiscard]] virtual Status master_ready(const netlink::LinkInfo& master) const = 0;
 
   // Why a child with `spec` on `master` would have no carrier ("" when nothing explains it).

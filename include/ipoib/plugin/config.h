@@ -16,6 +16,7 @@
 
 #include "ipoib/base/error.h"
 #include "ipoib/cni/config.h"
+#include "ipoib/ipam/config.h"
 
 namespace ipoib::plugin {
 
@@ -59,9 +60,17 @@ struct IpoibConfig {
   IpamSection ipam;
 };
 
-// Parses and validates the plugin keys of a network configuration. Errors are
-// kInvalidNetworkConfig and name the key: "pkey: 0x8000 is not a valid partition key".
+// Parses and validates the plugin keys of a network configuration (pure: no I/O). Errors are
+// kInvalidNetworkConfig naming every bad key, joined by "; ":
+// "master: required (...); pkey: 0x8000 is not a valid partition key".
 Result<IpoibConfig> parse_ipoib_config(const cni::NetConf& conf);
+
+// The whole configuration: parse_ipoib_config and, for the built-in IPAM, its section by the
+// IPAM's own parser (ipam::load_ipam_config, which merges the flat file found through `sources`;
+// its errors are prefixed "ipam."), every problem reported together. What every verb but DEL
+// checks before any kernel lookup, so that a config error is reported as one.
+Result<IpoibConfig> validate_network_config(const cni::NetConf& conf,
+                                            const ipam::ConfigSources& sources);
 
 // Just the "ipam" section (DEL uses only this: it must work when the rest no longer validates
 // or the master is gone).

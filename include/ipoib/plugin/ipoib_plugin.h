@@ -7,17 +7,26 @@
 //
 //   // Test executables swap the child kind and may decorate the link operations:
 //   auto p = plugin::make_plugin({.kind = my_kind, .links = my_links,
-//                                 .ipam = plugin::default_ipam_factory(log)}, log);
+//                                 .ipam = plugin::default_ipam_factory(log),
+//                                 .intent_dir = tmp + "/intents"}, log);
+//
+// Each verb is a short sequence of named steps in lib/plugin/plugin.cpp: ADD validates
+// everything first (config, IPAM section, delegate, master, pod netns), then creates the child
+// (intent, create, tag, rename), reserves addresses, configures the link (MTU, addresses, up,
+// routes) and builds the result; any failure unwinds the steps done (UndoStack). DEL and GC
+// choose what to delete with the pure functions of collect.h.
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "ipoib/base/error.h"
 #include "ipoib/base/log.h"
 #include "ipoib/cni/skel.h"
 #include "ipoib/plugin/child_kind.h"
 #include "ipoib/plugin/config.h"
+#include "ipoib/plugin/intent.h"
 #include "ipoib/plugin/link_ops.h"
 
 namespace ipoib::plugin {
@@ -35,6 +44,11 @@ struct PluginSeams {
   std::unique_ptr<ChildKind> kind;
   std::unique_ptr<LinkOps> links;
   IpamFactory ipam;
+  // Where ADD records its intent before creating a child (intent.h); tests use their own.
+  std::string intent_dir = std::string(IntentDirectory::kDefaultPath);
+  // Where the built-in IPAM's flat file is searched when the config is validated (the same
+  // sources the IPAM itself uses).
+  ipam::ConfigSources ipam_sources;
 };
 
 // The plugin over the given seams. `log` must outlive it.

@@ -1,17 +1,25 @@
-// ipoib/plugin/tag.h — the alias tag that marks a child interface as this plugin's, so DEL and GC
-// find it again wherever it is — including after the kernel refunded it to the host netns as
-// dev<N> when a pod netns was destroyed without DEL (IPoIB sets netns_refund).
+// ipoib/plugin/tag.h — how a child interface is recognised as this plugin's, and by which
+// network and attachment: the alias tag, and the temporary name a child has before it is tagged.
 //
-//   attachment_tag("4f2a...", "net1")           -> "ipoib-cni:4f2a...:net1"  (IFLA_IFALIAS)
-//   parse_attachment_tag("ipoib-cni:4f2a:net1") -> Attachment{"4f2a", "net1"}
+//   child_tag("ibnet", "4f2a...", "net1")        -> "ipoib-cni:ibnet:4f2a...:net1"  (IFLA_IFALIAS)
+//   parse_child_tag("ipoib-cni:ibnet:4f2a:net1") -> ChildOwner{"ibnet", {"4f2a", "net1"}}
+//   parse_child_tag("ipoib-cni:4f2a:net1")       -> ChildOwner{nullopt, {"4f2a", "net1"}} (legacy)
+//   is_tagged_for_network(alias, "ibnet")        -> the child is ibnet's (GC considers only these)
 //
-// The prefix is a contract with the doctor (which reports leaked tagged children).
+// The tag names the network and the attachment, so that GC of one network never takes another
+// network's child on the same master. Tags written before the network was part of them
+// (`ipoib-cni:<containerID>:<ifname>`, the legacy format) name only the attachment: DEL of that
+// exact attachment still removes them (a container has one netns and an ifname names one
+// interface in it), GC never does (nothing proves which network made them; `ipoib doctor`
+// reports them).
 //
-// The temporary name a child has between its creation and its rename is derived from the
-// attachment too, because the kernel cannot tag a child in the creating request (rtnl_create_link
-// ignores IFLA_IFALIAS): a process killed between create and tag leaves an untagged child, and
-// DEL/GC/a retried ADD find it again by that name.
-//   temporary_child_name("4f2a...", "net1")     -> "ipt" + 12 hex digits, always the same
+// The kernel cannot tag a child in the creating request (rtnl_create_link ignores IFLA_IFALIAS),
+// so between its creation and its tag a child carries only its temporary name, derived from the
+// attachment. That name's shape proves nothing (anyone can name a link ipt0123456789ab): an
+// untagged child is ours only when an intent recorded before its creation names it (intent.h).
+//   temporary_child_name("4f2a...", "net1")      -> "ipt" + 12 hex digits, always the same
+//
+// These are the contracts the doctor uses to tell leaked children from foreign links.
 #pragma once
 
 #include <optional>
@@ -24,12 +32,32 @@ namespace ipoib::plugin {
 
 inline constexpr std::string_view kTagPrefix = "ipoib-cni:";
 
-// "ipoib-cni:<containerID>:<ifname>".
-std::string attachment_tag(std::string_view container_id, std::string_view ifname);
+// Who a tag says a child belongs to.
+struct ChildOwner {
+  std::optional<std::string> network;  // nullopt: a legacy tag, which does not name it
+  cni::Attachment attachment;
+  friend bool operator==(const ChildOwner&, const ChildOwner&) = default;
+};
 
-// The attachment a tag names; nullopt when `alias` is not a well-formed tag. Container IDs never
-// contain ':' (cni::is_valid_identifier) and ifnames never do either, so the split is unique.
-std::optional<cni::Attachment> parse_attachment_tag(std::string_view alias);
+// "ipoib-cni:<network>:<containerID>:<ifname>". Network names and container IDs are
+// cni::is_valid_identifier and ifnames never contain ':', so the split is unique.
+std::string child_tag(std::string_view network, std::string_view container_id,
+                      std::string_view ifname);
+
+// The owner a tag names, in either format; nullopt when `alias` is not a well-formed tag.
+std::optional<ChildOwner> parse_child_tag(std::string_view alias);
+
+// Whether `alias` is a well-formed tag of this plugin, in either format (a child the plugin made).
+bool is_plugin_tag(std::string_view alias);
+
+// Whether `alias` is a current-format tag naming `network`: the only children GC of `network`
+// may consider.
+bool is_tagged_for_network(std::string_view alias, std::string_view network);
+
+// Whether `alias` tags the child of `attachment` of `network`: the current tag, or the legacy
+// tag of the same attachment (which DEL of that attachment removes).
+bool is_tagged_for_attachment(std::string_view alias, std::string_view network,
+                              const cni::Attachment& attachment);
 
 inline constexpr std::string_view kTemporaryNamePrefix = "ipt";
 
@@ -39,6 +67,7 @@ inline constexpr std::string_view kTemporaryNamePrefix = "ipt";
 std::string temporary_child_name(std::string_view container_id, std::string_view ifname);
 
 // Whether `name` has the shape of a temporary child name ("ipt" + 12 lowercase hex digits).
+// A hint for reports only: never a reason to delete a link (see intent.h).
 bool is_temporary_child_name(std::string_view name);
 
 }  // namespace ipoib::plugin

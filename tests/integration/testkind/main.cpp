@@ -5,7 +5,11 @@
 // Failure injection, for the rollback tests only: IPOIB_TEST_FAIL_STEP names the one step that
 // fails during ADD — create, alias, move, rename, mtu, ipv6, address, up, route or ipam ("move":
 // the create request, which places the child in the pod, succeeds but reports failure).
+// IPOIB_TEST_INTENT_DIR, when set, replaces /run/ipoib-cni as the intent directory (intent.h),
+// so that tests running side by side do not share one.
+//   ipoib-testkind --version   answers as `ipoib --version` does, naming itself.
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -13,6 +17,7 @@
 
 #include "ipoib/base/log.h"
 #include "ipoib/cni/skel.h"
+#include "ipoib/cni/version.h"
 #include "ipoib/netlink/message.h"
 #include "ipoib/plugin/ipoib_plugin.h"
 
@@ -72,10 +77,10 @@ class MacvlanKind final : public ChildKind {
 
   [[nodiscard]] Status master_ready(const netlink::LinkInfo& master) const override {
     if (master.admin_state() != netlink::AdminState::kUp) {
-      return Error(ErrorCode::kNotAvailable, master.name + " is down");
+      return Error(ErrorCode::kNotAvailable, "master " + master.name + " is down");
     }
     if (master.carrier == netlink::Carrier::kDown) {
-      return Error(ErrorCode::kNotAvailable, master.name + " has no carrier");
+      return Error(ErrorCode::kNotAvailable, "master " + master.name + " has no carrier");
     }
     return ok_status();
   }
@@ -202,9 +207,16 @@ class FailingIpamAdd final : public cni::Plugin {
 }  // namespace
 }  // namespace ipoib::plugin
 
-int main() {
+int main(int argc, char** argv) {
   using namespace ipoib;
   using namespace ipoib::plugin;
+  if (argc > 1 && (std::string_view(argv[1]) == "--version" || std::string_view(argv[1]) == "-v")) {
+    std::printf(
+        "ipoib-testkind %s (test build: macvlan stand-in kind, never installed)\n"
+        "CNI spec versions: %s\n",
+        IPOIB_VERSION, cni::supported_versions_text().c_str());
+    return 0;
+  }
   Logger log;
   const char* fail = std::getenv("IPOIB_TEST_FAIL_STEP");
   const std::string step = fail != nullptr ? fail : "";
@@ -213,6 +225,9 @@ int main() {
   seams.kind = std::make_unique<MacvlanKind>();
   seams.links = make_kernel_link_ops();
   seams.ipam = default_ipam_factory(log);
+  if (const char* dir = std::getenv("IPOIB_TEST_INTENT_DIR"); dir != nullptr && *dir != '\0') {
+    seams.intent_dir = dir;
+  }
   if (!step.empty() && step != "ipam") {
     seams.links = std::make_unique<FailingLinkOps>(std::move(seams.links), step);
   }

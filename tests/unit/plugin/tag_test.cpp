@@ -2,29 +2,52 @@
 
 #include <catch2/catch.hpp>
 
+using namespace ipoib;
 using namespace ipoib::plugin;
 
-TEST_CASE("attachment tags round-trip") {
-  const auto tag = attachment_tag("4f2a9c", "net1");
-  CHECK(tag == "ipoib-cni:4f2a9c:net1");
-  auto a = parse_attachment_tag(tag);
-  REQUIRE(a);
-  CHECK(a->container_id == "4f2a9c");
-  CHECK(a->ifname == "net1");
-  auto dotted = parse_attachment_tag(attachment_tag("pod.abc-1_2", "ib0.8001"));
+TEST_CASE("child tags name the network and the attachment, and round-trip") {
+  const auto tag = child_tag("ibnet", "4f2a9c", "net1");
+  CHECK(tag == "ipoib-cni:ibnet:4f2a9c:net1");
+  auto owner = parse_child_tag(tag);
+  REQUIRE(owner);
+  CHECK(owner->network == "ibnet");
+  CHECK(owner->attachment.container_id == "4f2a9c");
+  CHECK(owner->attachment.ifname == "net1");
+  auto dotted = parse_child_tag(child_tag("ib-pkey.8001", "pod.abc-1_2", "ib0.8001"));
   REQUIRE(dotted);
-  CHECK(dotted->ifname == "ib0.8001");
+  CHECK(dotted->network == "ib-pkey.8001");
+  CHECK(dotted->attachment.ifname == "ib0.8001");
+  CHECK(is_plugin_tag(tag));
+  CHECK(is_tagged_for_network(tag, "ibnet"));
+  CHECK_FALSE(is_tagged_for_network(tag, "other"));
+  CHECK(is_tagged_for_attachment(tag, "ibnet", {"4f2a9c", "net1"}));
+  CHECK_FALSE(is_tagged_for_attachment(tag, "other", {"4f2a9c", "net1"}));
+  CHECK_FALSE(is_tagged_for_attachment(tag, "ibnet", {"4f2a9c", "net2"}));
+}
+
+TEST_CASE("legacy tags name only the attachment: DEL of it matches, GC never does") {
+  const std::string legacy = "ipoib-cni:4f2a9c:net1";
+  auto owner = parse_child_tag(legacy);
+  REQUIRE(owner);
+  CHECK_FALSE(owner->network);
+  CHECK(owner->attachment == cni::Attachment{"4f2a9c", "net1"});
+  CHECK(is_plugin_tag(legacy));
+  CHECK_FALSE(is_tagged_for_network(legacy, "ibnet"));
+  CHECK(is_tagged_for_attachment(legacy, "ibnet", {"4f2a9c", "net1"}));
+  CHECK(is_tagged_for_attachment(legacy, "other", {"4f2a9c", "net1"}));
+  CHECK_FALSE(is_tagged_for_attachment(legacy, "ibnet", {"4f2a9c", "net2"}));
 }
 
 TEST_CASE("malformed tags are not ours") {
-  CHECK_FALSE(parse_attachment_tag(""));
-  CHECK_FALSE(parse_attachment_tag("ipoib-cni:"));
-  CHECK_FALSE(parse_attachment_tag("ipoib-cni:abc"));
-  CHECK_FALSE(parse_attachment_tag("ipoib-cni::net1"));
-  CHECK_FALSE(parse_attachment_tag("ipoib-cni:abc:"));
-  CHECK_FALSE(parse_attachment_tag("other:abc:net1"));
-  CHECK_FALSE(parse_attachment_tag("ipoib-cni:a:b:net1"));
-  CHECK_FALSE(parse_attachment_tag("ipoib-cni:abc:a-very-long-ifname0"));
+  for (const char* alias :
+       {"", "ipoib-cni:", "ipoib-cni:abc", "ipoib-cni::net1", "ipoib-cni:abc:", "other:abc:net1",
+        "ipoib-cni:a:b:c:net1", "ipoib-cni:abc:a-very-long-ifname0", "ipoib-cni::abc:net1",
+        "ipoib-cni:-bad:abc:net1", "ipoib-cni:n:abc:net 1", "ipoib-cni:n:abc:"}) {
+    INFO(alias);
+    CHECK_FALSE(parse_child_tag(alias));
+    CHECK_FALSE(is_plugin_tag(alias));
+    CHECK_FALSE(is_tagged_for_attachment(alias, "n", {"abc", "net1"}));
+  }
 }
 
 TEST_CASE("temporary child names are fixed per attachment, 15 bytes, and recognisable") {
