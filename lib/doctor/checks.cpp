@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <functional>
+#include <map>
 
 #include "ipoib/base/fd.h"
 #include "ipoib/base/strings.h"
@@ -14,7 +15,9 @@
 #include "ipoib/ib/sysfs_file.h"
 #include "ipoib/ipam/ipam.h"
 #include "ipoib/ipam/store.h"
+#include "ipoib/plugin/collect.h"
 #include "ipoib/plugin/config.h"
+#include "ipoib/plugin/intent.h"
 #include "ipoib/plugin/tag.h"
 #include "lib/doctor/internal.h"
 
@@ -22,21 +25,43 @@ namespace ipoib::doctor {
 
 namespace detail {
 
-ChildOwner classify_child(std::string_view name, std::string_view alias) {
-  // What the plugin's GC deletes when no attachment is valid any more (IpoibPlugin::gc): a child
-  // carrying a well-formed tag, and an untagged child under a temporary name (an ADD killed
-  // between create and tag).
-  if (plugin::parse_attachment_tag(alias)) {
-    return ChildOwner::kPlugin;
+ChildJudgement judge_child(const netlink::LinkInfo& child,
+                           const std::optional<plugin::ChildOwner>& intent) {
+  const std::optional<plugin::ChildOwner> tagged =
+      child.alias.empty() ? std::nullopt : plugin::parse_child_tag(child.alias);
+  const std::optional<plugin::ChildOwner>& owner = tagged ? tagged : intent;
+  ChildJudgement out;
+  if (owner) {
+    out.owner = (owner->network ? "network " + *owner->network + ", " : std::string()) +
+                owner->attachment.container_id + "/" + owner->attachment.ifname;
   }
-  if (alias.empty() && plugin::is_temporary_child_name(name)) {
-    return ChildOwner::kPlugin;
+  if (tagged && !tagged->network) {
+    out.verdict = ChildVerdict::kLegacy;
+    return out;
   }
-  if (alias.empty() && name.size() > 3 && starts_with(name, "dev") &&
-      name.find_first_not_of("0123456789", 3) == std::string_view::npos) {
-    return ChildOwner::kRefunded;
+  if (owner && owner->network && (tagged || child.alias.empty())) {
+    // Exactly GC's choice for the network that owns it, with no attachment valid: a child in
+    // the host netns is in no pod.
+    const std::vector<netlink::LinkInfo> links = {child};
+    const std::vector<cni::Attachment> none;
+    std::map<std::string, plugin::ChildOwner, std::less<>> intents;
+    if (!tagged) {
+      intents.emplace(child.name, *owner);
+    }
+    if (!plugin::select_gc_deletions(
+             {links, child.parent_ifindex.value_or(0), *owner->network, none, intents})
+             .empty()) {
+      out.verdict = ChildVerdict::kLeaked;
+      return out;
+    }
   }
-  return ChildOwner::kOther;
+  if (child.alias.empty() && plugin::is_temporary_child_name(child.name)) {
+    out.verdict = ChildVerdict::kLookalike;
+  } else if (child.alias.empty() && child.name.size() > 3 && starts_with(child.name, "dev") &&
+             child.name.find_first_not_of("0123456789", 3) == std::string::npos) {
+    out.verdict = ChildVerdict::kRefunded;
+  }
+  return out;
 }
 
 }  // namespace detail
@@ -571,47 +596,79 @@ class Checker {
       skip("children.leaked", title, names.error().msg());
       return;
     }
-    std::vector<std::string> ours;
+    const std::string intent_path = host_path(std::string(plugin::IntentDirectory::kDefaultPath));
+    const plugin::IntentDirectory intent_dir(intent_path);
+    std::vector<std::string> leaked;
+    std::vector<std::string> legacy;
     std::vector<std::string> refunded;
+    std::vector<std::string> lookalikes;
     for (const std::string& name : *names) {
       auto info = ib::read_netdev(sys_, name);
       if (!info.ok() || !info->is_ipoib() || !info->is_child()) {
         continue;
       }
-      switch (detail::classify_child(name, info->ifalias)) {
-        case detail::ChildOwner::kPlugin:
-          ours.push_back(name + " (" + (info->ifalias.empty() ? "untagged" : info->ifalias) + ")");
+      netlink::LinkInfo child;
+      child.ifindex = info->ifindex;
+      child.name = name;
+      child.kind = "ipoib";
+      child.parent_ifindex = info->iflink;
+      child.alias = info->ifalias;
+      const auto intent = child.alias.empty() ? intent_dir.lookup(name) : std::nullopt;
+      const detail::ChildJudgement judged = detail::judge_child(child, intent);
+      switch (judged.verdict) {
+        case detail::ChildVerdict::kLeaked:
+          leaked.push_back(name + " (" +
+                           (child.alias.empty() ? "untagged, interrupted ADD of " : "") +
+                           judged.owner + ")");
           break;
-        case detail::ChildOwner::kRefunded:
+        case detail::ChildVerdict::kLegacy:
+          legacy.push_back(name + " (" + child.alias + ")");
+          break;
+        case detail::ChildVerdict::kRefunded:
           refunded.push_back(name);
           break;
-        case detail::ChildOwner::kOther:
+        case detail::ChildVerdict::kLookalike:
+          lookalikes.push_back(name);
+          break;
+        case detail::ChildVerdict::kOther:
           break;
       }
     }
-    if (ours.empty() && refunded.empty()) {
+    std::string notes;
+    if (!lookalikes.empty()) {
+      notes += "; untagged links with a temporary-looking name and no intent in " +
+               std::string(plugin::IntentDirectory::kDefaultPath) +
+               " are not ours and are left alone: " + join(lookalikes, ", ");
+      if (const std::string why = plugin::untrusted_directory_reason(intent_path);
+          ib::path_kind(intent_path) != ib::PathKind::kMissing && !why.empty()) {
+        notes += " (the intent directory is not trusted: " + why + ")";
+      }
+    }
+    if (leaked.empty() && legacy.empty() && refunded.empty()) {
       add(row("children.leaked", title, CheckStatus::kPass,
-              "no IPoIB child of this plugin (tagged " + std::string(plugin::kTagPrefix) +
-                  "…, or untagged under a temporary name " +
-                  std::string(plugin::kTemporaryNamePrefix) +
-                  "…) and no refunded dev<N> child in the host netns"));
+              "no IPoIB child of this plugin in the host netns (tagged " +
+                  std::string(plugin::kTagPrefix) + "…, or untagged with an intent)" + notes));
       return;
     }
     std::string finding;
-    if (!ours.empty()) {
-      finding +=
-          "this plugin's children in the host netns (CNI GC deletes them): " + join(ours, ", ") +
-          ". ";
+    if (!leaked.empty()) {
+      finding += "this plugin's children in the host netns (its network's CNI GC deletes them): " +
+                 join(leaked, ", ") + ". ";
+    }
+    if (!legacy.empty()) {
+      finding += "children with a legacy tag (no network named; GC never deletes them): " +
+                 join(legacy, ", ") + ". ";
     }
     if (!refunded.empty()) {
       finding +=
           "untagged refunded children (renamed dev<ifindex> when a pod netns was destroyed "
-          "without DEL; GC cannot prove them ours and leaves them): " +
+          "without DEL; nothing proves them ours, GC leaves them): " +
           join(refunded, ", ") + ". ";
     }
     finding +=
         "They hold HCA resources (and possibly IPs) with no pod; a child seen during a "
-        "pod start is transient — re-run to confirm";
+        "pod start is transient — re-run to confirm" +
+        notes;
     add(row("children.leaked", title, CheckStatus::kWarn, finding,
             "let the runtime run CNI GC for the network (or `cnitool gc`), or delete each one "
             "with `ip link delete <name>` and release its IP with `ipoib ipam release`"));

@@ -9,6 +9,8 @@
 
 #include "ipoib/doctor/doctor.h"
 #include "ipoib/ipam/config.h"
+#include "ipoib/netlink/link.h"
+#include "ipoib/plugin/tag.h"
 
 namespace ipoib::doctor::detail {
 
@@ -53,13 +55,22 @@ std::string memlock_fix(std::string_view runtime);
 // The whereabouts flat-file paths (ipam::ConfigSources) under roots.host.
 ipam::ConfigSources config_sources(const Roots& roots);
 
-// Who a child interface seen in the host netns belongs to, by the plugin's own marks
-// (plugin/tag.h), decided as the plugin's GC decides what to delete.
-enum class ChildOwner {
-  kPlugin,    // GC deletes it: tagged by this plugin, or untagged under a temporary child name
-  kRefunded,  // untagged dev<N>: refunded by the kernel (netns_refund); GC cannot prove it ours
-  kOther,     // anyone else's
+// What a child interface seen in the host netns is, by the plugin's own marks (plugin/tag.h,
+// plugin/intent.h) and the plugin's own GC choice (plugin/collect.h select_gc_deletions).
+enum class ChildVerdict {
+  kLeaked,     // its network's GC deletes it: tagged for a network, or untagged with an intent
+  kLegacy,     // a legacy tag (no network): the plugin made it, GC never deletes it
+  kRefunded,   // untagged dev<N>: refunded by the kernel (netns_refund); nothing proves it ours
+  kLookalike,  // untagged with a temporary-looking name and no intent: not ours
+  kOther,      // anyone else's
 };
-ChildOwner classify_child(std::string_view name, std::string_view alias);
+struct ChildJudgement {
+  ChildVerdict verdict = ChildVerdict::kOther;
+  std::string owner;  // "network ibnet, c1/net1" when the tag or the intent names one
+};
+// `child` as the host netns' dump would show it (name, alias, parent_ifindex); `intent` is the
+// intent recorded under its name (IntentDirectory::lookup), if any.
+ChildJudgement judge_child(const netlink::LinkInfo& child,
+                           const std::optional<plugin::ChildOwner>& intent);
 
 }  // namespace ipoib::doctor::detail

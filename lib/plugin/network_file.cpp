@@ -355,8 +355,11 @@ Result<NetworkEntry> read_plugin(const std::string& text, const std::string& whe
   if (entry.conf.type != "ipoib") {
     return entry;
   }
-  IPOIB_TRY_ASSIGN(entry.ipoib, parse_ipoib_config(entry.conf));
+  // What every verb but DEL checks first, with ADD's messages.
+  IPOIB_TRY_ASSIGN(entry.ipoib, validate_network_config(entry.conf, sources));
   if (entry.ipoib->ipam.kind == IpamKind::kBuiltin) {
+    // Validated above; parsed again for what validate_network_config does not return (the
+    // ranges and the store location).
     auto ipam = ipam::load_ipam_config(entry.conf.raw["ipam"], sources);
     if (!ipam.ok()) {
       return std::move(ipam).error().with_context("ipam");

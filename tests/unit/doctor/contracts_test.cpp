@@ -10,6 +10,7 @@
 #include "ipoib/base/log.h"
 #include "ipoib/doctor/doctor.h"
 #include "ipoib/ib/port.h"
+#include "ipoib/plugin/intent.h"
 #include "ipoib/plugin/ipoib_plugin.h"
 #include "ipoib/plugin/network_file.h"
 #include "ipoib/plugin/tag.h"
@@ -259,53 +260,35 @@ class RecordingLinks final : public plugin::LinkOps {
 }  // namespace
 
 TEST_CASE("a child is this plugin's for the doctor exactly when GC would delete it", "[doctor]") {
-  // Children of ib0 in the host netns, with the marks the plugin makes and near misses.
+  using plugin::ChildOwner;
+  using plugin::temporary_child_name;
+  // Children of ib0 in the host netns, with the marks the plugin makes and near misses, for two
+  // networks n and m on the same master.
   const std::vector<ipoib::testing::ChildSpec> children = {
-      {"dev12", 12, plugin::attachment_tag("0123456789ab", "net1")},  // refunded, tagged
-      {"net1", 13, plugin::attachment_tag("cafe", "net1")},
-      {plugin::temporary_child_name("killed", "net1"), 14, ""},  // ADD killed before the tag
-      {"ipt0123456789ab", 15, ""},                               // temporary-name shape
-      {plugin::temporary_child_name("other", "net1"), 16, "someone else's"},
-      {"ipt0123456789AB", 17, ""},         // not the shape (upper case)
-      {"dev18", 18, ""},                   // refunded, never tagged
-      {"ib0.8001", 19, ""},                // the administrator's
-      {"mine", 20, "ipoib-cni:a:b:net1"},  // prefix, malformed tag
-      {"ipt00000000000", 21, ""},          // too short
+      {"dev12", 12, plugin::child_tag("n", "0123456789ab", "net1")},  // refunded, tagged
+      {"net1", 13, plugin::child_tag("m", "cafe", "net1")},
+      {temporary_child_name("killed", "net1"), 14, ""},   // ADD of n killed before the tag
+      {temporary_child_name("killedm", "net1"), 15, ""},  // the same for m
+      {"ipt0123456789ab", 16, ""},                        // the shape, no intent
+      {temporary_child_name("other", "net1"), 17, "someone else's"},
+      {temporary_child_name("x", "net1"), 18, ""},  // an intent naming another attachment
+      {"dev19", 19, ""},                            // refunded, never tagged
+      {"ib0.8001", 20, ""},                         // the administrator's
+      {"legacy", 21, "ipoib-cni:cafe:net2"},        // legacy tag: GC never deletes it
+      {"mine", 22, "ipoib-cni:a:b:c:net1"},         // prefix, malformed tag
   };
-
-  // GC with an empty valid-attachments list: every attachment is gone.
-  std::vector<netlink::LinkInfo> links;
-  netlink::LinkInfo master;
-  master.ifindex = 4;
-  master.name = "ib0";
-  master.kind = "ipoib";
-  links.push_back(master);
-  for (const auto& c : children) {
-    netlink::LinkInfo link;
-    link.ifindex = c.ifindex;
-    link.name = c.name;
-    link.kind = "ipoib";
-    link.parent_ifindex = 4;
-    link.alias = c.ifalias;
-    links.push_back(link);
-  }
-  std::vector<std::string> deleted;
   FixtureTree tree;
-  Logger log;
-  auto gc_plugin = plugin::make_plugin(
-      {.kind = plugin::make_ipoib_kind(ib::make_sysfs_port_query(ib::SysfsRoot{tree.path()})),
-       .links = std::make_unique<RecordingLinks>(links, deleted),
-       .ipam = plugin::default_ipam_factory(log)},
-      log);
-  cni::Request req;
-  auto conf =
-      cni::parse_netconf(R"({"cniVersion":"1.1.0","name":"n","type":"ipoib","master":"ib0"})");
-  REQUIRE(conf.ok());
-  req.conf = *conf;
-  REQUIRE(gc_plugin->gc(req, std::vector<cni::Attachment>{}).ok());
-  REQUIRE_FALSE(deleted.empty());
+  tree.dir("run");
+  const plugin::IntentDirectory intents(tree.abs("run/ipoib-cni"));
+  REQUIRE(
+      intents.record(temporary_child_name("killed", "net1"), ChildOwner{"n", {"killed", "net1"}})
+          .ok());
+  REQUIRE(
+      intents.record(temporary_child_name("killedm", "net1"), ChildOwner{"m", {"killedm", "net1"}})
+          .ok());
+  REQUIRE(intents.record(temporary_child_name("x", "net1"), ChildOwner{"n", {"y", "net1"}}).ok());
 
-  // The doctor on a node with the same children.
+  // The doctor first: GC removes the intents of what it deletes.
   ipoib::testing::NodeSpec node;
   node.children = children;
   ipoib::testing::build_node(tree, node);
@@ -319,15 +302,50 @@ TEST_CASE("a child is this plugin's for the doctor exactly when GC would delete 
     }
   }
   const std::string ours_part = leaked.substr(0, leaked.find(". "));
+
+  // GC of each network with an empty valid-attachments list: every attachment is gone.
+  std::vector<netlink::LinkInfo> links;
+  netlink::LinkInfo master;
+  master.ifindex = node.master_ifindex;
+  master.name = "ib0";
+  master.kind = "ipoib";
+  links.push_back(master);
+  for (const auto& c : children) {
+    netlink::LinkInfo link;
+    link.ifindex = c.ifindex;
+    link.name = c.name;
+    link.kind = "ipoib";
+    link.parent_ifindex = node.master_ifindex;
+    link.alias = c.ifalias;
+    links.push_back(link);
+  }
+  std::vector<std::string> deleted;
+  Logger log;
+  for (const char* network : {"n", "m"}) {
+    plugin::PluginSeams seams{
+        .kind = plugin::make_ipoib_kind(ib::make_sysfs_port_query(ib::SysfsRoot{tree.path()})),
+        .links = std::make_unique<RecordingLinks>(links, deleted),
+        .ipam = plugin::default_ipam_factory(log),
+        .intent_dir = intents.path(),
+        .ipam_sources = ipam::ConfigSources{.flat_file_paths = {}}};
+    auto gc_plugin = plugin::make_plugin(std::move(seams), log);
+    cni::Request req;
+    auto conf = cni::parse_netconf(std::string(R"({"cniVersion":"1.1.0","name":")") + network +
+                                   R"(","type":"ipoib","master":"ib0"})");
+    REQUIRE(conf.ok());
+    req.conf = *conf;
+    REQUIRE(gc_plugin->gc(req, std::vector<cni::Attachment>{}).ok());
+  }
+  REQUIRE(deleted.size() == 4);
+
   for (const auto& c : children) {
     INFO(c.name << " alias '" << c.ifalias << "'; doctor: " << leaked);
     const bool gc_deletes = std::find(deleted.begin(), deleted.end(), c.name) != deleted.end();
-    const bool doctor_ours =
-        doctor::detail::classify_child(c.name, c.ifalias) == doctor::detail::ChildOwner::kPlugin;
-    CHECK(doctor_ours == gc_deletes);
     CHECK((ours_part.find(" " + c.name + " (") != std::string::npos) == gc_deletes);
   }
-  CHECK_THAT(leaked, Catch::Contains("dev18"));  // reported apart: GC cannot prove it ours
+  CHECK_THAT(leaked, Catch::Contains("legacy (ipoib-cni:cafe:net2)"));  // reported apart
+  CHECK_THAT(leaked, Catch::Contains("dev19"));
+  CHECK_THAT(leaked, Catch::Contains("not ours and are left alone: ipt0123456789ab"));
 }
 
 TEST_CASE("validate-config: a network's ranges and whether its store is local or shared",

@@ -133,7 +133,7 @@ TEST_CASE("--config reads a network config, a conflist or a NAD", "[doctor]") {
               R"({"name":"n","type":"ipoib","master":"ib0","ipam":{"type":"whereabouts"}})");
     auto no_range = doctor::apply_config_file(tree.abs("no-range.conf"), options);
     REQUIRE_FALSE(no_range.ok());
-    CHECK_THAT(no_range.error().msg(), Catch::Contains("ipam: range"));
+    CHECK_THAT(no_range.error().msg(), Catch::Contains("ipam.range: missing"));
     tree.file("junk.txt", "not: [json");
     CHECK_FALSE(doctor::apply_config_file(tree.abs("junk.txt"), options).ok());
     CHECK_FALSE(doctor::apply_config_file(tree.abs("absent"), options).ok());
