@@ -1,18 +1,18 @@
-// The only file of the project that uses Boost.Interprocess.
+// The store's file engine: the directory, its lock, the pool files, commits and compaction.
 #include "ipoib/ipam/store.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
+#include <algorithm>
 #include <atomic>
-#include <boost/interprocess/exceptions.hpp>
-#include <boost/interprocess/sync/file_lock.hpp>
 #include <chrono>
 #include <random>
 
 #include "ipoib/base/errno_error.h"
+#include "ipoib/base/file.h"
 #include "ipoib/base/strings.h"
 #include "ipoib/ipam/config.h"
 
@@ -22,14 +22,14 @@ namespace {
 constexpr const char* kLockName = "lock";
 constexpr std::string_view kPoolPrefix = "pool-";
 constexpr std::string_view kDefaultPoolName = "_default";
-constexpr std::string_view kTempPrefix = ".tmp.";
 constexpr std::string_view kJournalSuffix = "+journal";
 constexpr std::size_t kMaxPoolBytes = std::size_t{256} << 20;
 
 Error io_error(const std::string& what, int err) {
   if (err == ELOOP) {
-    return Error(ErrorCode::kIoFailure, what + ": is a symbolic link; refusing to follow it "
-                                                "(remove it: the store never uses symlinks)");
+    return Error(ErrorCode::kIoFailure, what +
+                                            ": is a symbolic link; refusing to follow it "
+                                            "(remove it: the store never uses symlinks)");
   }
   if (err == EROFS) {
     return Error(ErrorCode::kIoFailure, what + ": the store's filesystem is read-only");
@@ -41,20 +41,6 @@ Error io_error(const std::string& what, int err) {
   return errno_error(ErrorCode::kIoFailure, what, err);
 }
 
-Status write_all(int fd, std::string_view bytes, const std::string& what) {
-  while (!bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return io_error(what, errno);
-    }
-    bytes.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return ok_status();
-}
-
 void sleep_us(std::int64_t us) {
   timespec ts{static_cast<time_t>(us / 1000000), static_cast<long>((us % 1000000) * 1000)};
   while (::nanosleep(&ts, &ts) != 0 && errno == EINTR) {
@@ -63,52 +49,173 @@ void sleep_us(std::int64_t us) {
 
 std::atomic<std::uint64_t> g_lock_epoch{0};
 
-Result<std::string> read_all(int fd, const std::string& path) {
+bool trusted_owner(uid_t uid) { return uid == ::geteuid() || uid == 0; }
+
+// What is wrong with a store file's owner or mode, or "" when nothing.
+std::string untrusted_because(const struct stat& st) {
+  if (!trusted_owner(st.st_uid)) {
+    return "owned by uid " + std::to_string(st.st_uid) + ", not by this user (uid " +
+           std::to_string(::geteuid()) + ") or root";
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    char mode[8];
+    (void)std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return std::string("writable by group or others (mode ") + mode + ")";
+  }
+  return {};
+}
+
+// Whether `name` exists (lstat, not followed). Errors other than ENOENT are reported.
+Result<bool> exists_at(int dir_fd, const std::string& name, const std::string& path) {
   struct stat st {};
-  if (::fstat(fd, &st) != 0) {
+  if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    return true;
+  }
+  if (errno == ENOENT) {
+    return false;
+  }
+  return io_error("stat " + path, errno);
+}
+
+// Opens a file of the store (never blocking, never following a link; regular files only) and
+// checks its owner and mode as check_store_dir_trust does for the directory.
+Result<Fd> open_store_file(int dir_fd, const std::string& name, const std::string& path,
+                           int flags) {
+  auto fd = open_checked(dir_fd, name, flags, FileType::kRegular, ErrorCode::kIoFailure, 0600);
+  if (!fd) {
+    struct statvfs vfs {};
+    if ((flags & (O_RDWR | O_WRONLY)) != 0 && ::fstatvfs(dir_fd, &vfs) == 0 &&
+        (vfs.f_flag & ST_RDONLY) != 0) {
+      return io_error("open store file " + path + " for writing", EROFS);
+    }
+    return Error(ErrorCode::kIoFailure, "store file " + path + ": " + fd.error().msg());
+  }
+  struct stat st {};
+  if (::fstat(fd->get(), &st) != 0) {
     return io_error("stat " + path, errno);
   }
-  if (!S_ISREG(st.st_mode)) {
-    return Error(ErrorCode::kIoFailure, "store file " + path + ": not a regular file");
+  if (const std::string why = untrusted_because(st); !why.empty()) {
+    return Error(ErrorCode::kIoFailure,
+                 "store file " + path + " is " + why +
+                     ": another user could change allocations; fix it with `chown root:root " +
+                     path + " && chmod 0600 " + path + "` if its content is yours, or remove it");
   }
-  if (static_cast<std::size_t>(st.st_size) > kMaxPoolBytes) {
-    return Error(ErrorCode::kStoreCorrupt, "store file " + path + ": larger than 256 MiB");
+  return fd;
+}
+
+// Whether `name` is a temporary file name of this store: ".tmp." + a pool's snapshot or journal
+// file name + "." + 16 hex digits (base/file.h publish_file), or the previous release's
+// ".tmp.<pool file>.<pid>[.<counter>]" and ".tmp.probe.<pid>".
+bool is_store_temp_name(std::string_view name) {
+  if (!starts_with(name, kPublishTempPrefix)) {
+    return false;
   }
-  std::string text(static_cast<std::size_t>(st.st_size), '\0');
-  std::size_t got = 0;
-  while (got < text.size()) {
-    const ssize_t n = ::pread(fd, text.data() + got, text.size() - got, static_cast<off_t>(got));
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
+  std::string_view rest = name.substr(kPublishTempPrefix.size());
+  const auto all_of = [](std::string_view s, bool (*ok)(char)) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), ok);
+  };
+  const auto is_hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
+  const auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  const std::size_t dot = rest.rfind('.');
+  if (dot == std::string_view::npos) {
+    return false;
+  }
+  std::string_view file = rest.substr(0, dot);
+  const std::string_view suffix = rest.substr(dot + 1);
+  const bool house = suffix.size() == 16 && all_of(suffix, +is_hex);
+  bool legacy = all_of(suffix, +is_digit);
+  if (legacy) {
+    // ".<pid>.<counter>": strip the pid as well.
+    if (const std::size_t d2 = file.rfind('.');
+        d2 != std::string_view::npos && all_of(file.substr(d2 + 1), +is_digit)) {
+      file = file.substr(0, d2);
+    }
+    if (file == "probe") {
+      return true;
+    }
+  }
+  if (!house && !legacy) {
+    return false;
+  }
+  if (!starts_with(file, kPoolPrefix)) {
+    return false;
+  }
+  std::string_view net = file.substr(kPoolPrefix.size());
+  if (net.ends_with(kJournalSuffix)) {
+    net.remove_suffix(kJournalSuffix.size());
+  }
+  return net == kDefaultPoolName || is_valid_network_name(std::string(net));
+}
+
+// Whether the bytes begin as a file of this store does (empty counts: killed before writing).
+bool has_store_format(std::string_view head) {
+  return head.empty() || starts_with(head, kSnapshotMagic) || starts_with(head, kJournalMagic) ||
+         starts_with(head, "ipoib-ipam-pool ");
+}
+
+// The ops that turn `before` into `after` (both sorted pools of one network); nullopt when that
+// cannot be expressed (a range removed): the caller writes a whole snapshot instead.
+std::optional<std::vector<PoolOp>> diff_pools(const PoolData& before, const PoolData& after) {
+  if (before.network_name != after.network_name) {
+    return std::nullopt;
+  }
+  std::vector<PoolOp> ops;
+  for (const PoolRange& b : before.ranges) {
+    if (after.find_range(b.key) == nullptr) {
+      return std::nullopt;
+    }
+  }
+  for (const PoolRange& a : after.ranges) {
+    const PoolRange* b = before.find_range(a.key);
+    if (b == nullptr || !(*b == a)) {
+      ops.push_back(PoolOp::set_range(a));
+    }
+  }
+  auto b = before.reservations.begin();
+  auto a = after.reservations.begin();
+  while (b != before.reservations.end() || a != after.reservations.end()) {
+    if (a == after.reservations.end() || (b != before.reservations.end() && b->ip < a->ip)) {
+      ops.push_back(PoolOp::release(b->ip));
+      ++b;
+    } else if (b == before.reservations.end() || a->ip < b->ip) {
+      ops.push_back(PoolOp::reserve(*a));
+      ++a;
+    } else {
+      if (!(*a == *b)) {
+        ops.push_back(PoolOp::reserve(*a));
       }
-      return io_error("read " + path, errno);
+      ++a;
+      ++b;
     }
-    if (n == 0) {
-      break;
-    }
-    got += static_cast<std::size_t>(n);
   }
-  text.resize(got);
-  return text;
+  return ops;
 }
 
 }  // namespace
 
-struct StoreLock::Impl {
-  std::uint64_t epoch = 0;  // which read_pool results this lock may commit against
-  Fd lock_fd;  // our O_NOFOLLOW fd of the lock file; closed only after `lock` is released
-  std::unique_ptr<boost::interprocess::file_lock> lock;
-  ~Impl() {
-    if (lock) {
-      try {
-        lock->unlock();
-      } catch (const boost::interprocess::interprocess_exception&) {
-        // Closing the fd below drops the lock anyway (fcntl semantics).
-      }
-      lock.reset();
-    }
+Status check_store_dir_trust(int dir_fd, const std::string& path) {
+  struct stat st {};
+  if (::fstat(dir_fd, &st) != 0) {
+    return io_error("stat store directory " + path, errno);
   }
+  if (!S_ISDIR(st.st_mode)) {
+    return Error(ErrorCode::kIoFailure, "store directory " + path + " is not a directory");
+  }
+  if (const std::string why = untrusted_because(st); !why.empty()) {
+    return Error(ErrorCode::kIoFailure,
+                 "store directory " + path + " is " + why +
+                     ": another user could delete pools (duplicate addresses later) or plant "
+                     "files; refusing to use it. Fix it with `chown root:root " +
+                     path + " && chmod 0700 " + path + "`, or set ipam \"store_dir\" elsewhere");
+  }
+  return ok_status();
+}
+
+struct StoreLock::Impl {
+  std::uint64_t epoch = 0;  // which load_pool results this lock may commit against
+  LockMode mode = LockMode::kWrite;
+  Fd lock_fd;  // our fd of the lock file (invalid: a reader of a store without one); its close
+               // releases the fcntl lock
 };
 
 StoreLock::StoreLock(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -168,91 +275,98 @@ Result<std::optional<Store>> Store::open(const std::string& dir, CreateMode mode
     }
     cur = std::move(next);
   }
+  IPOIB_TRY(check_store_dir_trust(cur.get(), path));
   return std::optional<Store>(Store(path, std::move(cur)));
 }
 
 Result<StoreLock> Store::lock(std::int64_t timeout_ms) {
-  const std::string lock_path = dir_ + "/" + kLockName;
+  return lock(timeout_ms, LockMode::kWrite);
+}
+
+Result<StoreLock> Store::lock_shared(std::int64_t timeout_ms) {
+  return lock(timeout_ms, LockMode::kRead);
+}
+
+Result<StoreLock> Store::lock(std::int64_t timeout_ms, LockMode mode) {
+  const std::string lock_path = path_of(kLockName);
   auto impl = std::make_unique<StoreLock::Impl>();
-  impl->lock_fd = Fd(::openat(dir_fd_.get(), kLockName,
-                              O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600));
-  if (!impl->lock_fd.valid()) {
-    return io_error("open lock file " + lock_path, errno);
-  }
-  struct stat st {};
-  if (::fstat(impl->lock_fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-    return Error(ErrorCode::kIoFailure, "lock file " + lock_path + ": not a regular file");
-  }
-  // Boost opens by name: give it our fd's inode through /proc so a rename race cannot swap it.
-  // Both fds belong to this process; ours closes only after the lock is released (Impl order).
-  const std::string via_proc = "/proc/self/fd/" + std::to_string(impl->lock_fd.get());
-  try {
-    try {
-      impl->lock = std::make_unique<boost::interprocess::file_lock>(via_proc.c_str());
-    } catch (const boost::interprocess::interprocess_exception&) {
-      impl->lock = std::make_unique<boost::interprocess::file_lock>(lock_path.c_str());
+  impl->mode = mode;
+  if (mode == LockMode::kRead) {
+    IPOIB_TRY_ASSIGN(bool present, exists_at(dir_fd_.get(), kLockName, lock_path));
+    if (!present) {
+      // No writer ever used this directory (writers create the lock file first): nothing to
+      // exclude, and a reader creates nothing.
+      impl->epoch = ++g_lock_epoch;
+      return StoreLock(std::move(impl));
     }
-    // Poll with backoff instead of Boost's timed_lock, which spins on try_lock and would burn
-    // the CPU that the lock holder needs. The cap is short (2 ms, jittered): an operation holds
-    // the lock ~0.2 ms now that a commit is one fdatasync, and a waiter asleep for longer leaves
-    // the lock idle.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    std::minstd_rand rng(static_cast<unsigned>(::getpid()) ^
-                         static_cast<unsigned>(std::chrono::steady_clock::now()
-                                                   .time_since_epoch()
-                                                   .count()));
-    std::int64_t backoff_us = 100;
-    while (!impl->lock->try_lock()) {
-      if (std::chrono::steady_clock::now() >= deadline) {
-        impl->lock.reset();
-        return Error(ErrorCode::kTryAgainLater,
-                     "store " + dir_ + ": lock held by another process for more than " +
-                         std::to_string(timeout_ms) + " ms (lock_timeout_ms); try again");
-      }
-      sleep_us(50 + static_cast<std::int64_t>(rng() % static_cast<unsigned>(backoff_us)));
-      backoff_us = std::min<std::int64_t>(backoff_us * 2, 2000);
+  }
+  const int flags = mode == LockMode::kRead ? O_RDONLY : O_RDWR | O_CREAT;
+  IPOIB_TRY_ASSIGN(impl->lock_fd, open_store_file(dir_fd_.get(), kLockName, lock_path, flags));
+  struct flock fl {};
+  fl.l_type = mode == LockMode::kRead ? F_RDLCK : F_WRLCK;
+  fl.l_whence = SEEK_SET;  // l_start = l_len = 0: the whole file
+  // Poll with backoff rather than block in F_SETLKW, which has no timeout. The cap is short
+  // (2 ms, jittered): an operation holds the lock ~0.2 ms, and a waiter asleep for longer leaves
+  // the lock idle.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::minstd_rand rng(
+      static_cast<unsigned>(::getpid()) ^
+      static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
+  std::int64_t backoff_us = 100;
+  while (::fcntl(impl->lock_fd.get(), F_SETLK, &fl) != 0) {
+    if (errno != EAGAIN && errno != EACCES && errno != EINTR) {
+      return io_error("lock " + lock_path, errno);
     }
-  } catch (const boost::interprocess::interprocess_exception& e) {
-    impl->lock.reset();
-    return Error(ErrorCode::kIoFailure, "lock " + lock_path + ": " + e.what());
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Error(ErrorCode::kTryAgainLater,
+                   "store " + dir_ + ": lock held by another process for more than " +
+                       std::to_string(timeout_ms) + " ms (lock_timeout_ms); try again");
+    }
+    sleep_us(50 + static_cast<std::int64_t>(rng() % static_cast<unsigned>(backoff_us)));
+    backoff_us = std::min<std::int64_t>(backoff_us * 2, 2000);
   }
   impl->epoch = ++g_lock_epoch;
   StoreLock held(std::move(impl));
-  IPOIB_TRY(remove_stale_temp_files());
+  if (mode == LockMode::kWrite) {
+    IPOIB_TRY(remove_stale_temp_files());
+  }
   return held;
 }
 
 Status Store::remove_stale_temp_files() {
-  Fd dup_fd(::openat(dir_fd_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dup_fd.valid()) {
-    return io_error("open " + dir_, errno);
-  }
-  DIR* d = ::fdopendir(dup_fd.get());
-  if (d == nullptr) {
-    return io_error("read " + dir_, errno);
-  }
-  (void)dup_fd.release();  // owned by DIR now
-  std::vector<std::string> stale;
-  while (const dirent* e = ::readdir(d)) {
-    if (starts_with(e->d_name, kTempPrefix)) {
-      stale.emplace_back(e->d_name);
+  IPOIB_TRY_ASSIGN(std::vector<std::string> names, list_directory(dir_fd_.get(), dir_));
+  for (const std::string& name : names) {
+    if (!is_store_temp_name(name)) {
+      continue;  // not a name this store writes: never touched
     }
-  }
-  ::closedir(d);
-  for (const std::string& name : stale) {
-    // The lock is held, so no writer is active: every temporary file is a crashed writer's.
+    // The exclusive lock is held, so no writer of this store is active: a temporary file of
+    // ours is a crashed writer's. Ours means: a regular file of this user (or root) whose bytes
+    // begin as a store file does.
+    struct stat st {};
+    if (::fstatat(dir_fd_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+        !S_ISREG(st.st_mode) || !trusted_owner(st.st_uid)) {
+      continue;
+    }
+    auto fd = open_checked(dir_fd_.get(), name, O_RDONLY, FileType::kRegular);
+    if (!fd) {
+      continue;
+    }
+    char head[16];
+    const ssize_t n = ::pread(fd->get(), head, sizeof head, 0);
+    if (n < 0 || !has_store_format(std::string_view(head, static_cast<std::size_t>(n)))) {
+      continue;
+    }
     if (::unlinkat(dir_fd_.get(), name.c_str(), 0) != 0 && errno != ENOENT) {
       if (errno == EROFS) {
-        break;  // nothing can be written anyway; write_pool reports it
+        break;  // nothing can be written anyway; the commit reports it
       }
-      return io_error("remove stale temporary file " + dir_ + "/" + name, errno);
+      return io_error("remove stale temporary file " + path_of(name), errno);
     }
   }
   return ok_status();
 }
 
-Result<Store::PoolFiles*> Store::files_for(const StoreLock& lock,
-                                           const std::string& network_name) {
+Result<Store::PoolFiles*> Store::files_for(const StoreLock& lock, const std::string& network_name) {
   auto it = files_.find(network_name);
   if (it == files_.end() || it->second.lock_epoch != lock.impl_->epoch) {
     IPOIB_TRY_ASSIGN(std::optional<PoolIndex> ignored, load_pool(lock, network_name));
@@ -273,39 +387,38 @@ Result<std::optional<PoolIndex>> Store::load_pool(const StoreLock& lock,
   f.lock_epoch = lock.impl_->epoch;
 
   std::string snap_bytes;
-  Fd sfd(::openat(dir_fd_.get(), snap_name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
-  if (sfd.valid()) {
-    IPOIB_TRY_ASSIGN(snap_bytes, read_all(sfd.get(), snap_path));
+  IPOIB_TRY_ASSIGN(f.snapshot_exists, exists_at(dir_fd_.get(), snap_name, snap_path));
+  if (f.snapshot_exists) {
+    IPOIB_TRY_ASSIGN(Fd sfd, open_store_file(dir_fd_.get(), snap_name, snap_path, O_RDONLY));
+    IPOIB_TRY_ASSIGN(snap_bytes, read_all(sfd.get(), snap_path, kMaxPoolBytes));
     if (snap_bytes.empty()) {
-      return Error(ErrorCode::kStoreCorrupt, "store file " + snap_path +
-                                                 " is corrupt (empty); it was left untouched");
+      return Error(ErrorCode::kStoreCorrupt,
+                   "store file " + snap_path + " is corrupt (empty); it was left untouched");
     }
-    f.snapshot_exists = true;
     f.snapshot_bytes = snap_bytes.size();
-  } else if (errno != ENOENT) {
-    return io_error("open store file " + snap_path, errno);
   }
 
-  // Read-write when possible: the next commit appends through this descriptor. A read-only
-  // filesystem still lets every reader work.
+  // A writer opens the journal read-write: the next commit appends through this descriptor. A
+  // read-only filesystem still lets every reader work.
   std::string jrnl_bytes;
-  f.journal_fd = Fd(::openat(dir_fd_.get(), jrnl_name.c_str(),
-                             O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
-  f.journal_writable = f.journal_fd.valid();
-  if (!f.journal_fd.valid() && (errno == EROFS || errno == EACCES || errno == EPERM)) {
-    f.journal_fd = Fd(::openat(dir_fd_.get(), jrnl_name.c_str(),
-                               O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
-  }
-  if (f.journal_fd.valid()) {
-    IPOIB_TRY_ASSIGN(jrnl_bytes, read_all(f.journal_fd.get(), jrnl_path));
-    if (jrnl_bytes.empty()) {
-      return Error(ErrorCode::kStoreCorrupt, "store file " + jrnl_path +
-                                                 " is corrupt (empty); it was left untouched");
+  IPOIB_TRY_ASSIGN(f.journal_exists, exists_at(dir_fd_.get(), jrnl_name, jrnl_path));
+  if (f.journal_exists) {
+    const bool writer = lock.impl_->mode == LockMode::kWrite;
+    auto fd = open_store_file(dir_fd_.get(), jrnl_name, jrnl_path, writer ? O_RDWR : O_RDONLY);
+    f.journal_writable = writer && fd.ok();
+    if (!fd && writer) {
+      fd = open_store_file(dir_fd_.get(), jrnl_name, jrnl_path, O_RDONLY);
     }
-    f.journal_exists = true;
+    if (!fd) {
+      return std::move(fd).error();
+    }
+    f.journal_fd = std::move(*fd);
+    IPOIB_TRY_ASSIGN(jrnl_bytes, read_all(f.journal_fd.get(), jrnl_path, kMaxPoolBytes));
+    if (jrnl_bytes.empty()) {
+      return Error(ErrorCode::kStoreCorrupt,
+                   "store file " + jrnl_path + " is corrupt (empty); it was left untouched");
+    }
     f.journal_file_bytes = jrnl_bytes.size();
-  } else if (errno != ENOENT) {
-    return io_error("open store file " + jrnl_path, errno);
   }
   IPOIB_TRY_ASSIGN(PoolIndex::Loaded loaded,
                    PoolIndex::load(network_name, std::move(snap_bytes), snap_path,
@@ -331,36 +444,7 @@ Result<std::optional<PoolData>> Store::read_pool(const StoreLock& lock,
 }
 
 Status Store::write_snapshot(const std::string& network_name, const std::string& bytes) {
-  const std::string name = pool_file_name(network_name);
-  const std::string path = path_of(name);
-  static std::atomic<unsigned> counter{0};
-  const std::string tmp = std::string(kTempPrefix) + name + "." + std::to_string(::getpid()) +
-                          "." + std::to_string(counter++);
-  Fd fd(::openat(dir_fd_.get(), tmp.c_str(),
-                 O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600));
-  if (!fd.valid()) {
-    return io_error("create " + dir_ + "/" + tmp, errno);
-  }
-  auto fail = [&](Error e) -> Status {
-    fd.reset();
-    ::unlinkat(dir_fd_.get(), tmp.c_str(), 0);
-    return e;
-  };
-  if (auto s = write_all(fd.get(), bytes, "write " + path); !s) {
-    return fail(std::move(s).error());
-  }
-  if (::fsync(fd.get()) != 0) {
-    return fail(io_error("fsync " + path, errno));
-  }
-  fd.reset();
-  if (::renameat(dir_fd_.get(), tmp.c_str(), dir_fd_.get(), name.c_str()) != 0) {
-    return fail(io_error("rename into " + path, errno));
-  }
-  if (::fsync(dir_fd_.get()) != 0) {
-    // The rename happened; only its durability is in doubt. Report it: the caller fails the
-    // operation, and the next operation sees the new file (or, after power loss, the old one).
-    return io_error("fsync directory " + dir_, errno);
-  }
+  IPOIB_TRY(publish_file(dir_fd_.get(), dir_, pool_file_name(network_name), bytes, 0600));
   if (auto it = files_.find(network_name); it != files_.end()) {
     it->second.snapshot_exists = true;
     it->second.snapshot_bytes = bytes.size();
@@ -372,31 +456,9 @@ Status Store::create_journal(PoolFiles& f, const std::string& network_name) {
   IPOIB_TRY_ASSIGN(std::string header, encode_journal_header(network_name));
   const std::string name = journal_file_name(network_name);
   const std::string path = path_of(name);
-  const std::string tmp = std::string(kTempPrefix) + name + "." + std::to_string(::getpid());
-  Fd fd(::openat(dir_fd_.get(), tmp.c_str(),
-                 O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600));
-  if (!fd.valid()) {
-    return io_error("create " + dir_ + "/" + tmp, errno);
-  }
-  auto fail = [&](Error e) -> Status {
-    fd.reset();
-    ::unlinkat(dir_fd_.get(), tmp.c_str(), 0);
-    return e;
-  };
-  if (auto s = write_all(fd.get(), header, "write " + path); !s) {
-    return fail(std::move(s).error());
-  }
-  if (::fsync(fd.get()) != 0) {
-    return fail(io_error("fsync " + path, errno));
-  }
-  // The lock is held and read_pool saw no journal, so nothing is replaced here.
-  if (::renameat(dir_fd_.get(), tmp.c_str(), dir_fd_.get(), name.c_str()) != 0) {
-    return fail(io_error("rename into " + path, errno));
-  }
-  if (::fsync(dir_fd_.get()) != 0) {
-    return io_error("fsync directory " + dir_, errno);
-  }
-  f.journal_fd = std::move(fd);  // the renamed inode, still open read-write
+  // The lock is held and load_pool saw no journal, so nothing is replaced here.
+  IPOIB_TRY(publish_file(dir_fd_.get(), dir_, name, header, 0600));
+  IPOIB_TRY_ASSIGN(f.journal_fd, open_store_file(dir_fd_.get(), name, path, O_RDWR));
   f.journal_writable = true;
   f.journal_exists = true;
   f.journal_header_bytes = header.size();
@@ -418,19 +480,37 @@ Status Store::cut_journal(PoolFiles& f, const std::string& network_name) {
   }
   f.journal_valid_bytes = f.journal_header_bytes;
   f.journal_file_bytes = f.journal_header_bytes;
+  // The truncation freed the release reserve too: take it again (a full disk leaves it for the
+  // next commit to retry).
+  (void)reserve_journal_space(f, 0, true, path);
   return ok_status();
+}
+
+Status Store::reserve_journal_space(PoolFiles& f, std::size_t append_bytes, bool may_use_reserve,
+                                    const std::string& path) {
+  const std::size_t want = append_bytes + tuning_.release_reserve_bytes;
+  if (want == 0) {
+    return ok_status();
+  }
+  // FALLOC_FL_KEEP_SIZE: blocks past the end, the size (what readers see) unchanged.
+  if (::fallocate(f.journal_fd.get(), FALLOC_FL_KEEP_SIZE,
+                  static_cast<off_t>(f.journal_valid_bytes), static_cast<off_t>(want)) == 0) {
+    return ok_status();
+  }
+  const int err = errno;
+  if (err == EOPNOTSUPP || err == ENOSYS) {
+    return ok_status();  // e.g. NFSv3: no reserve possible; appends allocate as they go
+  }
+  if (may_use_reserve && (err == ENOSPC || err == EDQUOT)) {
+    return ok_status();  // a release appends into what earlier commits reserved
+  }
+  return io_error("reserve space in " + path, err);
 }
 
 Result<CommitInfo> Store::commit(const StoreLock& lock, const PoolIndex& after,
                                  const std::vector<PoolOp>& ops) {
   return commit_ops(lock, after.network_name(), ops,
                     [&](std::uint64_t seq) { return after.encode_snapshot(seq); });
-}
-
-Result<CommitInfo> Store::commit(const StoreLock& lock, const PoolData& after,
-                                 const std::vector<PoolOp>& ops) {
-  return commit_ops(lock, after.network_name, ops,
-                    [&](std::uint64_t seq) { return encode_snapshot(after, seq); });
 }
 
 Result<CommitInfo> Store::commit_ops(const StoreLock& lock, const std::string& net,
@@ -440,17 +520,24 @@ Result<CommitInfo> Store::commit_ops(const StoreLock& lock, const std::string& n
   if (ops.empty()) {
     return info;
   }
+  if (lock.impl_->mode != LockMode::kWrite) {
+    return Error(ErrorCode::kInternal, "store " + dir_ + ": commit under a shared (read) lock");
+  }
   IPOIB_TRY_ASSIGN(PoolFiles * f, files_for(lock, net));
-  if (!f->snapshot_exists && !f->journal_exists) {
-    // A new pool: its first snapshot is the commit.
+  const std::string path = path_of(journal_file_name(net));
+  if (!f->journal_exists) {
+    // A new pool (or one of the first release, with only a snapshot): its journal first, with the
+    // release reserve, so that a later DEL never has to create a file.
+    IPOIB_TRY(create_journal(*f, net));
+    IPOIB_TRY(reserve_journal_space(*f, 0, false, path));
+  }
+  if (!f->snapshot_exists && f->journal_valid_bytes == f->journal_header_bytes) {
+    // A new pool: its first snapshot is the commit (the journal holds only its header, an empty
+    // pool, until then).
     IPOIB_TRY_ASSIGN(std::string bytes, snapshot(f->last_seq));
     IPOIB_TRY(write_snapshot(net, bytes));
     return info;
   }
-  if (!f->journal_exists) {
-    IPOIB_TRY(create_journal(*f, net));
-  }
-  const std::string path = path_of(journal_file_name(net));
   if (!f->journal_writable) {
     return io_error("open store file " + path + " for writing", EROFS);
   }
@@ -464,8 +551,12 @@ Result<CommitInfo> Store::commit_ops(const StoreLock& lock, const std::string& n
   }
   IPOIB_TRY_ASSIGN(std::string payload, encode_ops(ops));
   const std::string frame = encode_frame(f->last_seq + 1, payload);
+  const bool releases_only = std::all_of(
+      ops.begin(), ops.end(), [](const PoolOp& op) { return op.kind == PoolOp::Kind::kRelease; });
+  IPOIB_TRY(reserve_journal_space(*f, frame.size(), releases_only, path));
   auto undo = [&](Error e) -> Result<CommitInfo> {
-    // Leave no partial frame behind: the operation fails as a whole.
+    // Leave no partial frame behind: the operation fails as a whole. (Truncating keeps blocks
+    // below the cut; the reserve past it is taken again by the next commit.)
     (void)!::ftruncate(fd, static_cast<off_t>(f->journal_valid_bytes));
     return e;
   };
@@ -507,15 +598,16 @@ Result<CommitInfo> Store::commit_ops(const StoreLock& lock, const std::string& n
 
 Status Store::write_pool(const StoreLock& lock, const PoolData& pool) {
   IPOIB_TRY_ASSIGN(std::optional<PoolData> current, read_pool(lock, pool.network_name));
+  PoolIndex after = PoolIndex::from_pool_data(pool);
   if (current) {
     if (auto ops = diff_pools(*current, pool)) {
-      IPOIB_TRY_ASSIGN(CommitInfo info, commit(lock, pool, *ops));
+      IPOIB_TRY_ASSIGN(CommitInfo info, commit(lock, after, *ops));
       (void)info;  // a failed compaction is retried by the next commit
       return ok_status();
     }
   }
   IPOIB_TRY_ASSIGN(PoolFiles * f, files_for(lock, pool.network_name));
-  IPOIB_TRY_ASSIGN(std::string bytes, encode_snapshot(pool, f->last_seq));
+  IPOIB_TRY_ASSIGN(std::string bytes, after.encode_snapshot(f->last_seq));
   IPOIB_TRY(write_snapshot(pool.network_name, bytes));
   return cut_journal(*f, pool.network_name);
 }
@@ -532,18 +624,10 @@ Status Store::compact(const StoreLock& lock, const std::string& network_name) {
 }
 
 Result<std::vector<std::string>> Store::list_networks(const StoreLock& /*lock*/) {
-  Fd dup_fd(::openat(dir_fd_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dup_fd.valid()) {
-    return io_error("open " + dir_, errno);
-  }
-  DIR* d = ::fdopendir(dup_fd.get());
-  if (d == nullptr) {
-    return io_error("read " + dir_, errno);
-  }
-  (void)dup_fd.release();
+  IPOIB_TRY_ASSIGN(std::vector<std::string> names, list_directory(dir_fd_.get(), dir_));
   std::vector<std::string> out;
-  while (const dirent* e = ::readdir(d)) {
-    const std::string_view n = e->d_name;
+  for (const std::string& name : names) {
+    const std::string_view n = name;
     if (!starts_with(n, kPoolPrefix)) {
       continue;
     }
@@ -557,21 +641,29 @@ Result<std::vector<std::string>> Store::list_networks(const StoreLock& /*lock*/)
       out.emplace_back(rest);
     }
   }
-  ::closedir(d);
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 
 Status Store::probe_writable(const StoreLock& /*lock*/) {
-  const std::string tmp = std::string(kTempPrefix) + "probe." + std::to_string(::getpid());
-  Fd fd(::openat(dir_fd_.get(), tmp.c_str(),
-                 O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600));
-  if (!fd.valid()) {
+  struct statvfs vfs {};
+  if (::fstatvfs(dir_fd_.get(), &vfs) != 0) {
+    return io_error("statvfs " + dir_, errno);
+  }
+  if ((vfs.f_flag & ST_RDONLY) != 0) {
+    return io_error("store " + dir_ + " is not writable", EROFS);
+  }
+  if (::faccessat(dir_fd_.get(), ".", W_OK | X_OK, AT_EACCESS) != 0) {
     return io_error("store " + dir_ + " is not writable", errno);
   }
-  fd.reset();
-  ::unlinkat(dir_fd_.get(), tmp.c_str(), 0);
+  // An ADD needs room for its record beyond the release reserve, which the journal holds
+  // already: a few KiB (a pool's first ADD also needs the reserve; it reports its own ENOSPC).
+  const std::uint64_t free_bytes =
+      static_cast<std::uint64_t>(vfs.f_bavail) * static_cast<std::uint64_t>(vfs.f_frsize);
+  if (free_bytes < (std::uint64_t{16} << 10)) {
+    return io_error("store " + dir_ + " is not writable", ENOSPC);
+  }
   return ok_status();
 }
 

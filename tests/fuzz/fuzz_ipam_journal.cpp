@@ -10,6 +10,7 @@
 #include <string_view>
 #include <utility>
 
+#include "../unit/ipam/reference_pool.h"
 #include "ipoib/ipam/journal.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

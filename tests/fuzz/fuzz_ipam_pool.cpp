@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "../unit/ipam/reference_pool.h"
 #include "ipoib/ipam/journal.h"
 #include "ipoib/ipam/pool.h"
 

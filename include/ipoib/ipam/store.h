@@ -1,17 +1,24 @@
 // ipoib/ipam/store.h — the on-disk store: a directory of pools behind one lock file.
 //
 // Layout of store_dir (created 0700; files 0600; everything opened with openat from the
-// directory's fd and O_NOFOLLOW, so a planted symlink is refused, never followed):
-//   lock                 the dedicated lock file (fcntl lock via Boost.Interprocess file_lock; no
-//                        other code opens it, because closing *any* fd of a file drops the
-//                        process's fcntl locks on it — fcntl(2) "Advisory record locking")
+// directory's fd, O_NOFOLLOW and O_NONBLOCK, then type-checked (base/file.h open_checked), so a
+// planted symlink, FIFO, socket or device is refused, never followed or blocked on):
+//   lock                 the dedicated lock file, locked with an fcntl(2) record lock: exclusive
+//                        for writers, shared for readers (opened O_RDONLY, so readers work on a
+//                        read-only filesystem). Nothing else opens it, because closing *any* fd of
+//                        a file drops the process's fcntl locks on it (fcntl(2) "Advisory record
+//                        locking").
 //   pool-<name>          a pool's snapshot (pool-_default for the unnamed pool): the whole pool as
 //                        of a journal sequence number (journal.h), replaced atomically
 //   pool-<name>+journal  the pool's journal: transactions appended since the snapshot ('+' cannot
 //                        occur in a network name, so no network's snapshot can be another's
 //                        journal)
-//   .tmp.*               a writer's temporary file; a crashed writer's leftovers are removed by the
-//                        next operation that holds the lock
+//   .tmp.pool-<name>[+journal].<16 hex>   a writer's temporary file (base/file.h publish_file);
+//                        a crashed writer's leftovers are removed by the next writer, only when
+//                        both the name and the content (a store magic, or empty) are the store's.
+//
+// Trust: the directory must be owned by this user (or root) and not writable by group or others
+// (check_store_dir_trust); so must every store file. Anything else is refused with how to fix it.
 //
 // Commit protocol (why every acknowledged change survives kill -9 and power loss):
 //  * an operation appends one frame (all its changes, checksummed, numbered) to the journal with
@@ -23,8 +30,15 @@
 //    incomplete frame at the end of the journal: that operation was never acknowledged. The next
 //    writer, under the lock, truncates it away before appending (scan_journal decides what a
 //    torn tail is; anything else that fails verification is kStoreCorrupt and nothing is written).
-//  * the first change of a new pool writes its snapshot; the journal is created once (temporary
-//    file + fsync + renameat + directory fsync, so it never exists half-written).
+//  * a new pool's first commit publishes (temporary file + fsync + renameat + directory fsync, so
+//    neither ever exists half-written) its journal, holding only its header, then its snapshot,
+//    which is the commit.
+//  * space for releases is reserved in advance: the journal keeps
+//  StoreTuning::release_reserve_bytes
+//    allocated past its end (fallocate(2) FALLOC_FL_KEEP_SIZE: invisible to readers). An operation
+//    that reserves an address first extends that allocation and fails with "no space" when it
+//    cannot (nothing was changed); an operation that only releases (DEL, GC, admin release)
+//    appends into the reserve even when the filesystem is full.
 //  * compaction, when the journal outgrows max(compact_min_bytes, snapshot / 4), keeps the work
 //    per operation flat: (1) the new snapshot, which records the last journal sequence it
 //    includes, is written to a temporary file, fsynced, renamed over the old one and the
@@ -46,6 +60,9 @@
 //   std::vector<PoolOp> ops = {PoolOp::release(ip)};
 //   IPOIB_TRY(pool->apply(ops, ""));
 //   IPOIB_TRY(store->commit(lock, *pool, ops));                  // durable when it returns
+//
+// Readers (list, CHECK, STATUS) create and write nothing:
+//   Store::open(dir, CreateMode::kMustExist) (nullopt: no store) then store->lock_shared(ms).
 #pragma once
 
 #include <cstdint>
@@ -60,10 +77,24 @@
 #include "ipoib/base/fd.h"
 #include "ipoib/ipam/journal.h"
 #include "ipoib/ipam/pool.h"
+#include "ipoib/ipam/pool_index.h"
 
 namespace ipoib::ipam {
 
+// kCreate: missing directories are created (0700). kMustExist: nothing is created; a missing
+// directory is "no store".
 enum class CreateMode { kCreate, kMustExist };
+// kWrite: the exclusive lock (creates `lock`; removes the store's stale temporary files). kRead:
+// the shared lock (opens `lock` read-only; without a lock file no lock is taken); such a lock
+// cannot commit.
+enum class LockMode { kWrite, kRead };
+
+// Whether a store directory may be trusted: owned by this user (or root) and not writable by
+// group or others, since whoever can write there can delete pools (duplicate addresses later)
+// or plant files. `dir_fd` is the open directory, `path` names it in the message, which says how
+// to fix it (chown/chmod). kIoFailure otherwise. The plugin (Store::open) and `ipoib doctor`
+// apply this one rule.
+Status check_store_dir_trust(int dir_fd, const std::string& path);
 
 // When the journal is compacted into a new snapshot: when its records exceed
 // max(compact_min_bytes, snapshot bytes / snapshot_divisor). The bytes appended between two
@@ -72,6 +103,9 @@ enum class CreateMode { kCreate, kMustExist };
 struct StoreTuning {
   std::size_t compact_min_bytes = std::size_t{64} << 10;
   std::size_t snapshot_divisor = 4;
+  // Journal space kept allocated for releases (see the commit protocol); 0 disables it. 64 KiB
+  // hold ~2,900 one-address DEL records.
+  std::size_t release_reserve_bytes = std::size_t{64} << 10;
 };
 
 // What a commit did besides making the operation durable.
@@ -99,7 +133,8 @@ class StoreLock {
 class Store {
  public:
   // Opens the store directory, creating missing directories 0700 with kCreate. With kMustExist a
-  // missing directory is nullopt (nothing was ever stored). A symlink as store_dir is refused.
+  // missing directory is nullopt (nothing was ever stored) and nothing is created. A symlink as
+  // store_dir is refused, and so is a directory check_store_dir_trust refuses.
   // Errors: kInvalidNetworkConfig for a bad path, kIoFailure naming the path otherwise.
   static Result<std::optional<Store>> open(const std::string& dir, CreateMode mode);
 
@@ -107,8 +142,11 @@ class Store {
 
   // Takes the exclusive store lock, polling with backoff for up to `timeout_ms`; then removes
   // stale temporary files. kTryAgainLater when the wait times out; kIoFailure when the lock file
-  // cannot be opened (read-only filesystem, planted symlink, ...).
+  // cannot be opened (read-only filesystem, planted symlink or FIFO, ...).
   Result<StoreLock> lock(std::int64_t timeout_ms);
+  // The shared lock of readers (LockMode::kRead): writes nothing, works on a read-only store.
+  Result<StoreLock> lock_shared(std::int64_t timeout_ms);
+  Result<StoreLock> lock(std::int64_t timeout_ms, LockMode mode);
 
   // The pool of `network_name` ("" = default) as the plugin uses it (journal.h PoolIndex: no
   // allocation per reservation); nullopt when it has no file yet. kStoreCorrupt naming the file
@@ -117,17 +155,14 @@ class Store {
                                              const std::string& network_name);
 
   // The same pool as a PoolData (every reservation materialised): for the admin commands/tests.
-  Result<std::optional<PoolData>> read_pool(const StoreLock& lock,
-                                            const std::string& network_name);
+  Result<std::optional<PoolData>> read_pool(const StoreLock& lock, const std::string& network_name);
 
-  // Makes `ops` durable: `after` must be the pool read_pool returned under this same lock with
-  // `ops` applied (apply_ops); it is what a new pool's first snapshot or a compaction writes. One
-  // journal append + fdatasync (see above); nothing when ops is empty. On failure nothing was
-  // committed (a partial append is cut back). kIoFailure naming the path (ENOSPC, EROFS, ...);
-  // kStoreCorrupt when the pool does not verify.
+  // Makes `ops` durable: `after` must be the pool load_pool returned under this same lock with
+  // `ops` applied (PoolIndex::apply); it is what a new pool's first snapshot or a compaction
+  // writes. One journal append + fdatasync (see above); nothing when ops is empty. On failure
+  // nothing was committed (a partial append is cut back). kIoFailure naming the path (ENOSPC,
+  // EROFS, ...); kStoreCorrupt when the pool does not verify.
   Result<CommitInfo> commit(const StoreLock& lock, const PoolIndex& after,
-                            const std::vector<PoolOp>& ops);
-  Result<CommitInfo> commit(const StoreLock& lock, const PoolData& after,
                             const std::vector<PoolOp>& ops);
 
   // Makes the stored pool equal to `pool`, whatever was changed: the difference with the stored
@@ -141,7 +176,8 @@ class Store {
   // network_name of every pool file present (read from the file names).
   Result<std::vector<std::string>> list_networks(const StoreLock& lock);
 
-  // Creates and removes a temporary file: whether an ADD could commit now.
+  // Whether an ADD could commit now, without writing anything: the filesystem is not read-only,
+  // the directory is writable by this process, and there is room beyond the release reserve.
   Status probe_writable(const StoreLock& lock);
 
   // The file name of a network's snapshot: "pool-<name>" or "pool-_default".
@@ -158,7 +194,7 @@ class Store {
     bool snapshot_exists = false;
     std::size_t snapshot_bytes = 0;
     bool journal_exists = false;
-    Fd journal_fd;                      // read-write unless the filesystem refused it
+    Fd journal_fd;  // read-write unless the filesystem refused it
     bool journal_writable = false;
     std::size_t journal_header_bytes = 0;
     std::size_t journal_valid_bytes = 0;  // end of the last verified frame
@@ -175,6 +211,8 @@ class Store {
   Status write_snapshot(const std::string& network_name, const std::string& bytes);
   Status create_journal(PoolFiles& f, const std::string& network_name);
   Status cut_journal(PoolFiles& f, const std::string& network_name);
+  Status reserve_journal_space(PoolFiles& f, std::size_t append_bytes, bool may_use_reserve,
+                               const std::string& path);
   std::string path_of(const std::string& name) const { return dir_ + "/" + name; }
 
   std::string dir_;

@@ -1,6 +1,8 @@
+#include "ipoib/ipam/pool.h"
+
 #include <catch2/catch.hpp>
 
-#include "ipoib/ipam/pool.h"
+#include "ipoib/ipam/pool_text.h"
 
 using namespace ipoib;
 using namespace ipoib::ipam;
@@ -37,7 +39,8 @@ TEST_CASE("pool round trip keeps everything, sorted by address") {
   auto back = decode_pool(*text, "/x/pool-net-a");
   REQUIRE(back.ok());
   CHECK(*back == p);
-  CHECK(p.taken(IpFamily::kV4) == std::vector<u128>{ip("10.0.0.2").value(), ip("10.0.0.3").value()});
+  CHECK(p.taken(IpFamily::kV4) ==
+        std::vector<u128>{ip("10.0.0.2").value(), ip("10.0.0.3").value()});
 }
 
 TEST_CASE("the default pool and an empty pool round trip") {

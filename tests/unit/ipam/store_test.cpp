@@ -1,11 +1,18 @@
 // The store's files: journal appends, torn-tail recovery, corruption left untouched, and every
 // crash point of journal creation and compaction (reconstructed from the files each step leaves).
-#include <catch2/catch.hpp>
+#include "ipoib/ipam/store.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
-#include "ipoib/ipam/store.h"
+#include <algorithm>
+#include <catch2/catch.hpp>
+
+#include "ipoib/ipam/pool_text.h"
+#include "reference_pool.h"
 #include "test_support.h"
 
 using namespace ipoib;
@@ -40,18 +47,19 @@ Result<std::optional<PoolData>> load(const std::string& dir, const std::string& 
 CommitInfo commit_ops(Store& s, const std::vector<PoolOp>& ops, const std::string& net = "blue") {
   auto lock = s.lock(1000);
   REQUIRE(lock.ok());
-  auto pool = s.read_pool(*lock, net);
+  auto pool = s.load_pool(*lock, net);
   REQUIRE(pool.ok());
-  PoolData p = *pool ? std::move(**pool) : PoolData{net, {}, {}};
-  REQUIRE(apply_ops(p, ops, "").ok());
+  PoolIndex p = *pool ? std::move(**pool) : PoolIndex(net);
+  REQUIRE(p.apply(ops, "").ok());
   auto info = s.commit(*lock, p, ops);
   INFO((info.ok() ? std::string() : info.error().msg()));
   REQUIRE(info.ok());
   return *info;
 }
 
-std::string addr(int i) { return "10.0." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1); }
-
+std::string addr(int i) {
+  return "10.0." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
+}
 
 bool exists(const std::string& p) { return ::access(p.c_str(), F_OK) == 0; }
 
@@ -64,8 +72,9 @@ TEST_CASE("commits append to the journal; the snapshot is written once; files ar
   commit_ops(s, {PoolOp::reserve(res("10.0.0.1", "a"))});
   const std::string snap = dir + "/pool-blue";
   const std::string journal = dir + "/pool-blue+journal";
-  REQUIRE(exists(snap));
-  CHECK_FALSE(exists(journal));  // a new pool's first commit is its snapshot
+  REQUIRE(exists(snap));  // a new pool's first commit is its snapshot
+  REQUIRE(exists(journal));
+  CHECK(read_file(journal) == *encode_journal_header("blue"));  // created with it, empty
   const std::string snap_bytes = read_file(snap);
   commit_ops(s, {PoolOp::reserve(res("10.0.0.2", "b"))});
   commit_ops(s, {PoolOp::release(ip("10.0.0.1"))});
@@ -145,7 +154,8 @@ TEST_CASE("a corrupt journal or snapshot is reported naming the file and never w
   TempDir tmp;
   const std::string dir = tmp.path() + "/s";
   Store s = open_store(dir);
-  for (int i = 0; i < 4; ++i) commit_ops(s, {PoolOp::reserve(res(addr(i), "c" + std::to_string(i)))});
+  for (int i = 0; i < 4; ++i)
+    commit_ops(s, {PoolOp::reserve(res(addr(i), "c" + std::to_string(i)))});
   const std::string journal = dir + "/pool-blue+journal";
   const std::string snap = dir + "/pool-blue";
   std::string j = read_file(journal);
@@ -159,9 +169,11 @@ TEST_CASE("a corrupt journal or snapshot is reported naming the file and never w
   {
     auto lock = s.lock(1000);
     REQUIRE(lock.ok());
-    PoolData p{"blue", {}, {}};
-    CHECK_FALSE(s.commit(*lock, p, {PoolOp::reserve(res("10.0.9.9", "x"))}).ok());
-    CHECK_FALSE(s.write_pool(*lock, p).ok());
+    PoolIndex p("blue");
+    const std::vector<PoolOp> ops = {PoolOp::reserve(res("10.0.9.9", "x"))};
+    REQUIRE(p.apply(ops, "").ok());
+    CHECK_FALSE(s.commit(*lock, p, ops).ok());
+    CHECK_FALSE(s.write_pool(*lock, p.to_pool_data()).ok());
     CHECK_FALSE(s.compact(*lock, "blue").ok());
   }
   CHECK(read_file(journal) == j);
@@ -183,7 +195,9 @@ TEST_CASE("a restored old snapshot with a newer journal is corruption (records l
   const std::string old_snapshot = read_file(dir + "/pool-blue");
   int i = 2;
   bool compacted = false;
-  while (!compacted) compacted = commit_ops(s, {PoolOp::reserve(res(addr(i), "c" + std::to_string(i)))}).compacted, ++i;
+  while (!compacted)
+    compacted = commit_ops(s, {PoolOp::reserve(res(addr(i), "c" + std::to_string(i)))}).compacted,
+    ++i;
   commit_ops(s, {PoolOp::reserve(res(addr(i), "after"))});
   write_file(dir + "/pool-blue", old_snapshot);
   auto r = load(dir);
@@ -222,7 +236,8 @@ TEST_CASE("every crash point of journal creation and compaction loads the commit
     std::string temp;     // a leftover temporary file ("" = none)
   };
   const std::vector<State> states = {
-      {"compaction: temp snapshot half written", snap0, journal_full, snap1.substr(0, snap1.size() / 2)},
+      {"compaction: temp snapshot half written", snap0, journal_full,
+       snap1.substr(0, snap1.size() / 2)},
       {"compaction: temp snapshot written, not renamed", snap0, journal_full, snap1},
       {"compaction: renamed, journal not cut", snap1, journal_full, ""},
       {"compaction: journal cut", snap1, journal_cut, ""},
@@ -305,4 +320,204 @@ TEST_CASE("write_pool turns any change into one commit") {
   auto img = scan_journal(read_file(dir + "/pool-blue+journal"), "j");
   REQUIRE(img.ok());
   CHECK(img->frames.size() == 1);
+}
+
+// ---- hardening (issue 9): blocking opens, untrusted and foreign directories, readers ---------
+
+namespace {
+
+// A test that would block forever fails instead: SIGALRM ends the process.
+struct Deadline {
+  explicit Deadline(unsigned s) { ::alarm(s); }
+  ~Deadline() { ::alarm(0); }
+};
+
+std::vector<std::string> names_in(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string n = e->d_name;
+    if (n != "." && n != "..") out.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a FIFO as snapshot, journal or lock file is refused at once, never opened blocking") {
+  Deadline deadline(20);
+  for (const char* name : {"pool-blue", "pool-blue+journal", "lock"}) {
+    INFO(name);
+    TempDir tmp;
+    const std::string dir = tmp.path() + "/s";
+    Store s = open_store(dir);
+    if (std::string(name) != "lock") commit_ops(s, {PoolOp::reserve(res("10.0.0.1", "a"))});
+    ::unlink((dir + "/" + name).c_str());
+    REQUIRE(::mkfifo((dir + "/" + name).c_str(), 0600) == 0);
+    Store again = open_store(dir);
+    auto lock = again.lock(1000);
+    if (std::string(name) == "lock") {
+      REQUIRE_FALSE(lock.ok());
+      CHECK(lock.error().code() == ErrorCode::kIoFailure);
+      CHECK_THAT(lock.error().msg(), Catch::Contains("FIFO"));
+      CHECK_FALSE(again.lock_shared(1000).ok());
+      continue;
+    }
+    REQUIRE(lock.ok());
+    auto pool = again.load_pool(*lock, "blue");
+    REQUIRE_FALSE(pool.ok());
+    CHECK(pool.error().code() == ErrorCode::kIoFailure);
+    CHECK_THAT(pool.error().msg(), Catch::Contains("FIFO") && Catch::Contains(dir + "/" + name));
+  }
+}
+
+TEST_CASE("an untrusted store directory is refused with how to fix it; the rule is one function") {
+  TempDir tmp;
+  const std::string dir = tmp.path() + "/s";
+  REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
+  for (mode_t mode : {0770, 0707, 0777, 01777, 0720}) {
+    INFO(mode);
+    REQUIRE(::chmod(dir.c_str(), mode) == 0);
+    for (CreateMode cm : {CreateMode::kCreate, CreateMode::kMustExist}) {
+      auto s = Store::open(dir, cm);
+      REQUIRE_FALSE(s.ok());
+      CHECK(s.error().code() == ErrorCode::kIoFailure);
+      CHECK_THAT(s.error().msg(), Catch::Contains("writable by group or others") &&
+                                      Catch::Contains("chmod 0700 " + dir));
+    }
+    Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    CHECK_FALSE(check_store_dir_trust(fd.get(), dir).ok());
+  }
+  for (mode_t mode : {0700, 0755, 0750}) {
+    REQUIRE(::chmod(dir.c_str(), mode) == 0);
+    CHECK(Store::open(dir, CreateMode::kCreate).ok());
+  }
+  CHECK(names_in(dir).empty());  // opening creates nothing inside
+  if (::geteuid() == 0) {
+    REQUIRE(::chown(dir.c_str(), 4242, 4242) == 0);
+    auto s = Store::open(dir, CreateMode::kMustExist);
+    REQUIRE_FALSE(s.ok());
+    CHECK_THAT(s.error().msg(),
+               Catch::Contains("owned by uid 4242") && Catch::Contains("chown root:root " + dir));
+    REQUIRE(::chown(dir.c_str(), 0, 0) == 0);
+  }
+  // A pool file writable by others is refused too.
+  Store s = open_store(dir);
+  commit_ops(s, {PoolOp::reserve(res("10.0.0.1", "a"))});
+  REQUIRE(::chmod((dir + "/pool-blue").c_str(), 0666) == 0);
+  auto lock = s.lock(1000);
+  REQUIRE(lock.ok());
+  auto pool = s.load_pool(*lock, "blue");
+  REQUIRE_FALSE(pool.ok());
+  CHECK_THAT(pool.error().msg(), Catch::Contains("chmod 0600 " + dir + "/pool-blue"));
+}
+
+TEST_CASE("readers write nothing: no lock file, no directory, no temp cleanup") {
+  TempDir tmp;
+  // Not a store: a directory with someone else's files.
+  const std::string foreign = tmp.path() + "/foreign";
+  REQUIRE(::mkdir(foreign.c_str(), 0700) == 0);
+  write_file(foreign + "/.tmp.theirs", "not ours");
+  write_file(foreign + "/notes", "x");
+  const auto before = names_in(foreign);
+  {
+    auto s = Store::open(foreign, CreateMode::kMustExist);
+    REQUIRE(s.ok());
+    REQUIRE(*s);
+    auto lock = (*s)->lock_shared(1000);
+    REQUIRE(lock.ok());
+    auto nets = (*s)->list_networks(*lock);
+    REQUIRE(nets.ok());
+    CHECK(nets->empty());
+    auto pool = (*s)->load_pool(*lock, "blue");
+    REQUIRE(pool.ok());
+    CHECK_FALSE(*pool);
+    CHECK((*s)->probe_writable(*lock).ok());
+    // A shared lock cannot commit.
+    PoolIndex ix("blue");
+    const std::vector<PoolOp> ops = {PoolOp::reserve(res("10.0.0.1", "a"))};
+    REQUIRE(ix.apply(ops, "").ok());
+    auto c = (*s)->commit(*lock, ix, ops);
+    REQUIRE_FALSE(c.ok());
+    CHECK(c.error().code() == ErrorCode::kInternal);
+  }
+  CHECK(names_in(foreign) == before);
+  // A missing store directory is not created by a reader.
+  auto none = Store::open(tmp.path() + "/absent/store", CreateMode::kMustExist);
+  REQUIRE(none.ok());
+  CHECK_FALSE(*none);
+  CHECK(names_in(tmp.path()) == std::vector<std::string>{"foreign"});
+}
+
+TEST_CASE("a writer removes only temporary files that are the store's by name and content") {
+  TempDir tmp;
+  const std::string dir = tmp.path() + "/s";
+  Store s = open_store(dir);
+  commit_ops(s, {PoolOp::reserve(res("10.0.0.1", "a"))});
+  const std::string magic(kSnapshotMagic);
+  const std::vector<std::pair<std::string, std::string>> ours = {
+      {".tmp.pool-blue.0123456789abcdef", magic + "half"},
+      {".tmp.pool-blue+journal.fedcba9876543210", std::string(kJournalMagic)},
+      {".tmp.pool-_default.1234.7", ""},  // the previous release's name, killed before writing
+      {".tmp.pool-red.99", "ipoib-ipam-pool 1\nnet"},
+  };
+  const std::vector<std::pair<std::string, std::string>> theirs = {
+      {".tmp.pool-blue.0123456789abcdef0", magic},        // not the name grammar
+      {".tmp.pool-blue.0123456789abcdeg", magic},         // not hex
+      {".tmp.pool-blue.0123456789abcdee", "their data"},  // our name, not our format
+      {".tmp.notes", magic},
+      {".tmp.pool-bad/name.1", magic},
+      {"pool-blue.bak", magic},
+  };
+  for (const auto& [n, c] : ours) write_file(dir + "/" + n, c);
+  for (const auto& [n, c] : theirs) {
+    if (n.find('/') == std::string::npos) write_file(dir + "/" + n, c);
+  }
+  REQUIRE(::symlink("/etc/hostname", (dir + "/.tmp.pool-blue.00000000000000aa").c_str()) == 0);
+  {
+    // Readers never clean up.
+    auto lock = s.lock_shared(1000);
+    REQUIRE(lock.ok());
+  }
+  for (const auto& [n, c] : ours) CHECK(exists(dir + "/" + n));
+  {
+    auto lock = s.lock(1000);
+    REQUIRE(lock.ok());
+  }
+  for (const auto& [n, c] : ours) {
+    INFO(n);
+    CHECK_FALSE(exists(dir + "/" + n));
+  }
+  for (const auto& [n, c] : theirs) {
+    if (n.find('/') != std::string::npos) continue;
+    INFO(n);
+    CHECK(exists(dir + "/" + n));
+  }
+  struct stat st {};
+  CHECK(::lstat((dir + "/.tmp.pool-blue.00000000000000aa").c_str(), &st) == 0);
+}
+
+TEST_CASE("a shared lock excludes writers and admits readers") {
+  TempDir tmp;
+  const std::string dir = tmp.path() + "/s";
+  Store s = open_store(dir);
+  commit_ops(s, {PoolOp::reserve(res("10.0.0.1", "a"))});
+  auto reader = s.lock_shared(1000);
+  REQUIRE(reader.ok());
+  const pid_t child = ::fork();
+  if (child == 0) {
+    // Another process: a second reader gets in, a writer times out.
+    auto s2 = Store::open(dir, CreateMode::kMustExist);
+    const bool reader_ok = s2.ok() && *s2 && (*s2)->lock_shared(200).ok();
+    auto w = s2.ok() && *s2 ? (*s2)->lock(200) : Result<StoreLock>(Error(ErrorCode::kInternal, ""));
+    const bool writer_refused = !w.ok() && w.error().code() == ErrorCode::kTryAgainLater;
+    ::_exit(reader_ok && writer_refused ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
