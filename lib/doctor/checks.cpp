@@ -4,11 +4,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <map>
 
 #include "ipoib/base/fd.h"
+#include "ipoib/base/file.h"
 #include "ipoib/base/strings.h"
 #include "ipoib/ib/netdev.h"
 #include "ipoib/ib/port.h"
@@ -788,9 +791,18 @@ class Checker {
     const unsigned perms = st.st_mode & 07777;
     char mode_text[8];
     (void)std::snprintf(mode_text, sizeof mode_text, "%04o", perms);
-    if ((perms & 0022) != 0) {
+    // The store's own trust rule (owner, group/other write), as Store::open applies it.
+    const Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    const Status trusted =
+        dir_fd.valid()
+            ? ipam::check_store_dir_trust(dir_fd.get(), dir_abs)
+            : Status(Error(ErrorCode::kIoFailure,
+                           errno == ELOOP
+                               ? dir_abs + " is a symlink: the store refuses it"
+                               : "cannot open " + dir_abs + ": " + std::strerror(errno)));
+    if (!trusted.ok()) {
       status = CheckStatus::kFail;
-      problems.push_back(std::string("mode ") + mode_text + " lets other users write allocations");
+      problems.push_back("mode " + std::string(mode_text) + ": " + trusted.error().msg());
     } else if ((perms & 0077) != 0) {
       status = CheckStatus::kWarn;
       problems.push_back(std::string("mode ") + mode_text + ", expected 0700");
@@ -821,10 +833,10 @@ class Checker {
   // and nobody else may write; `.tmp.*` leftovers of a crashed writer.
   void check_store_entries(const std::string& dir, CheckStatus& status,
                            std::vector<std::string>& problems, std::vector<std::string>& notes) {
-    // store.h names the lock file `lock` and temporary files `.tmp.*` but exposes neither as a
-    // constant; these two are the only store names the doctor spells itself.
+    // store.h names the lock file `lock` but does not expose the name: the only store name the
+    // doctor spells itself. Temporary files are publish_file's (base/file.h).
     static constexpr std::string_view kLockName = "lock";
-    static constexpr std::string_view kTempPrefix = ".tmp.";
+    const std::string_view kTempPrefix = kPublishTempPrefix;
     std::vector<std::string> named = {std::string(kLockName)};
     if (options_.network_name) {
       named.push_back(ipam::Store::pool_file_name(*options_.network_name));

@@ -590,4 +590,15 @@ TEST_CASE("store directory layout problems and a lock held by another process", 
   CHECK(find(results, "store.dir").status == CheckStatus::kFail);
   CHECK_THAT(find(results, "store.dir").finding, Catch::Contains("a symlink: refused"));
   CHECK_THAT(find(results, "store.dir").fix, Catch::Contains("chmod 0700 /store"));
+
+  // The store's own trust rule (ipam::check_store_dir_trust): owned by another user is refused,
+  // whatever the mode. Only root can hand the directory to someone else.
+  if (::geteuid() == 0) {
+    tree.remove("store/lock");
+    REQUIRE(::chown(tree.abs("store").c_str(), 65534, 65534) == 0);
+    results = doctor::run_checks(options);
+    CHECK(find(results, "store.dir").status == CheckStatus::kFail);
+    CHECK_THAT(find(results, "store.dir").finding, Catch::Contains("store directory /store is"));
+    REQUIRE(::chown(tree.abs("store").c_str(), 0, 0) == 0);
+  }
 }
