@@ -4,22 +4,79 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <functional>
+#include <map>
 
 #include "ipoib/base/fd.h"
+#include "ipoib/base/file.h"
 #include "ipoib/base/strings.h"
 #include "ipoib/ib/netdev.h"
 #include "ipoib/ib/port.h"
 #include "ipoib/ib/sysfs_file.h"
 #include "ipoib/ipam/ipam.h"
+#include "ipoib/ipam/store.h"
+#include "ipoib/plugin/collect.h"
+#include "ipoib/plugin/config.h"
+#include "ipoib/plugin/intent.h"
+#include "ipoib/plugin/tag.h"
 #include "lib/doctor/internal.h"
 
 namespace ipoib::doctor {
+
+namespace detail {
+
+ChildJudgement judge_child(const netlink::LinkInfo& child,
+                           const std::optional<plugin::ChildOwner>& intent) {
+  const std::optional<plugin::ChildOwner> tagged =
+      child.alias.empty() ? std::nullopt : plugin::parse_child_tag(child.alias);
+  const std::optional<plugin::ChildOwner>& owner = tagged ? tagged : intent;
+  ChildJudgement out;
+  if (owner) {
+    out.owner = (owner->network ? "network " + *owner->network + ", " : std::string()) +
+                owner->attachment.container_id + "/" + owner->attachment.ifname;
+  }
+  if (tagged && !tagged->network) {
+    out.verdict = ChildVerdict::kLegacy;
+    return out;
+  }
+  if (owner && owner->network && (tagged || child.alias.empty())) {
+    // Exactly GC's choice for the network that owns it, with no attachment valid: a child in
+    // the host netns is in no pod.
+    const std::vector<netlink::LinkInfo> links = {child};
+    const std::vector<cni::Attachment> none;
+    std::map<std::string, plugin::ChildOwner, std::less<>> intents;
+    if (!tagged) {
+      intents.emplace(child.name, *owner);
+    }
+    if (!plugin::select_gc_deletions(
+             {links, child.parent_ifindex.value_or(0), *owner->network, none, intents})
+             .empty()) {
+      out.verdict = ChildVerdict::kLeaked;
+      return out;
+    }
+  }
+  if (child.alias.empty() && plugin::is_temporary_child_name(child.name)) {
+    out.verdict = ChildVerdict::kLookalike;
+  } else if (child.alias.empty() && child.name.size() > 3 && starts_with(child.name, "dev") &&
+             child.name.find_first_not_of("0123456789", 3) == std::string::npos) {
+    out.verdict = ChildVerdict::kRefunded;
+  }
+  return out;
+}
+
+}  // namespace detail
+
 namespace {
 
 using detail::under;
 
+using plugin::format_pkey;
+
+// Interface flags and LIDs as sysfs prints them ("0x1003"); pkeys go through the plugin's
+// format_pkey.
 std::string hex16(std::uint16_t v) {
   char buf[8];
   (void)std::snprintf(buf, sizeof buf, "0x%04x", v);
@@ -280,12 +337,12 @@ class Checker {
     std::string origin;
     if (options_.pkey) {
       pkey = *options_.pkey;
-      origin = "configured pkey " + hex16(pkey);
+      origin = "configured pkey " + format_pkey(pkey);
     } else if (master_ && master_->pkey) {
       pkey = *master_->pkey;
-      origin = "no pkey configured: children use " + master_->name + "'s pkey " + hex16(pkey);
+      origin = "no pkey configured: children use " + master_->name + "'s pkey " + format_pkey(pkey);
     } else {
-      origin = "no pkey configured: default partition " + hex16(pkey);
+      origin = "no pkey configured: default partition " + format_pkey(pkey);
     }
     if ((pkey & 0x7fff) == 0) {
       add(row(
@@ -307,11 +364,11 @@ class Checker {
       case ib::PkeyMembership::kLimited:
         add(row("pkey.table", title, CheckStatus::kWarn,
                 origin + " is in the table of " + where + " only as a limited member (" +
-                    hex16(static_cast<std::uint16_t>(pkey & 0x7fff)) +
+                    format_pkey(static_cast<std::uint16_t>(pkey & 0x7fff)) +
                     "): limited members cannot talk to each other, only to full members",
                 "make this node a full member of the partition in the subnet manager (opensm "
                 "partitions.conf: `<name>=" +
-                    hex16(static_cast<std::uint16_t>(pkey | 0x8000)) +
+                    format_pkey(static_cast<std::uint16_t>(pkey | 0x8000)) +
                     ", ipoib : ALL=full;`), then restart/resweep the SM"));
         break;
       case ib::PkeyMembership::kAbsent:
@@ -321,7 +378,7 @@ class Checker {
                     "subnet manager adds the partition",
                 "add the partition to the subnet manager (opensm /etc/opensm/partitions.conf: "
                 "`<name>=" +
-                    hex16(static_cast<std::uint16_t>(pkey | 0x8000)) +
+                    format_pkey(static_cast<std::uint16_t>(pkey | 0x8000)) +
                     ", ipoib : ALL=full;`, then `systemctl restart opensm`), or use a pkey the "
                     "table lists (`cat /sys/class/infiniband/" +
                     port_->device + "/ports/" + std::to_string(port_->port_num) + "/pkeys/*`)"));
@@ -542,39 +599,79 @@ class Checker {
       skip("children.leaked", title, names.error().msg());
       return;
     }
-    std::vector<std::string> tagged;
+    const std::string intent_path = host_path(std::string(plugin::IntentDirectory::kDefaultPath));
+    const plugin::IntentDirectory intent_dir(intent_path);
+    std::vector<std::string> leaked;
+    std::vector<std::string> legacy;
     std::vector<std::string> refunded;
+    std::vector<std::string> lookalikes;
     for (const std::string& name : *names) {
       auto info = ib::read_netdev(sys_, name);
       if (!info.ok() || !info->is_ipoib() || !info->is_child()) {
         continue;
       }
-      if (starts_with(info->ifalias, detail::kAliasTagPrefix)) {
-        tagged.push_back(name + " (" + info->ifalias + ")");
-      } else if (name.size() > 3 && starts_with(name, "dev") &&
-                 name.find_first_not_of("0123456789", 3) == std::string::npos) {
-        refunded.push_back(name);
+      netlink::LinkInfo child;
+      child.ifindex = info->ifindex;
+      child.name = name;
+      child.kind = "ipoib";
+      child.parent_ifindex = info->iflink;
+      child.alias = info->ifalias;
+      const auto intent = child.alias.empty() ? intent_dir.lookup(name) : std::nullopt;
+      const detail::ChildJudgement judged = detail::judge_child(child, intent);
+      switch (judged.verdict) {
+        case detail::ChildVerdict::kLeaked:
+          leaked.push_back(name + " (" +
+                           (child.alias.empty() ? "untagged, interrupted ADD of " : "") +
+                           judged.owner + ")");
+          break;
+        case detail::ChildVerdict::kLegacy:
+          legacy.push_back(name + " (" + child.alias + ")");
+          break;
+        case detail::ChildVerdict::kRefunded:
+          refunded.push_back(name);
+          break;
+        case detail::ChildVerdict::kLookalike:
+          lookalikes.push_back(name);
+          break;
+        case detail::ChildVerdict::kOther:
+          break;
       }
     }
-    if (tagged.empty() && refunded.empty()) {
+    std::string notes;
+    if (!lookalikes.empty()) {
+      notes += "; untagged links with a temporary-looking name and no intent in " +
+               std::string(plugin::IntentDirectory::kDefaultPath) +
+               " are not ours and are left alone: " + join(lookalikes, ", ");
+      if (const std::string why = plugin::untrusted_directory_reason(intent_path);
+          ib::path_kind(intent_path) != ib::PathKind::kMissing && !why.empty()) {
+        notes += " (the intent directory is not trusted: " + why + ")";
+      }
+    }
+    if (leaked.empty() && legacy.empty() && refunded.empty()) {
       add(row("children.leaked", title, CheckStatus::kPass,
-              "no IPoIB child tagged " + std::string(detail::kAliasTagPrefix) +
-                  "… and no refunded dev<N> child in the host netns"));
+              "no IPoIB child of this plugin in the host netns (tagged " +
+                  std::string(plugin::kTagPrefix) + "…, or untagged with an intent)" + notes));
       return;
     }
     std::string finding;
-    if (!tagged.empty()) {
-      finding += "this plugin's children in the host netns: " + join(tagged, ", ") + ". ";
+    if (!leaked.empty()) {
+      finding += "this plugin's children in the host netns (its network's CNI GC deletes them): " +
+                 join(leaked, ", ") + ". ";
+    }
+    if (!legacy.empty()) {
+      finding += "children with a legacy tag (no network named; GC never deletes them): " +
+                 join(legacy, ", ") + ". ";
     }
     if (!refunded.empty()) {
       finding +=
-          "refunded children (renamed dev<ifindex> when a pod netns was destroyed without "
-          "DEL): " +
+          "untagged refunded children (renamed dev<ifindex> when a pod netns was destroyed "
+          "without DEL; nothing proves them ours, GC leaves them): " +
           join(refunded, ", ") + ". ";
     }
     finding +=
         "They hold HCA resources (and possibly IPs) with no pod; a child seen during a "
-        "pod start is transient — re-run to confirm";
+        "pod start is transient — re-run to confirm" +
+        notes;
     add(row("children.leaked", title, CheckStatus::kWarn, finding,
             "let the runtime run CNI GC for the network (or `cnitool gc`), or delete each one "
             "with `ip link delete <name>` and release its IP with `ipoib ipam release`"));
@@ -585,12 +682,12 @@ class Checker {
     if (ib::path_kind(bin) != ib::PathKind::kDirectory) {
       add(row("cni.bin_dir", "CNI bin dir has ipoib", CheckStatus::kFail,
               options_.cni_bin_dir + " does not exist",
-              "scripts/install --cni-bin-dir " + options_.cni_bin_dir +
+              "scripts/install --bin-dir " + options_.cni_bin_dir +
                   " (or pass --cni-bin-dir with the kubelet/runtime's bin_dir)"));
     } else if (::access((bin + "/ipoib").c_str(), X_OK) != 0) {
       add(row("cni.bin_dir", "CNI bin dir has ipoib", CheckStatus::kFail,
               options_.cni_bin_dir + "/ipoib is missing or not executable",
-              "scripts/install --cni-bin-dir " + options_.cni_bin_dir));
+              "scripts/install --bin-dir " + options_.cni_bin_dir));
     } else {
       add(row("cni.bin_dir", "CNI bin dir has ipoib", CheckStatus::kPass,
               options_.cni_bin_dir + "/ipoib installed"));
@@ -694,9 +791,18 @@ class Checker {
     const unsigned perms = st.st_mode & 07777;
     char mode_text[8];
     (void)std::snprintf(mode_text, sizeof mode_text, "%04o", perms);
-    if ((perms & 0022) != 0) {
+    // The store's own trust rule (owner, group/other write), as Store::open applies it.
+    const Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    const Status trusted =
+        dir_fd.valid()
+            ? ipam::check_store_dir_trust(dir_fd.get(), dir_abs)
+            : Status(Error(ErrorCode::kIoFailure,
+                           errno == ELOOP
+                               ? dir_abs + " is a symlink: the store refuses it"
+                               : "cannot open " + dir_abs + ": " + std::strerror(errno)));
+    if (!trusted.ok()) {
       status = CheckStatus::kFail;
-      problems.push_back(std::string("mode ") + mode_text + " lets other users write allocations");
+      problems.push_back("mode " + std::string(mode_text) + ": " + trusted.error().msg());
     } else if ((perms & 0077) != 0) {
       status = CheckStatus::kWarn;
       problems.push_back(std::string("mode ") + mode_text + ", expected 0700");
@@ -705,64 +811,8 @@ class Checker {
       status = CheckStatus::kFail;
       problems.push_back("not writable by this user");
     }
-    // Layout (ipoib/ipam/store.h): `lock`, `pool-<name>` snapshots and `pool-<name>+journal`
-    // journals, all 0600, and `.tmp.*` leftovers of a
-    // crashed writer. The store opens everything O_NOFOLLOW, so a symlink there is an error.
     std::vector<std::string> notes;
-    int leftovers = 0;
-    if (auto entries = ib::list_directory(dir); entries.ok()) {
-      for (const std::string& name : *entries) {
-        std::string path = dir;
-        path += "/";
-        path += name;
-        struct stat entry {};
-        if (::lstat(path.c_str(), &entry) != 0) {
-          continue;
-        }
-        if (starts_with(name, ".tmp.")) {
-          ++leftovers;
-          continue;
-        }
-        const bool is_lock = name == "lock" || name.ends_with(".lock");
-        const bool is_pool = starts_with(name, "pool-");
-        if (!is_lock && !is_pool) {
-          continue;
-        }
-        if (!S_ISREG(entry.st_mode)) {
-          status = CheckStatus::kFail;
-          problems.push_back(name + " is not a regular file" +
-                             std::string(S_ISLNK(entry.st_mode) ? " (a symlink: refused)" : ""));
-          continue;
-        }
-        if ((entry.st_mode & 0022) != 0) {
-          status = CheckStatus::kFail;
-          problems.push_back(name + " is writable by other users");
-        }
-        if (!is_lock) {
-          continue;
-        }
-        // The doctor holds no lock, so opening and closing the file cannot drop anyone's fcntl
-        // lock (those are per process). F_GETLK reports a holder without taking the lock.
-        Fd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
-        if (!fd.valid()) {
-          status = CheckStatus::kFail;
-          problems.push_back("lock file " + name + " cannot be opened read-write");
-          continue;
-        }
-        struct flock probe {};
-        probe.l_type = F_WRLCK;
-        probe.l_whence = SEEK_SET;
-        if (::fcntl(fd.get(), F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK) {
-          notes.push_back(name + " held by pid " + std::to_string(probe.l_pid) +
-                          " right now (an operation in progress)");
-        }
-      }
-    }
-    if (leftovers > 0) {
-      notes.push_back(
-          std::to_string(leftovers) +
-          " .tmp.* leftover(s) of an interrupted write (removed by the next operation)");
-    }
+    check_store_entries(dir, status, problems, notes);
     if (problems.empty()) {
       std::string finding = dir_abs + ": directory, mode " + mode_text + ", writable, lock usable";
       for (const std::string& note : notes) {
@@ -772,10 +822,84 @@ class Checker {
       return;
     }
     add(row("store.dir", title, status, dir_abs + ": " + join(problems, "; "),
-            "chown -R root:root " + dir_abs + " && chmod 0700 " + dir_abs + " && chmod 0600 " +
-                dir_abs + "/lock " + dir_abs +
-                "/pool-* (remove symlinks or directories named "
-                "lock/pool-*; run the doctor as root: the plugin runs as root)"));
+            "chown -R root:root " + dir_abs + " && chmod 0700 " + dir_abs + " && find " + dir_abs +
+                " -maxdepth 1 -type f -exec chmod 0600 {} + (remove symlinks there, and "
+                "directories named like the store's files; run the doctor as root: the plugin "
+                "runs as root)"));
+  }
+
+  // The store's files (ipoib/ipam/store.h): the lock file, and a pool's snapshot and journal
+  // (Store::pool_file_name / journal_file_name), all regular files the store opens O_NOFOLLOW
+  // and nobody else may write; `.tmp.*` leftovers of a crashed writer.
+  void check_store_entries(const std::string& dir, CheckStatus& status,
+                           std::vector<std::string>& problems, std::vector<std::string>& notes) {
+    // store.h names the lock file `lock` but does not expose the name: the only store name the
+    // doctor spells itself. Temporary files are publish_file's (base/file.h).
+    static constexpr std::string_view kLockName = "lock";
+    const std::string_view kTempPrefix = kPublishTempPrefix;
+    std::vector<std::string> named = {std::string(kLockName)};
+    if (options_.network_name) {
+      named.push_back(ipam::Store::pool_file_name(*options_.network_name));
+      named.push_back(ipam::Store::journal_file_name(*options_.network_name));
+    }
+    auto entries = ib::list_directory(dir);
+    if (!entries.ok()) {
+      return;
+    }
+    int leftovers = 0;
+    for (const std::string& name : *entries) {
+      std::string path = dir;
+      path.append("/").append(name);
+      struct stat entry {};
+      if (::lstat(path.c_str(), &entry) != 0) {
+        continue;
+      }
+      if (starts_with(name, kTempPrefix)) {
+        ++leftovers;
+        continue;
+      }
+      const bool is_store_name = std::find(named.begin(), named.end(), name) != named.end();
+      if (S_ISDIR(entry.st_mode) && !is_store_name) {
+        continue;  // not the store's (lost+found on a mount point, ...)
+      }
+      if (!S_ISREG(entry.st_mode)) {
+        status = CheckStatus::kFail;
+        problems.push_back(name + " is not a regular file" +
+                           std::string(S_ISLNK(entry.st_mode) ? " (a symlink: refused)" : ""));
+        continue;
+      }
+      if ((entry.st_mode & 0022) != 0) {
+        status = CheckStatus::kFail;
+        problems.push_back(name + " is writable by other users");
+      }
+      if (name == kLockName) {
+        probe_lock(path, name, status, problems, notes);
+      }
+    }
+    if (leftovers > 0) {
+      notes.push_back(
+          std::to_string(leftovers) +
+          " .tmp.* leftover(s) of an interrupted write (removed by the next operation)");
+    }
+  }
+
+  static void probe_lock(const std::string& path, const std::string& name, CheckStatus& status,
+                         std::vector<std::string>& problems, std::vector<std::string>& notes) {
+    // The doctor holds no lock, so opening and closing the file cannot drop anyone's fcntl
+    // lock (those are per process). F_GETLK reports a holder without taking the lock.
+    Fd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd.valid()) {
+      status = CheckStatus::kFail;
+      problems.push_back("lock file " + name + " cannot be opened read-write");
+      return;
+    }
+    struct flock probe {};
+    probe.l_type = F_WRLCK;
+    probe.l_whence = SEEK_SET;
+    if (::fcntl(fd.get(), F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK) {
+      notes.push_back(name + " held by pid " + std::to_string(probe.l_pid) +
+                      " right now (an operation in progress)");
+    }
   }
 
   const DoctorOptions& options_;

@@ -8,11 +8,11 @@
 #include <vector>
 
 #include "ipoib/doctor/doctor.h"
+#include "ipoib/ipam/config.h"
+#include "ipoib/netlink/link.h"
+#include "ipoib/plugin/tag.h"
 
 namespace ipoib::doctor::detail {
-
-// The IFLA_IFALIAS prefix the plugin tags every child with: "ipoib-cni:<containerID>:<ifname>".
-inline constexpr std::string_view kAliasTagPrefix = "ipoib-cni:";
 
 // A string compiled into every executable that links the doctor (the `ipoib` binary), so the
 // doctor recognises its own binary installed as `whereabouts` even when versions differ.
@@ -52,8 +52,25 @@ std::vector<CheckResult> check_memlock(const Roots& roots);
 // The remedies of the seed document (docs/doctor.md "memlock"), quoted in every memlock FAIL.
 std::string memlock_fix(std::string_view runtime);
 
-// Extracts spec.config from a NetworkAttachmentDefinition in YAML (single-quoted, double-quoted
-// or block scalar). nullopt when there is no `config:` key.
-std::optional<std::string> nad_yaml_config(std::string_view yaml);
+// The whereabouts flat-file paths (ipam::ConfigSources) under roots.host.
+ipam::ConfigSources config_sources(const Roots& roots);
+
+// What a child interface seen in the host netns is, by the plugin's own marks (plugin/tag.h,
+// plugin/intent.h) and the plugin's own GC choice (plugin/collect.h select_gc_deletions).
+enum class ChildVerdict {
+  kLeaked,     // its network's GC deletes it: tagged for a network, or untagged with an intent
+  kLegacy,     // a legacy tag (no network): the plugin made it, GC never deletes it
+  kRefunded,   // untagged dev<N>: refunded by the kernel (netns_refund); nothing proves it ours
+  kLookalike,  // untagged with a temporary-looking name and no intent: not ours
+  kOther,      // anyone else's
+};
+struct ChildJudgement {
+  ChildVerdict verdict = ChildVerdict::kOther;
+  std::string owner;  // "network ibnet, c1/net1" when the tag or the intent names one
+};
+// `child` as the host netns' dump would show it (name, alias, parent_ifindex); `intent` is the
+// intent recorded under its name (IntentDirectory::lookup), if any.
+ChildJudgement judge_child(const netlink::LinkInfo& child,
+                           const std::optional<plugin::ChildOwner>& intent);
 
 }  // namespace ipoib::doctor::detail

@@ -1,34 +1,160 @@
-// `ipoib validate-config FILE`: the configuration checks of ADD, without a kernel.
+// `ipoib validate-config FILE`: the configuration checks of ADD, without a kernel, and for each
+// network its ranges and its store (network_file.h describe_network).
+#include <sys/vfs.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
 
-#include "ipoib/base/strings.h"
-#include "ipoib/cni/config.h"
 #include "ipoib/ipam/config.h"
+#include "ipoib/ipam/store.h"
 #include "ipoib/plugin/config.h"
 #include "ipoib/plugin/ipoib_plugin.h"
+#include "ipoib/plugin/network_file.h"
 
 namespace ipoib::plugin {
-namespace {
 
-// One network config of type "ipoib" (or any other type: only the CNI keys are checked then).
-Result<std::string> validate_netconf_text(const std::string& text) {
-  IPOIB_TRY_ASSIGN(cni::NetConf conf, cni::parse_netconf(text));
-  if (conf.type != "ipoib") {
-    return "network \"" + conf.name + "\": type \"" + conf.type + "\" (not checked)";
-  }
-  IPOIB_TRY_ASSIGN(IpoibConfig cfg, parse_ipoib_config(conf));
-  if (cfg.ipam.kind == IpamKind::kBuiltin) {
-    // The built-in IPAM's own validation (ranges, exclusions, store_dir) as ADD would run it.
-    auto ipam = ipam::load_ipam_config(conf.raw["ipam"], ipam::ConfigSources{});
-    if (!ipam.ok()) {
-      return std::move(ipam).error().with_context("ipam");
+std::string_view to_string(StoreScope scope) {
+  return scope == StoreScope::kShared ? "shared" : "local";
+}
+
+FilesystemKind classify_filesystem(std::uint64_t magic) {
+  // statfs(2) f_type values (linux/magic.h, and the vendors' for Lustre, GPFS and BeeGFS).
+  // Shared: filesystems that several hosts mount at once with fcntl locks that hold across them.
+  struct Known {
+    std::uint64_t magic;
+    const char* name;
+    bool shared;
+  };
+  static constexpr Known kKnown[] = {
+      {0x6969, "nfs", true},        {0x0bd00bd0, "lustre", true},
+      {0x47504653, "gpfs", true},   {0x00c36400, "cephfs", true},
+      {0x19830326, "beegfs", true}, {0x01161970, "gfs2", true},
+      {0x7461636f, "ocfs2", true},  {0xff534d42, "cifs", true},
+      {0xfe534d42, "smb2", true},   {0x6b414653, "afs", true},
+      {0xef53, "ext4", false},      {0x58465342, "xfs", false},
+      {0x9123683e, "btrfs", false}, {0x2fc12fc1, "zfs", false},
+      {0x01021994, "tmpfs", false}, {0x794c7630, "overlayfs", false},
+      {0x65735546, "fuse", false},  {0x01021997, "9p", false},
+      {0x858458f6, "ramfs", false}, {0x4d44, "vfat", false},
+  };
+  for (const Known& k : kKnown) {
+    if (k.magic == magic) {
+      return {k.name, k.shared};
     }
   }
-  std::string summary = "network \"" + conf.name + "\": master " + cfg.master;
+  char hex[24];
+  (void)std::snprintf(hex, sizeof hex, "0x%llx", static_cast<unsigned long long>(magic));
+  return {hex, false};
+}
+
+FilesystemProbe statfs_probe() {
+  return [](const std::string& dir) -> std::optional<FilesystemInfo> {
+    // The store creates missing directories, so they would land on the nearest existing one.
+    std::string path = dir.empty() ? std::string("/") : dir;
+    for (;;) {
+      struct statfs st {};
+      if (::statfs(path.c_str(), &st) == 0) {
+        return FilesystemInfo{path, static_cast<std::uint64_t>(st.f_type)};
+      }
+      if (errno != ENOENT && errno != ENOTDIR) {
+        return std::nullopt;
+      }
+      const auto slash = path.find_last_of('/');
+      if (path == "/" || slash == std::string::npos) {
+        return std::nullopt;
+      }
+      path = slash == 0 ? std::string("/") : path.substr(0, slash);
+    }
+  };
+}
+
+namespace {
+
+std::string decimal(u128 v) {
+  std::string out;
+  do {
+    out.insert(out.begin(), static_cast<char>('0' + static_cast<int>(v % 10)));
+    v /= 10;
+  } while (v != 0);
+  return out;
+}
+
+std::string describe_range(const std::string& key, const ipam::Range& r) {
+  std::string line = "range " + key + ": " + r.first.to_string() + "-" + r.last.to_string() + ", " +
+                     decimal(r.usable_count()) + " addresses";
+  if (!r.excluded.empty()) {
+    line += " (" + std::to_string(r.excluded.size()) + " excluded interval" +
+            (r.excluded.size() == 1 ? "" : "s") + ")";
+  }
+  if (r.gateway) {
+    line += ", gateway " + r.gateway->to_string();
+  }
+  return line;
+}
+
+// How the store is decided: the configured store_dir's filesystem as this machine sees it
+// (statfs f_type of the directory or, before the first ADD creates it, its nearest existing
+// ancestor). A node-local filesystem is "local" even for a path meant to be shared: on this
+// machine nothing is mounted there, and two nodes like it hand out the same addresses.
+std::string describe_store(const ipam::IpamConfig& ipam, const FilesystemProbe& probe) {
+  const std::string& dir = ipam.location.store_dir;
+  const std::string pool = ipam::Store::pool_file_name(ipam.location.network_name);
+  const std::optional<FilesystemInfo> fs = probe(dir);
+  const FilesystemKind kind =
+      fs ? classify_filesystem(fs->magic) : FilesystemKind{"unreadable", false};
+  std::string where = dir + " (" + pool + "; ";
+  where += !fs               ? "its filesystem cannot be read here)"
+           : fs->path == dir ? kind.name + ")"
+                             : "not created yet, " + fs->path + " is " + kind.name + ")";
+  if (kind.shared) {
+    return "store " + std::string(to_string(StoreScope::kShared)) + ": " + where +
+           ": a filesystem shared between hosts: addresses are unique cluster-wide when every "
+           "node mounts it there";
+  }
+  return "store " + std::string(to_string(StoreScope::kLocal)) + ": " + where +
+         ": addresses are unique on this node only; other nodes with this config hand out the "
+         "same ones (for one cluster-wide pool, mount a shared filesystem such as NFS, Lustre, "
+         "GPFS or CephFS there on every node)";
+}
+
+}  // namespace
+
+std::vector<std::string> describe_network(const NetworkEntry& entry, const FilesystemProbe& probe) {
+  std::vector<std::string> lines;
+  if (!entry.ipoib || entry.ipoib->ipam.kind == IpamKind::kNone) {
+    return lines;
+  }
+  if (!entry.ipam) {
+    lines.push_back("store delegated: addresses and their store are the " + entry.ipoib->ipam.type +
+                    " plugin's (" + entry.ipoib->ipam.type +
+                    " decides whether they are unique beyond this node)");
+    return lines;
+  }
+  for (std::size_t i = 0; i < entry.ipam->ranges.size(); ++i) {
+    lines.push_back(describe_range(entry.ipam->range_keys.at(i), entry.ipam->ranges[i]));
+  }
+  lines.push_back(describe_store(*entry.ipam, probe));
+  for (const std::string& note : entry.ipam->notes) {
+    lines.push_back("note: " + note);
+  }
+  return lines;
+}
+
+namespace {
+
+// The summary line of one plugin configuration.
+std::string summarize(const NetworkEntry& entry) {
+  const std::string name =
+      "network \"" + entry.conf.name + "\"" + (entry.where.empty() ? "" : " (" + entry.where + ")");
+  if (!entry.ipoib) {
+    return name + ": type \"" + entry.conf.type + "\" (not checked)";
+  }
+  const IpoibConfig& cfg = *entry.ipoib;
+  std::string summary = name + ": master " + cfg.master;
   summary += cfg.pkey ? " pkey " + format_pkey(*cfg.pkey) : " pkey (parent's)";
   summary += cfg.mode ? " mode " + std::string(to_string(*cfg.mode)) : " mode (parent's)";
   summary += cfg.mtu_bytes ? " mtu " + std::to_string(*cfg.mtu_bytes) : " mtu (parent's)";
@@ -38,117 +164,11 @@ Result<std::string> validate_netconf_text(const std::string& text) {
   return summary;
 }
 
-// The spec.config string of a YAML NetworkAttachmentDefinition: `config: '<json>'` (single
-// quotes, '' escapes), `config: "<json>"` (no escapes beyond \" and \\) or `config: |` block.
-// Enough for the shapes kubectl and the examples use; anything else is reported as such.
-Result<std::string> yaml_nad_config(const std::string& text) {
-  const auto key = text.find("config:");
-  if (key == std::string::npos) {
-    return Error(ErrorCode::kDecodeFailure, "neither JSON nor a YAML NAD with spec.config");
-  }
-  std::size_t i = key + 7;
-  while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) {
-    ++i;
-  }
-  std::string out;
-  if (i < text.size() && (text[i] == '\'' || text[i] == '"')) {
-    const char quote = text[i++];
-    for (; i < text.size(); ++i) {
-      if (quote == '\'' && text[i] == '\'') {
-        if (i + 1 < text.size() && text[i + 1] == '\'') {
-          out += '\'';
-          ++i;
-          continue;
-        }
-        return out;
-      }
-      if (quote == '"' && text[i] == '\\' && i + 1 < text.size()) {
-        out += text[++i];
-        continue;
-      }
-      if (quote == '"' && text[i] == '"') {
-        return out;
-      }
-      out += text[i];
-    }
-    return Error(ErrorCode::kDecodeFailure, "spec.config: unterminated string");
-  }
-  if (i < text.size() && text[i] == '|') {
-    // Block scalar: the following lines indented more than the `config:` line.
-    const auto line_start = text.rfind('\n', key);
-    const std::size_t key_indent = key - (line_start == std::string::npos ? 0 : line_start + 1);
-    auto pos = text.find('\n', i);
-    while (pos != std::string::npos && pos + 1 < text.size()) {
-      const auto next = text.find('\n', pos + 1);
-      const std::string line =
-          text.substr(pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1);
-      const auto indent = line.find_first_not_of(' ');
-      if (indent != std::string::npos && indent <= key_indent) {
-        break;
-      }
-      out += line + "\n";
-      pos = next;
-    }
-    return out;
-  }
-  return Error(ErrorCode::kDecodeFailure, "spec.config: expected a quoted or block string");
-}
-
-Result<std::vector<std::string>> validate_text(const std::string& text) {
-  std::vector<std::string> lines;
-  auto doc = cni::parse_json(text, "config");
-  if (!doc.ok()) {
-    IPOIB_TRY_ASSIGN(std::string inner, yaml_nad_config(text));
-    IPOIB_TRY_ASSIGN(std::string line, validate_netconf_text(inner));
-    lines.push_back(std::move(line));
-    return lines;
-  }
-  if (!doc->is_object()) {
-    return Error(ErrorCode::kDecodeFailure, "config: not a JSON object");
-  }
-  if (doc->value("kind", std::string()) == "NetworkAttachmentDefinition") {
-    const auto spec = doc->find("spec");
-    if (spec == doc->end() || !spec->is_object() || !spec->contains("config") ||
-        !(*spec)["config"].is_string()) {
-      return Error(ErrorCode::kInvalidNetworkConfig, "spec.config: missing or not a string");
-    }
-    IPOIB_TRY_ASSIGN(std::string line, validate_netconf_text((*spec)["config"].get<std::string>()));
-    lines.push_back(std::move(line));
-    return lines;
-  }
-  if (const auto plugins = doc->find("plugins"); plugins != doc->end()) {
-    if (!plugins->is_array()) {
-      return Error(ErrorCode::kInvalidNetworkConfig, "plugins: must be an array");
-    }
-    // Each plugin runs with the list's name and cniVersion (libcni buildOneConfig).
-    for (std::size_t i = 0; i < plugins->size(); ++i) {
-      nlohmann::json one = (*plugins)[i];
-      if (!one.is_object()) {
-        return Error(ErrorCode::kInvalidNetworkConfig,
-                     "plugins[" + std::to_string(i) + "]: not an object");
-      }
-      one["name"] = doc->value("name", nlohmann::json());
-      if (doc->contains("cniVersion")) {
-        one["cniVersion"] = (*doc)["cniVersion"];
-      }
-      auto line = validate_netconf_text(one.dump());
-      if (!line.ok()) {
-        return std::move(line).error().with_context("plugins[" + std::to_string(i) + "]");
-      }
-      lines.push_back(std::move(*line));
-    }
-    return lines;
-  }
-  IPOIB_TRY_ASSIGN(std::string line, validate_netconf_text(text));
-  lines.push_back(std::move(line));
-  return lines;
-}
-
 }  // namespace
 
 int validate_config_main(int argc, char** argv) {
   if (argc != 2) {
-    std::fprintf(stderr, "usage: ipoib validate-config FILE   (\"-\" reads stdin)\n");
+    (void)std::fprintf(stderr, "usage: ipoib validate-config FILE   (\"-\" reads stdin)\n");
     return 2;
   }
   const std::string path = argv[1];
@@ -158,19 +178,23 @@ int validate_config_main(int argc, char** argv) {
   } else {
     std::ifstream in(path);
     if (!in) {
-      std::fprintf(stderr, "validate-config: cannot read %s\n", path.c_str());
+      (void)std::fprintf(stderr, "validate-config: cannot read %s\n", path.c_str());
       return 2;
     }
     buffer << in.rdbuf();
   }
-  auto lines = validate_text(buffer.str());
-  if (!lines.ok()) {
-    std::printf("invalid: %s (code %d)\n", lines.error().msg().c_str(),
-                static_cast<int>(lines.error().code()));
+  auto entries = read_network_file(buffer.str(), ipam::ConfigSources{});
+  if (!entries.ok()) {
+    std::printf("invalid: %s (code %d)\n", entries.error().msg().c_str(),
+                static_cast<int>(entries.error().code()));
     return 1;
   }
-  for (const auto& line : *lines) {
-    std::printf("ok: %s\n", line.c_str());
+  const FilesystemProbe probe = statfs_probe();
+  for (const NetworkEntry& entry : *entries) {
+    std::printf("ok: %s\n", summarize(entry).c_str());
+    for (const std::string& line : describe_network(entry, probe)) {
+      std::printf("  %s\n", line.c_str());
+    }
   }
   return 0;
 }

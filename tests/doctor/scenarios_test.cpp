@@ -261,13 +261,17 @@ TEST_CASE("exclusive RDMA netns mode fails rdma.netns_mode", "[doctor]") {
 TEST_CASE("leaked and refunded children are reported", "[doctor]") {
   NodeSpec node;
   node.children = {{"dev12", 12, ""},
-                   {"net1", 13, "ipoib-cni:0123456789ab:net1"},
+                   {"net1", 13, "ipoib-cni:0123456789ab:net1"},  // legacy tag
+                   {"dev15", 15, "ipoib-cni:jarvice-ipoib:0123456789ab:net2"},
                    {"ib0.8001", 14, ""}};  // an administrator's own child: not reported
   const auto results = run_node(node);
   INFO(dump(results));
   const CheckResult& leaked = find(results, "children.leaked");
   CHECK(leaked.status == CheckStatus::kWarn);
-  CHECK_THAT(leaked.finding, Catch::Contains("net1 (ipoib-cni:0123456789ab:net1)"));
+  CHECK_THAT(leaked.finding, Catch::Contains("GC deletes them): dev15 (network jarvice-ipoib, "
+                                             "0123456789ab/net2)"));
+  CHECK_THAT(leaked.finding, Catch::Contains("legacy tag (no network named; GC never deletes "
+                                             "them): net1 (ipoib-cni:0123456789ab:net1)"));
   CHECK_THAT(leaked.finding, Catch::Contains("refunded children"));
   CHECK_THAT(leaked.finding, Catch::Contains("dev12"));
   CHECK_THAT(leaked.finding, !Catch::Contains("ib0.8001"));
@@ -586,4 +590,15 @@ TEST_CASE("store directory layout problems and a lock held by another process", 
   CHECK(find(results, "store.dir").status == CheckStatus::kFail);
   CHECK_THAT(find(results, "store.dir").finding, Catch::Contains("a symlink: refused"));
   CHECK_THAT(find(results, "store.dir").fix, Catch::Contains("chmod 0700 /store"));
+
+  // The store's own trust rule (ipam::check_store_dir_trust): owned by another user is refused,
+  // whatever the mode. Only root can hand the directory to someone else.
+  if (::geteuid() == 0) {
+    tree.remove("store/lock");
+    REQUIRE(::chown(tree.abs("store").c_str(), 65534, 65534) == 0);
+    results = doctor::run_checks(options);
+    CHECK(find(results, "store.dir").status == CheckStatus::kFail);
+    CHECK_THAT(find(results, "store.dir").finding, Catch::Contains("store directory /store is"));
+    REQUIRE(::chown(tree.abs("store").c_str(), 0, 0) == 0);
+  }
 }

@@ -57,14 +57,18 @@ struct DoctorOptions {
   std::string cni_bin_dir = "/opt/cni/bin";
   std::string cni_conf_dir = "/etc/cni/net.d";
   std::string store_dir;  // "" -> ipam::kDefaultStoreDir
+  // The network whose pool files are checked by name ("" = the default pool); unset: none.
+  std::optional<std::string> network_name;
   Roots roots;
   // Query libibverbs too (only meaningful when roots.sysfs is "/").
   enum class UseVerbs { kYes, kNo } use_verbs = UseVerbs::kYes;
 };
 
-// Fills master/pkey/mode/mtu/store_dir (those not already set) from a CNI network config, a
-// conflist (its "ipoib" plugin), or a NetworkAttachmentDefinition (JSON, or YAML whose
-// spec.config is a quoted or block string). Errors: unreadable file, no ipoib config in it.
+// Fills master/pkey/mode/mtu/store_dir/network_name (those not already set) from the first
+// "ipoib" plugin of a CNI network config, a conflist or a NetworkAttachmentDefinition, read and
+// validated by plugin::read_network_file — the reader of `ipoib validate-config`, so the doctor
+// refuses exactly what validate-config refuses, with the same message. Errors: unreadable file,
+// an invalid config, no ipoib plugin in it.
 Status apply_config_file(const std::string& path, DoctorOptions& options);
 
 // Runs every check in the documented order. Never fails: problems become FAIL/WARN rows.

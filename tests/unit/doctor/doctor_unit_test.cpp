@@ -85,31 +85,13 @@ TEST_CASE("memlock fix quotes both remedies for every runtime", "[doctor]") {
   CHECK_THAT(memlock_fix("dockerd"), Catch::Contains("`ExecStart=/usr/bin/dockerd` line"));
 }
 
-TEST_CASE("NAD YAML spec.config extraction", "[doctor]") {
-  const auto single = nad_yaml_config(
-      "spec:\n  config: '{\n  \"type\": \"ipoib\", \"name\": \"it''s\"\n}'\nother: 1\n");
-  REQUIRE(single);
-  CHECK(*single == "{\n  \"type\": \"ipoib\", \"name\": \"it's\"\n}");
-
-  const auto block = nad_yaml_config(
-      "spec:\n  config: |\n    {\"type\": \"ipoib\",\n     \"master\": \"ib1\"}\nstatus: x\n");
-  REQUIRE(block);
-  CHECK(*block == "    {\"type\": \"ipoib\",\n     \"master\": \"ib1\"}\n");
-
-  const auto dq = nad_yaml_config("spec:\n  config: \"{\\\"type\\\": \\\"ipoib\\\"}\"\n");
-  REQUIRE(dq);
-  CHECK(*dq == "{\"type\": \"ipoib\"}");
-
-  CHECK_FALSE(nad_yaml_config("spec:\n  other: 1\n"));
-  CHECK_FALSE(nad_yaml_config("spec:\n  config: '{unterminated\n"));
-}
-
 TEST_CASE("--config reads a network config, a conflist or a NAD", "[doctor]") {
   FixtureTree tree;
   SECTION("plain config; explicit options win") {
     tree.file("c.conf",
               R"({"cniVersion":"1.0.0","name":"n","type":"ipoib","master":"ib1","pkey":32769,)"
-              R"("mode":"connected","mtu":65520,"ipam":{"type":"whereabouts","store_dir":"/s"}})");
+              R"("mode":"connected","mtu":65520,"ipam":{"type":"whereabouts",)"
+              R"("range":"10.0.0.0/24","store_dir":"/s","network_name":"blue"}})");
     doctor::DoctorOptions options;
     options.master = "ib0";
     REQUIRE(doctor::apply_config_file(tree.abs("c.conf"), options).ok());
@@ -118,6 +100,7 @@ TEST_CASE("--config reads a network config, a conflist or a NAD", "[doctor]") {
     CHECK(options.mode == "connected");
     CHECK(options.mtu == 65520);
     CHECK(options.store_dir == "/s");
+    CHECK(options.network_name == "blue");
   }
   SECTION("conflist") {
     tree.file("c.conflist", R"({"cniVersion":"1.0.0","name":"n","plugins":[{"type":"tuning"},)"
@@ -130,7 +113,7 @@ TEST_CASE("--config reads a network config, a conflist or a NAD", "[doctor]") {
   SECTION("NAD as JSON") {
     tree.file(
         "nad.json",
-        R"({"kind":"NetworkAttachmentDefinition","spec":{"config":"{\"type\":\"ipoib\",\"master\":\"ib3\"}"}})");
+        R"({"kind":"NetworkAttachmentDefinition","spec":{"config":"{\"name\":\"n\",\"type\":\"ipoib\",\"master\":\"ib3\"}"}})");
     doctor::DoctorOptions options;
     REQUIRE(doctor::apply_config_file(tree.abs("nad.json"), options).ok());
     CHECK(options.master == "ib3");
@@ -141,10 +124,16 @@ TEST_CASE("--config reads a network config, a conflist or a NAD", "[doctor]") {
     auto none = doctor::apply_config_file(tree.abs("macvlan.conf"), options);
     REQUIRE_FALSE(none.ok());
     CHECK_THAT(none.error().msg(), Catch::Contains("no plugin of type \"ipoib\""));
-    tree.file("bad-pkey.conf", R"({"name":"n","type":"ipoib","pkey":"0x1ffff"})");
+    tree.file("bad-pkey.conf", R"({"name":"n","type":"ipoib","master":"ib0","pkey":"0x1ffff"})");
     auto bad = doctor::apply_config_file(tree.abs("bad-pkey.conf"), options);
     REQUIRE_FALSE(bad.ok());
-    CHECK_THAT(bad.error().msg(), Catch::StartsWith("config \"pkey\""));
+    CHECK_THAT(bad.error().msg(), Catch::Contains("bad-pkey.conf: pkey: "));
+    // What the old doctor re-parse accepted and ADD refuses: no range for the built-in IPAM.
+    tree.file("no-range.conf",
+              R"({"name":"n","type":"ipoib","master":"ib0","ipam":{"type":"whereabouts"}})");
+    auto no_range = doctor::apply_config_file(tree.abs("no-range.conf"), options);
+    REQUIRE_FALSE(no_range.ok());
+    CHECK_THAT(no_range.error().msg(), Catch::Contains("ipam.range: missing"));
     tree.file("junk.txt", "not: [json");
     CHECK_FALSE(doctor::apply_config_file(tree.abs("junk.txt"), options).ok());
     CHECK_FALSE(doctor::apply_config_file(tree.abs("absent"), options).ok());
