@@ -20,28 +20,28 @@ namespace etcd = ipoib::etcd;
 
 int main(int argc, char** argv) {
   if (argc < 2 || argc > 4) {
-    std::fprintf(stderr, "usage: %s ENDPOINTS [KEY | --delete-prefix PREFIX]\n", argv[0]);
+    (void)std::fprintf(stderr, "usage: %s ENDPOINTS [KEY | --delete-prefix PREFIX]\n", argv[0]);
     return 2;
   }
   etcd::ConfigKeys keys;
   keys.etcd_host = argv[1];
   auto cfg = etcd::config_from(keys);
   if (!cfg.ok()) {
-    std::fprintf(stderr, "etcd-txn-floor: %s\n", cfg.error().msg().c_str());
+    (void)std::fprintf(stderr, "etcd-txn-floor: %s\n", cfg.error().msg().c_str());
     return 1;
   }
   auto client = etcd::Client::create(std::move(*cfg));
   if (!client.ok()) {
-    std::fprintf(stderr, "etcd-txn-floor: %s\n", client.error().msg().c_str());
+    (void)std::fprintf(stderr, "etcd-txn-floor: %s\n", client.error().msg().c_str());
     return 1;
   }
   if (argc == 4 && std::string(argv[2]) == "--delete-prefix") {
     auto r = (*client)->delete_range(etcd::DeleteRangeRequest::prefix(argv[3]));
     if (!r.ok()) {
-      std::fprintf(stderr, "etcd-txn-floor: %s\n", r.error().msg().c_str());
+      (void)std::fprintf(stderr, "etcd-txn-floor: %s\n", r.error().msg().c_str());
       return 1;
     }
-    std::printf("%lld\n", static_cast<long long>(r->deleted));
+    (void)std::printf("%lld\n", static_cast<long long>(r->deleted));
     return 0;
   }
   std::string key;
@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
   t.failure.emplace_back(etcd::RangeRequest::single(key));
   auto r = (*client)->txn(t, etcd::TxnRetry::kNotIdempotent);
   if (!r.ok()) {
-    std::fprintf(stderr, "etcd-txn-floor: %s\n", r.error().msg().c_str());
+    (void)std::fprintf(stderr, "etcd-txn-floor: %s\n", r.error().msg().c_str());
     return 1;
   }
   return 0;

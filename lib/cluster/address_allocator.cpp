@@ -24,7 +24,7 @@ std::string now_rfc3339() {
   tm t{};
   ::gmtime_r(&ts.tv_sec, &t);
   char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &t);
+  (void)std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &t);
   return buf;
 }
 

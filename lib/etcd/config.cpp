@@ -76,7 +76,7 @@ Result<Endpoint> parse_endpoint(std::string_view item) {
 
 std::string mode_string(mode_t mode) {
   char buf[8];
-  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
+  (void)std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
   return buf;
 }
 

@@ -379,30 +379,35 @@ std::string prefix_range_end(std::string_view prefix) {
   return std::string(1, '\0');
 }
 
-RangeRequest RangeRequest::single(std::string key) {
-  RangeRequest r;
+namespace {
+
+// A request over one key or over every key under a prefix (range and delete share the shape).
+template <class Request>
+Request one_key(std::string key) {
+  Request r;
   r.key = std::move(key);
   return r;
 }
 
+template <class Request>
+Request under_prefix(std::string_view prefix) {
+  Request r;
+  r.key = prefix.empty() ? std::string(1, '\0') : std::string(prefix);
+  r.range_end = prefix_range_end(prefix);
+  return r;
+}
+
+}  // namespace
+
+RangeRequest RangeRequest::single(std::string key) { return one_key<RangeRequest>(std::move(key)); }
 RangeRequest RangeRequest::prefix(std::string_view prefix) {
-  RangeRequest r;
-  r.key = prefix.empty() ? std::string(1, '\0') : std::string(prefix);
-  r.range_end = prefix_range_end(prefix);
-  return r;
+  return under_prefix<RangeRequest>(prefix);
 }
-
 DeleteRangeRequest DeleteRangeRequest::single(std::string key) {
-  DeleteRangeRequest r;
-  r.key = std::move(key);
-  return r;
+  return one_key<DeleteRangeRequest>(std::move(key));
 }
-
 DeleteRangeRequest DeleteRangeRequest::prefix(std::string_view prefix) {
-  DeleteRangeRequest r;
-  r.key = prefix.empty() ? std::string(1, '\0') : std::string(prefix);
-  r.range_end = prefix_range_end(prefix);
-  return r;
+  return under_prefix<DeleteRangeRequest>(prefix);
 }
 
 Compare Compare::absent(std::string key) {

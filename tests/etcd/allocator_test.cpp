@@ -23,12 +23,12 @@ using std::chrono::milliseconds;
 namespace {
 
 etcd_test::Cluster& member() {
-  static etcd_test::Cluster c(1);
-  static bool started = c.start();
-  if (!started) {
-    FAIL("etcd did not start: " + c.error());
+  std::string why;
+  etcd_test::Cluster* c = etcd_test::shared_member(&why);
+  if (c == nullptr) {
+    FAIL("etcd did not start: " + why);
   }
-  return c;
+  return *c;
 }
 
 std::unique_ptr<etcd::Client> client_for(const std::string& endpoints) {
@@ -156,11 +156,14 @@ TEST_CASE("add is idempotent, exhaustion is kIpamFailure, release frees the addr
 
 TEST_CASE("concurrent nodes: every address exactly once, nothing leaked after DEL") {
   const std::string eps = member().endpoints_csv();
-  const std::string net = network_name("storm");
-  const int nodes = 6;
-  const int per_node = 8;  // 48 = the range's capacity
-  const AddressRange range = v4_range("10.2.0.1", "10.2.0.48");
-  const std::string rkey = "10.2.0.0/26";
+  const int nodes = 8;
+  const int per_node = 6;  // 48 = the range's capacity
+  const bool v6 = GENERATE(false, true);
+  const std::string net = network_name(v6 ? "storm6" : "storm4");
+  const AddressRange range =
+      v6 ? AddressRange{*IpAddress::parse("fd00:2::1"), *IpAddress::parse("fd00:2::30"), {}}
+         : v4_range("10.2.0.1", "10.2.0.48");
+  const std::string rkey = v6 ? "fd00:2::/122" : "10.2.0.0/26";
 
   // Phase 1: fill the range exactly, all nodes at once; interleave a DEL and a re-ADD per node.
   auto outputs = run_nodes(nodes, [&](int node, FILE* out) {

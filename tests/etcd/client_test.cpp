@@ -35,14 +35,13 @@ std::unique_ptr<Client> make_client(const std::string& endpoints,
   return std::move(*c);
 }
 
-// One single-member cluster shared by the quick cases (started on first use).
 etcd_test::Cluster& single() {
-  static etcd_test::Cluster c(1);
-  static bool started = c.start();
-  if (!started) {
-    FAIL("etcd did not start: " + c.error());
+  std::string why;
+  etcd_test::Cluster* c = etcd_test::shared_member(&why);
+  if (c == nullptr) {
+    FAIL("etcd did not start: " + why);
   }
-  return c;
+  return *c;
 }
 
 std::string unique_prefix(const char* what) {

@@ -13,6 +13,7 @@
 //   c.leader();                 // index of the current leader (-1 if none answered)
 //   c.kill(i);                  // kill -9 a member (c.signal(i, SIGSTOP) / SIGCONT too)
 //   c.etcdctl({"user", "add", "root", "--new-user-password=pw", "--interactive=false"});
+//   etcd_test::shared_member(&why);                 // one member shared by a process's tests
 //
 // Options: TLS on the client URLs (Pki below makes a CA, a server and a client certificate with
 // the openssl CLI), extra etcd flags (e.g. --auth-token-ttl 1). Members die with the test
@@ -417,5 +418,17 @@ class Cluster {
   std::string error_;
   int generation_ = 0;
 };
+
+// One single-member cluster per test process, started on first use and stopped at exit: for
+// the quick cases. nullptr (with the reason in *why) when it could not start.
+inline Cluster* shared_member(std::string* why) {
+  static Cluster c(1);
+  static bool started = c.start();
+  if (!started) {
+    *why = c.error();
+    return nullptr;
+  }
+  return &c;
+}
 
 }  // namespace etcd_test
