@@ -383,7 +383,7 @@ namespace {
 
 // A request over one key or over every key under a prefix (range and delete share the shape).
 template <class Request>
-Request one_key(std::string key) {
+Request one_key(std::string&& key) {
   Request r;
   r.key = std::move(key);
   return r;

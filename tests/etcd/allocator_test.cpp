@@ -63,7 +63,7 @@ std::vector<std::string> run_nodes(int nodes, const std::function<int(int, FILE*
       ::close(fds[0]);
       FILE* out = ::fdopen(fds[1], "w");
       int rc = work(n, out);
-      std::fclose(out);
+      (void)std::fclose(out);
       ::_exit(rc);
     }
     ::close(fds[1]);
@@ -177,22 +177,22 @@ TEST_CASE("concurrent nodes: every address exactly once, nothing leaked after DE
       std::string cid = name + "-c" + std::to_string(i);
       auto a = alloc.add({cid, "net1", "ns/" + cid, name});
       if (!a.ok()) {
-        std::fprintf(out, "ERR add %s: %s\n", cid.c_str(), a.error().msg().c_str());
+        (void)std::fprintf(out, "ERR add %s: %s\n", cid.c_str(), a.error().msg().c_str());
         return 1;
       }
       if (i % 3 == 0) {  // DEL and ADD again: the address may change, never duplicate
         auto r = alloc.release(cid, "net1");
         if (!r.ok() || !*r) {
-          std::fprintf(out, "ERR release %s\n", cid.c_str());
+          (void)std::fprintf(out, "ERR release %s\n", cid.c_str());
           return 1;
         }
         a = alloc.add({cid, "net1", "ns/" + cid, name});
         if (!a.ok()) {
-          std::fprintf(out, "ERR re-add %s: %s\n", cid.c_str(), a.error().msg().c_str());
+          (void)std::fprintf(out, "ERR re-add %s: %s\n", cid.c_str(), a.error().msg().c_str());
           return 1;
         }
       }
-      std::fprintf(out, "%s %s %d\n", cid.c_str(), a->ip.to_string().c_str(), a->attempts);
+      (void)std::fprintf(out, "%s %s %d\n", cid.c_str(), a->ip.to_string().c_str(), a->attempts);
     }
     return 0;
   });
@@ -212,7 +212,7 @@ TEST_CASE("concurrent nodes: every address exactly once, nothing leaked after DE
   }
   CHECK(duplicates == 0);
   CHECK(owner_of_ip.size() == static_cast<std::size_t>(nodes * per_node));
-  std::fprintf(stderr, "allocator: %d conflict retries across %d nodes\n", retries, nodes);
+  (void)std::fprintf(stderr, "allocator: %d conflict retries across %d nodes\n", retries, nodes);
 
   // The store agrees: one record per address, naming the same owner; the range is full.
   auto client = client_for(eps);
@@ -239,7 +239,7 @@ TEST_CASE("concurrent nodes: every address exactly once, nothing leaked after DE
       std::string cid = "node-" + std::to_string(node) + "-c" + std::to_string(i);
       auto r = a.release(cid, "net1");
       if (!r.ok() || !*r) {
-        std::fprintf(out, "ERR release %s\n", cid.c_str());
+        (void)std::fprintf(out, "ERR release %s\n", cid.c_str());
         return 1;
       }
     }
@@ -277,7 +277,8 @@ TEST_CASE("etcd unreachable: add fails with code 11 naming the endpoint, within 
 
 int main(int argc, char** argv) {
   if (!etcd_test::binaries_present()) {
-    std::fprintf(stderr, "SKIP: etcd or etcdctl not on PATH (Debian: etcd-server etcd-client)\n");
+    (void)std::fprintf(stderr,
+                       "SKIP: etcd or etcdctl not on PATH (Debian: etcd-server etcd-client)\n");
     return 77;
   }
   return Catch::Session().run(argc, argv);

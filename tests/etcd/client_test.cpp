@@ -477,7 +477,8 @@ TEST_CASE("user/password authentication: token header, renewal, wrong password")
 
 int main(int argc, char** argv) {
   if (!etcd_test::binaries_present()) {
-    std::fprintf(stderr, "SKIP: etcd or etcdctl not on PATH (Debian: etcd-server etcd-client)\n");
+    (void)std::fprintf(stderr,
+                       "SKIP: etcd or etcdctl not on PATH (Debian: etcd-server etcd-client)\n");
     return 77;
   }
   return Catch::Session().run(argc, argv);
