@@ -3,7 +3,10 @@
 # runs the image to install into a temporary host root, checks the result, prints the image size
 # and removes everything.
 #
-#   image-test.sh IPOIB CONTAINERFILE
+#   image-test.sh IPOIB CONTAINERFILE [DAEMONSET]
+#
+# With DAEMONSET (conf/deploy/daemonset.yaml), its init and main containers' args run in the
+# image as the DaemonSet runs them: read-only root filesystem, their users, their mounts.
 #
 # Exit 77 (with the reason) only when podman cannot run a container here at all (probed with
 # Debian's busybox-static, so a broken image FAILs rather than skips).
@@ -11,6 +14,7 @@ set -euo pipefail
 
 ipoib=${1:?usage: image-test.sh IPOIB CONTAINERFILE}
 containerfile=${2:?missing CONTAINERFILE}
+daemonset=${3:-}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../podman/podman-env.sh
 source "$here/../podman/podman-env.sh"
@@ -86,6 +90,42 @@ code=$("${pm[@]}" inspect --format '{{.State.ExitCode}}' "$name")
 "${pm[@]}" rm "$name" >/dev/null
 expect "sleep: stopped by SIGTERM, not killed after the grace period (${elapsed}s)" test "$elapsed" -lt 15
 expect "sleep: exit status 0 (got $code)" test "$code" = 0
+
+# --- the DaemonSet's containers, as it specifies them ----------------------------------------------
+if [[ -n $daemonset ]]; then
+  # One line per container: NAME, USER, ARGS (JSON), then the mount paths.
+  python3 - "$daemonset" >"$tmp/ds" <<'PY'
+import json, sys, yaml
+spec = yaml.safe_load(open(sys.argv[1]))["spec"]["template"]["spec"]
+assert spec.get("automountServiceAccountToken") is False, "the service account token is mounted"
+vols = {v["name"]: v for v in spec.get("volumes", [])}
+for c in spec.get("initContainers", []) + spec["containers"]:
+    sc = c.get("securityContext", {})
+    mounts = [vols[m["name"]]["hostPath"]["path"] + ":" + m["mountPath"] for m in c.get("volumeMounts", [])]
+    print(c["name"], sc.get("runAsUser", 0), json.dumps(c.get("args", []), separators=(",", ":")), " ".join(mounts))
+PY
+  expect "daemonset: parsed, no service account token" test -s "$tmp/ds"
+  ds_host=$tmp/ds-host
+  while read -r cname user args mounts; do
+    vols=()
+    for m in $mounts; do mkdir -p "$ds_host${m%%:*}"; vols+=(-v "$ds_host${m%%:*}:${m#*:}"); done
+    mapfile -t argv < <(python3 -c 'import json,sys; print("\n".join(json.loads(sys.argv[1])))' "$args")
+    if [[ ${argv[0]:-} == sleep ]]; then
+      "${pm[@]}" run -d --name "ipoib-ds-$$-$cname" --network none --read-only --user "$user" --cap-drop all \
+        "${vols[@]}" "$tag" "${argv[@]}" >/dev/null
+      sleep 0.5
+      state=$("${pm[@]}" inspect --format '{{.State.Status}}' "ipoib-ds-$$-$cname")
+      "${pm[@]}" stop -t 10 "ipoib-ds-$$-$cname" >/dev/null
+      code=$("${pm[@]}" inspect --format '{{.State.ExitCode}}' "ipoib-ds-$$-$cname")
+      "${pm[@]}" rm "ipoib-ds-$$-$cname" >/dev/null
+      expect "daemonset $cname: runs as user $user (state $state), stops with 0 (got $code)" \
+        test "$state:$code" = "running:0"
+    else
+      out=$("${pm[@]}" run --rm --network none --read-only --user "$user" "${vols[@]}" "$tag" "${argv[@]}" 2>&1) || bad "daemonset $cname: $out"
+      expect "daemonset $cname: installed ipoib through its mounts" cmp -s "$ipoib" "$ds_host/opt/cni/bin/ipoib"
+    fi
+  done <"$tmp/ds"
+fi
 
 "${pm[@]}" rmi "$tag" >/dev/null
 expect "image removed" bash -c '! "$@" image exists "'"$tag"'"' _ "${pm[@]}"

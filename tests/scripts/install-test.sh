@@ -61,6 +61,11 @@ expect_fail "wrapper: missing --binary file: error" "$wrapper" --binary "$tmp/no
 r0=$tmp/root0; mkdir -p "$r0"
 "$wrapper" --binary "$bin_a" --root "$r0" --bin-dir /opt/cni/bin >/dev/null
 expect "wrapper: installs through ipoib install" cmp -s "$bin_a" "$r0/opt/cni/bin/ipoib"
+cp /bin/true "$tmp/other-build"
+"$bin_a" install --root "$r0" --source "$tmp/other-build" >/dev/null
+expect "--source FILE: installs FILE instead of this executable" cmp -s "$tmp/other-build" "$r0/opt/cni/bin/ipoib"
+"$bin_a" install --root "$r0" --source "$tmp/other-build" --uninstall >/dev/null
+expect "--source FILE --uninstall: FILE's bytes are ours" test ! -e "$r0/opt/cni/bin/ipoib"
 
 # --- concurrent exec during repeated installs ----------------------------------------------------
 # A runtime exec'ing the plugin while it is replaced must never fail (ETXTBSY, ENOEXEC, a
