@@ -24,10 +24,17 @@ host_if=${tag}h peer_if=${tag}p
 net=jarvice-ipoib-$$
 image=localhost/busybox-e2e:$$
 store=$tmp/store
+# podman's CNI backend keeps libcni's result cache in /var/lib/cni/results (not configurable):
+# removed afterwards when this run created it and it is empty again.
+cni_cache_existed=no cni_lib_existed=no
+[[ -e /var/lib/cni/results ]] && cni_cache_existed=yes
+[[ -e /var/lib/cni ]] && cni_lib_existed=yes
 cleanup() {
   set +e
   pm_teardown
   ip link del "$host_if" 2>/dev/null
+  [[ $cni_cache_existed == no ]] && rmdir /var/lib/cni/results 2>/dev/null
+  [[ $cni_lib_existed == no ]] && rmdir /var/lib/cni 2>/dev/null
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -66,18 +73,16 @@ cat >"$pm_dir/net.d/$net.conflist" <<CONF
 CONF
 expect "podman lists the network" bash -c '"$@" network ls --format "{{.Name}}" | grep -qx "'"$net"'"' _ "${pm[@]}"
 
-# Reservations as "IP CONTAINER" lines, read back by the tool that owns the store.
+# Reservations as "IP CONTAINER" lines, read back by the tool that owns the store (the pools'
+# reservations in `ipoib ipam list --json`, docs/ipam.md); fails loudly when it cannot be read.
 reservations() {
-  "$admin" ipam list --json --store-dir "$store" 2>/dev/null | python3 -c '
+  local listing
+  listing=$("$admin" ipam list --json --store-dir "$store") || { echo "__ipam_list_failed__"; return; }
+  python3 -c '
 import json, sys
-def walk(v):
-    if isinstance(v, dict):
-        if isinstance(v.get("ip"), str):
-            print(v["ip"].split("/")[0], v.get("container_id", v.get("containerID", "")))
-        for x in v.values(): walk(x)
-    elif isinstance(v, list):
-        for x in v: walk(x)
-walk(json.load(sys.stdin))'
+for pool in json.load(sys.stdin).get("pools", []):
+    for r in pool["reservations"]:
+        print(r["ip"], r["container_id"])' <<<"$listing" || echo "__ipam_list_unparsable__"
 }
 # Children of the veth left on the host: tagged or temporary-named, any name.
 host_children() { ip -o link show | grep "@$host_if:" | grep -vc ": $peer_if@" || true; }
@@ -135,6 +140,8 @@ expect "parallel: all 20 runs succeeded ($run_fail failed)" test "$run_fail" = 0
 expect "parallel: no child left on the host" test "$(host_children)" = 0
 expect "parallel: no reservation left in the store" test -z "$(reservations)"
 expect "parallel: no container left" test -z "$("${pm[@]}" ps -aq)"
+expect "no libcni cache entry left by podman" \
+  test -z "$(find /var/lib/cni/results -name "$net-*" 2>/dev/null)"
 expect "no network namespace left by podman" \
   test -z "$(comm -13 <(echo "$netns_before") <(ls /run/netns 2>/dev/null | sort) | grep '^cni-' || true)"
 
