@@ -32,6 +32,8 @@ that names the cluster IPAM store. A second run changes nothing ("up to date").
   --etcd-cert-file F    etcd_cert_file
   --etcd-key-file F     etcd_key_file
   --etcd-username U     etcd_username
+  --etcd-tls-dir DIR    copy DIR/{ca.crt,tls.crt,tls.key} (a mounted Secret) to the node's
+                        /etc/cni/net.d/whereabouts.d/etcd/ (0600); the flat file names them
   --flat-file-only      write (or with --uninstall remove) the flat file, nothing else
   --uninstall           remove what the same options installed, only what is provably ours
   --force, -f           replace or remove files that are not ours
@@ -105,6 +107,13 @@ Status check_options(const Options& o) {
           "--etcd-ca-file, --etcd-cert-file, --etcd-key-file and --etcd-username "
           "need --etcd-endpoints");
     }
+    const bool explicit_files =
+        !s.etcd_ca_file.empty() || !s.etcd_cert_file.empty() || !s.etcd_key_file.empty();
+    if (!o.etcd_tls_dir.empty() && explicit_files) {
+      return usage_error(
+          "--etcd-tls-dir names the certificate files itself: drop "
+          "--etcd-ca-file/--etcd-cert-file/--etcd-key-file");
+    }
     if (s.etcd_cert_file.empty() != s.etcd_key_file.empty()) {
       return usage_error("--etcd-cert-file and --etcd-key-file go together");
     }
@@ -118,6 +127,9 @@ Status check_options(const Options& o) {
         IPOIB_TRY(check_absolute(opt, *path));
       }
     }
+  }
+  if (!o.etcd_tls_dir.empty() && (!o.store || o.store->etcd_endpoints.empty())) {
+    return usage_error("--etcd-tls-dir needs --etcd-endpoints");
   }
   if (o.flat_file_only && !o.store && !o.uninstall) {
     return usage_error("--flat-file-only needs --store-dir or --etcd-endpoints");
@@ -239,6 +251,9 @@ Result<Options> parse_install_args(const std::vector<std::string_view>& args) {
       store_given = true;
     } else if (name == "--etcd-key-file") {
       IPOIB_TRY_ASSIGN(store.etcd_key_file, value());
+      store_given = true;
+    } else if (name == "--etcd-tls-dir") {
+      IPOIB_TRY_ASSIGN(o.etcd_tls_dir, value());
       store_given = true;
     } else if (name == "--etcd-username") {
       IPOIB_TRY_ASSIGN(store.etcd_username, value());

@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 #include <vector>
 
 #include "ipoib/base/errno_error.h"
@@ -257,11 +259,19 @@ Status atomic_write(std::string_view text, const std::string& dest, mode_t mode)
 }
 
 Status atomic_link(const std::string& target, const std::string& dest) {
-  const std::string tmp =
-      dir_name(dest) + "/." + base_name(dest) + ".tmp.link" + std::to_string(::getpid());
-  ::unlink(tmp.c_str());  // a leftover of a killed run of this same pid
-  if (::link(target.c_str(), tmp.c_str()) != 0) {
-    return io_error("link " + target + " as", tmp);
+  // A random name, retried on EEXIST: installers in two containers may both be PID 1.
+  std::random_device random;
+  std::string tmp;
+  for (int attempt = 0;; ++attempt) {
+    char suffix[16];
+    (void)std::snprintf(suffix, sizeof suffix, "%08x", static_cast<unsigned>(random()));
+    tmp = dir_name(dest) + "/." + base_name(dest) + ".tmp.link" + suffix;
+    if (::link(target.c_str(), tmp.c_str()) == 0) {
+      break;
+    }
+    if (errno != EEXIST || attempt >= 16) {
+      return io_error("link " + target + " as", tmp);
+    }
   }
   if (::rename(tmp.c_str(), dest.c_str()) != 0) {
     const int err = errno;

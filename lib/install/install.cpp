@@ -448,24 +448,78 @@ class Installer {
   }
 
   // --- the flat file that names the cluster store -------------------------------------------
+  struct TlsCopy {
+    std::string from;  // in the Secret's directory
+    std::string to;    // under root
+  };
+
+  // Fills the etcd_*_file keys of `spec` with the node paths of the Secret's files that exist.
+  Result<std::vector<TlsCopy>> plan_tls(StoreSpec& spec) const {
+    std::vector<TlsCopy> copies;
+    if (o_.etcd_tls_dir.empty()) {
+      return copies;
+    }
+    const std::pair<const char*, std::string*> files[] = {{"ca.crt", &spec.etcd_ca_file},
+                                                          {"tls.crt", &spec.etcd_cert_file},
+                                                          {"tls.key", &spec.etcd_key_file}};
+    for (const auto& [name, key] : files) {
+      const std::string from = join(o_.etcd_tls_dir, name);
+      struct stat st {};
+      if (::stat(from.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        continue;  // Secret volumes hold symlinks to the files: stat follows them
+      }
+      *key = join(kEtcdTlsHostDir, name);
+      copies.push_back({from, under(*key)});
+    }
+    if (copies.empty() || spec.etcd_cert_file.empty() != spec.etcd_key_file.empty()) {
+      return Error(ErrorCode::kIoFailure, "--etcd-tls-dir " + o_.etcd_tls_dir +
+                                              ": needs tls.crt and tls.key together, or ca.crt");
+    }
+    return copies;
+  }
+
   Status do_flat_file() {
     const std::string f = under(o_.flat_file);
-    const std::string text = o_.store ? flat_file_text(*o_.store) : std::string();
+    StoreSpec spec = o_.store ? *o_.store : StoreSpec{};
+    IPOIB_TRY_ASSIGN(const std::vector<TlsCopy> tls, plan_tls(spec));
+    const std::string text = o_.store ? flat_file_text(spec) : std::string();
     bool same = false;
     if (lstat_path(f) && o_.store) {
       auto held = detail::holds_text(f, text);
       same = held.ok() && *held;
     }
-    if (o_.uninstall) {
-      return remove_if_ours(f, same, "it is not what these store options write");
-    }
-    if (lstat_path(f) && !same) {
+    if (!o_.uninstall && lstat_path(f) && !same) {
       if (!o_.force) {
         return Error(ErrorCode::kIoFailure,
                      f + " exists and names a different store: not replacing it without "
                          "--force (--force --dry-run shows the new text)");
       }
       say("replacing " + f + ", which names a different store (--force)");
+    }
+    for (const TlsCopy& c : tls) {
+      Fd fd(::open(c.from.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+      struct stat st {};
+      if (!fd.valid() || ::fstat(fd.get(), &st) != 0) {
+        return errno_error(ErrorCode::kIoFailure, "open " + c.from);
+      }
+      if (o_.uninstall) {
+        bool ours = false;
+        if (lstat_path(c.to)) {
+          const auto held = detail::same_bytes(c.to, fd);
+          ours = held.ok() && *held;
+        }
+        IPOIB_TRY(remove_if_ours(c.to, ours, "it differs from " + c.from));
+        continue;
+      }
+      // The node's copy follows the Secret (certificate rotation): replaced when it differs.
+      IPOIB_TRY_ASSIGN(const bool copied, install_file(fd, st, c.from, c.to, kFlatFileMode));
+      (void)copied;
+    }
+    if (o_.uninstall) {
+      if (!tls.empty() && !o_.dry_run) {
+        ::rmdir(under(kEtcdTlsHostDir).c_str());  // only when empty
+      }
+      return remove_if_ours(f, same, "it is not what these store options write");
     }
     IPOIB_TRY_ASSIGN(bool changed, write_text(f, text, kFlatFileMode));
     (void)changed;

@@ -242,6 +242,39 @@ expect "flat file: uninstall keeps one these options did not write" test -f "$fl
   --etcd-key-file /etc/ipoib/etcd/tls.key --flat-file-only --uninstall >/dev/null
 expect "flat file: uninstall removes the one these options wrote" test ! -e "$flat"
 
+# --- etcd client certificates from a mounted Secret ----------------------------------------------
+# A Secret volume as the kubelet lays it out: the names are symlinks into a timestamped directory.
+secret=$tmp/secret; mkdir -p "$secret/..2026_12_01_00_00_00.1"
+ln -s ..2026_12_01_00_00_00.1 "$secret/..data"
+for f in ca.crt tls.crt tls.key; do
+  echo "test $f" >"$secret/..data/$f"; ln -s "..data/$f" "$secret/$f"
+done
+r5=$tmp/root5; mkdir -p "$r5"; flat5=$r5/etc/cni/net.d/whereabouts.d/whereabouts.conf
+etcd_args=(--etcd-endpoints https://10.0.0.1:2379 --etcd-tls-dir "$secret" --flat-file-only)
+"$bin_a" install --root "$r5" "${etcd_args[@]}" >/dev/null
+for f in ca.crt tls.crt tls.key; do
+  copy=$r5/etc/cni/net.d/whereabouts.d/etcd/$f
+  expect "etcd tls: $f copied to the node" cmp -s "$secret/$f" "$copy"
+  expect "etcd tls: $f mode 0600" test "$(stat -c %a "$copy" 2>/dev/null)" = 600
+done
+expect "etcd tls: the flat file names the node's copies" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+base = "/etc/cni/net.d/whereabouts.d/etcd/"
+assert (d["etcd_ca_cert_file"], d["etcd_cert_file"], d["etcd_key_file"]) == (base + "ca.crt", base + "tls.crt", base + "tls.key"), d' "$flat5"
+before=$(tree "$r5")
+"$bin_a" install --root "$r5" "${etcd_args[@]}" >/dev/null
+expect "etcd tls: re-run changes nothing" test "$before" = "$(tree "$r5")"
+echo rotated >"$secret/..data/tls.crt"
+"$bin_a" install --root "$r5" "${etcd_args[@]}" >/dev/null
+expect "etcd tls: a rotated certificate is copied again" cmp -s "$secret/tls.crt" "$r5/etc/cni/net.d/whereabouts.d/etcd/tls.crt"
+expect_status "etcd tls: with --etcd-cert-file is a usage error" 2 "$bin_a" install --root "$r5" "${etcd_args[@]}" --etcd-cert-file /x
+rm "$secret/tls.key"
+expect_status "etcd tls: tls.crt without tls.key is refused" 1 "$bin_a" install --root "$r5" "${etcd_args[@]}"
+ln -s ..data/tls.key "$secret/tls.key"
+"$bin_a" install --root "$r5" "${etcd_args[@]}" --uninstall >/dev/null
+expect "etcd tls: uninstall removes the copies and the flat file" test -z "$(find "$r5/etc/cni/net.d/whereabouts.d" -type f)"
+
 # --- ipoib sleep (the DaemonSet's main container) ------------------------------------------------
 "$bin_a" sleep & sleep_pid=$!
 sleep 0.2

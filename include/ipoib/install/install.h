@@ -54,6 +54,9 @@ struct Options {
   std::string conf_src;  // holds nad/ and cni/; required by --conf
   std::optional<StoreSpec> store;
   std::string flat_file = "/etc/cni/net.d/whereabouts.d/whereabouts.conf";
+  // A Secret's directory (ca.crt, tls.crt, tls.key): copied, 0600, to kEtcdTlsHostDir on the
+  // node, and the flat file's etcd_*_file keys name the copies.
+  std::string etcd_tls_dir;
   bool flat_file_only = false;  // write (or remove) the flat file and nothing else
   bool help = false;
 };
@@ -67,6 +70,7 @@ std::string flat_file_text(const StoreSpec& store);
 
 // The systemd drop-in that gives a container runtime LimitMEMLOCK=infinity.
 std::string_view memlock_dropin_text();
+inline constexpr std::string_view kEtcdTlsHostDir = "/etc/cni/net.d/whereabouts.d/etcd";
 inline constexpr std::string_view kMemlockDropinName = "50-ipoib-cni-memlock.conf";
 std::string_view unit_of(Runtime runtime);
 

@@ -89,6 +89,9 @@ TEST_CASE("usage errors name the problem") {
       {{"--etcd-ca-file", "/ca"}, "need --etcd-endpoints"},
       {{"--etcd-endpoints", "https://h:2379", "--etcd-cert-file", "/c"}, "go together"},
       {{"--etcd-endpoints", "https://h:2379", "--etcd-ca-file", "ca.crt"}, "--etcd-ca-file"},
+      {{"--etcd-tls-dir", "/secret"}, "needs --etcd-endpoints"},
+      {{"--etcd-endpoints", "https://h:2379", "--etcd-tls-dir", "/s", "--etcd-ca-file", "/ca"},
+       "names the certificate files itself"},
       {{"--flat-file-only"}, "needs --store-dir or --etcd-endpoints"},
       {{"--flat-file-only", "--store-dir", "/s", "--whereabouts"}, "does nothing else"},
   };
