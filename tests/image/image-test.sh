@@ -16,7 +16,7 @@ ipoib=${1:?usage: image-test.sh IPOIB CONTAINERFILE}
 containerfile=${2:?missing CONTAINERFILE}
 daemonset=${3:-}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=../podman/podman-env.sh
+# shellcheck source-path=SCRIPTDIR source=../podman/podman-env.sh
 source "$here/../podman/podman-env.sh"
 
 tmp=$(mktemp -d /tmp/image-test.XXXXXX)

@@ -15,7 +15,7 @@ set -euo pipefail
 testkind=${1:?usage: podman-e2e.sh TESTKIND IPOIB}
 admin=${2:?missing IPOIB}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=podman-env.sh
+# shellcheck source-path=SCRIPTDIR source=podman-env.sh
 source "$here/podman-env.sh"
 
 tmp=$(mktemp -d /tmp/podman-e2e.XXXXXX)
