@@ -5,6 +5,8 @@
 //   ipoib doctor [...]         node preflight
 //   ipoib ipam <list|release>  the IPAM store, for administrators
 //   ipoib validate-config F    checks a CNI config / conflist / NetworkAttachmentDefinition
+//   ipoib install [...]        installs this executable on the node (the image has no shell)
+//   ipoib sleep                waits for SIGTERM (the DaemonSet's main container)
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -14,6 +16,7 @@
 #include "ipoib/cni/skel.h"
 #include "ipoib/cni/version.h"
 #include "ipoib/doctor/doctor.h"
+#include "ipoib/install/install.h"
 #include "ipoib/ipam/ipam.h"
 #include "ipoib/plugin/ipoib_plugin.h"
 
@@ -37,6 +40,8 @@ void print_usage() {
       "       ipoib doctor [--help]         check this node for IPoIB/MPI readiness\n"
       "       ipoib ipam list|release ...   inspect or repair the IPAM store\n"
       "       ipoib validate-config FILE    validate a CNI config, conflist or NAD\n"
+      "       ipoib install [--help]        install this executable on the node\n"
+      "       ipoib sleep                   wait for SIGTERM (the DaemonSet's main container)\n"
       "Installed as 'whereabouts', it is a standalone IPAM plugin.\n");
 }
 
@@ -62,6 +67,12 @@ int main(int argc, char** argv) {
     }
     if (sub == "validate-config") {
       return ipoib::plugin::validate_config_main(argc - 1, argv + 1);
+    }
+    if (sub == "install") {
+      return ipoib::install::install_main(argc - 1, argv + 1);
+    }
+    if (sub == "sleep") {
+      return ipoib::install::sleep_main(argc - 1, argv + 1);
     }
     // Runtimes exec plugins without arguments; anything else is a mistake worth naming.
     if (std::getenv("CNI_COMMAND") == nullptr) {

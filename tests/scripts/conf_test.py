@@ -189,11 +189,17 @@ def check_daemonset(rel, d):
     if not inits:
         fail(rel, "DaemonSet has no init container")
         return
+    # The image's entrypoint is /ipoib (conf/Containerfile): args start with the subcommand.
     cmd = (inits[0].get("command") or []) + (inits[0].get("args") or [])
-    if not any(c.endswith("/install") for c in cmd):
-        fail(rel, f"init container does not run the install script: {cmd}")
+    if cmd[:1] != ["install"]:
+        fail(rel, f"init container does not run `ipoib install`: {cmd}")
     if not any(c.startswith("--root") for c in cmd):
         fail(rel, "init container does not pass --root")
+    if spec.get("automountServiceAccountToken") is not False:
+        fail(rel, "the service account token is mounted (the DaemonSet needs no API rights)")
+    mains = [(c.get("command") or []) + (c.get("args") or []) for c in spec.get("containers", [])]
+    if mains != [["sleep"]]:
+        fail(rel, f"main container is not `ipoib sleep` (the image has no shell): {mains}")
     paths = [v.get("hostPath", {}).get("path") for v in spec.get("volumes", [])]
     if "/opt/cni/bin" not in paths:
         fail(rel, f"no hostPath /opt/cni/bin volume: {paths}")
