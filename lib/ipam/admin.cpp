@@ -4,12 +4,12 @@
 #include <iomanip>
 #include <iostream>
 #include <limits>
-
 #include <nlohmann/json.hpp>
 
 #include "ipoib/ipam/config.h"
 #include "ipoib/ipam/ipam.h"
-#include "ipoib/ipam/store.h"
+#include "ipoib/ipam/pool_ops.h"
+#include "ipoib/ipam/pool_store.h"
 
 namespace ipoib::ipam {
 namespace {
@@ -61,37 +61,48 @@ Range as_range(const PoolRange& pr) {
 
 std::string label(const std::string& network) { return network.empty() ? "(default)" : network; }
 
-int run_list(const Options& o, Store& store, StoreLock& lock, std::ostream& out,
-             std::ostream& err) {
-  auto networks = store.list_networks(lock);
+// One pool as list shows it, read in one transaction.
+struct PoolView {
+  std::vector<PoolRange> ranges;
+  std::vector<Reservation> reservations;
+};
+
+int run_list(const Options& o, IpamStore& store, std::ostream& out, std::ostream& err) {
+  auto networks = store.pool_names();
   if (!networks) {
     err << "ipoib ipam list: " << networks.error().msg() << "\n";
     return kExitFailed;
   }
   int rc = kExitOk;
-  nlohmann::json doc = {{"store_dir", store.dir()}, {"pools", nlohmann::json::array()}};
+  nlohmann::json doc = {{"store_dir", store.label()}, {"pools", nlohmann::json::array()}};
   for (const std::string& net : *networks) {
-    auto pool = store.read_pool(lock, net);
-    if (!pool || !*pool) {
-      const std::string msg = pool ? "vanished" : pool.error().msg();
-      err << "ipoib ipam list: pool " << label(net) << ": " << msg << "\n";
+    const std::unique_ptr<PoolStore> pool = store.pool(net);
+    PoolView p;
+    auto read = pool->transact(Access::kRead, [&](PoolTxn& txn) -> Status {
+      IPOIB_TRY_ASSIGN(p.ranges, txn.ranges());
+      IPOIB_TRY_ASSIGN(p.reservations, txn.reservations({}));
+      return ok_status();
+    });
+    if (!read) {
+      err << "ipoib ipam list: pool " << label(net) << ": " << read.error().msg() << "\n";
       rc = kExitFailed;
       continue;
     }
-    const PoolData& p = **pool;
-    nlohmann::json pj = {{"network_name", p.network_name},
-                         {"file", store.dir() + "/" + Store::pool_file_name(net)},
+    nlohmann::json pj = {{"network_name", net},
+                         {"file", pool->label()},
                          {"ranges", nlohmann::json::array()},
                          {"reservations", nlohmann::json::array()}};
     if (!o.json) {
-      out << "pool " << label(p.network_name) << " (" << store.dir() << "/"
-          << Store::pool_file_name(net) << ")\n";
+      out << "pool " << label(net) << " (" << pool->label() << ")\n";
     }
     for (const PoolRange& pr : p.ranges) {
       const Range r = as_range(pr);
-      const auto taken = p.taken(r.family());
+      std::vector<u128> taken;
       std::size_t reserved = 0;
       for (const Reservation& res : p.reservations) {
+        if (res.ip.family() == r.family()) {
+          taken.push_back(res.ip.value());  // sorted: reservations come sorted by address
+        }
         reserved += res.range_key == pr.key ? 1 : 0;
       }
       const u128 free = free_count(r, taken);
@@ -102,14 +113,14 @@ int run_list(const Options& o, Store& store, StoreLock& lock, std::ostream& out,
                               {"reserved", reserved},
                               {"free", count_json(free)}});
       if (!o.json) {
-        out << "  range " << pr.key << "  " << pr.first.to_string() << " - "
-            << pr.last.to_string() << "  reserved " << reserved << "  free "
-            << u128_to_string(free) << "\n";
+        out << "  range " << pr.key << "  " << pr.first.to_string() << " - " << pr.last.to_string()
+            << "  reserved " << reserved << "  free " << u128_to_string(free) << "\n";
       }
     }
     if (!o.json && !p.reservations.empty()) {
       out << "  " << std::left << std::setw(40) << "IP" << std::setw(20) << "CONTAINER"
-          << std::setw(32) << "POD" << std::setw(16) << "IFNAME" << "SINCE\n";
+          << std::setw(32) << "POD" << std::setw(16) << "IFNAME"
+          << "SINCE\n";
     }
     for (const Reservation& res : p.reservations) {
       pj["reservations"].push_back({{"ip", res.ip.to_string()},
@@ -132,27 +143,32 @@ int run_list(const Options& o, Store& store, StoreLock& lock, std::ostream& out,
   if (o.json) {
     out << doc.dump(2) << "\n";
   } else if (networks->empty()) {
-    out << "no pools in " << store.dir() << "\n";
+    out << "no pools in " << store.label() << "\n";
   }
   return rc;
 }
 
-int run_release(const Options& o, Store& store, StoreLock& lock, std::ostream& out,
-                std::ostream& err) {
-  std::optional<IpAddress> ip;
+// The same operation as DEL (release_matching), by address or by container.
+int run_release(const Options& o, IpamStore& store, std::ostream& out, std::ostream& err) {
+  ReservationFilter filter;
   if (!o.ip.empty()) {
     auto parsed = IpAddress::parse(o.ip);
     if (!parsed) {
       err << "ipoib ipam release: --ip: " << parsed.error().msg() << "\n";
       return kExitUsage;
     }
-    ip = *parsed;
+    filter.ip = *parsed;
+  } else {
+    filter.container_id = o.container;
+    if (!o.ifname.empty()) {
+      filter.ifname = o.ifname;
+    }
   }
   std::vector<std::string> networks;
   if (o.network) {
     networks.push_back(*o.network);
   } else {
-    auto all = store.list_networks(lock);
+    auto all = store.pool_names();
     if (!all) {
       err << "ipoib ipam release: " << all.error().msg() << "\n";
       return kExitFailed;
@@ -162,33 +178,18 @@ int run_release(const Options& o, Store& store, StoreLock& lock, std::ostream& o
   std::size_t released = 0;
   int rc = kExitOk;
   for (const std::string& net : networks) {
-    auto pool = store.read_pool(lock, net);
-    if (!pool) {
-      err << "ipoib ipam release: " << pool.error().msg() << "\n";
-      rc = kExitFailed;
-      continue;
-    }
-    if (!*pool) {
-      continue;
-    }
-    PoolData& p = **pool;
     std::vector<Reservation> gone;
-    std::erase_if(p.reservations, [&](const Reservation& r) {
-      const bool match = ip ? r.ip == *ip
-                            : r.container_id == o.container &&
-                                  (o.ifname.empty() || r.ifname == o.ifname);
-      if (match) {
-        gone.push_back(r);
-      }
-      return match;
+    auto done = store.pool(net)->transact(Access::kWrite, [&](PoolTxn& txn) -> Status {
+      IPOIB_TRY_ASSIGN(gone, release_matching(txn, filter));
+      return ok_status();
     });
-    if (gone.empty()) {
-      continue;
-    }
-    if (auto s = store.write_pool(lock, p); !s) {
-      err << "ipoib ipam release: " << s.error().msg() << "\n";
+    if (!done) {
+      err << "ipoib ipam release: " << done.error().msg() << "\n";
       rc = kExitFailed;
       continue;
+    }
+    for (const std::string& w : done->warnings) {
+      err << "ipoib ipam release: " << w << "\n";
     }
     for (const Reservation& r : gone) {
       out << "released " << r.ip.to_string() << " (container " << r.container_id << ", ifname "
@@ -259,32 +260,20 @@ int admin_run(const std::vector<std::string>& args, std::ostream& out, std::ostr
     err << "ipoib ipam release: --network: invalid network name\n";
     return kExitUsage;
   }
-  auto store = Store::open(o.store_dir, CreateMode::kMustExist);
+  StoreLocation loc;
+  loc.store_dir = o.store_dir;
+  if (auto v = validate_store_dir(loc.store_dir, "--store-dir"); !v) {
+    err << "ipoib ipam " << o.command << ": " << v.error().msg() << "\n";
+    return kExitFailed;
+  }
+  // list writes nothing at all (it must work on a read-only store); release creates nothing.
+  auto store =
+      open_ipam_store(loc, o.command == "list" ? OpenMode::kReadOnly : OpenMode::kExisting);
   if (!store) {
     err << "ipoib ipam " << o.command << ": " << store.error().msg() << "\n";
     return kExitFailed;
   }
-  if (!*store) {
-    if (o.command == "list") {
-      if (o.json) {
-        out << nlohmann::json({{"store_dir", o.store_dir}, {"pools", nlohmann::json::array()}})
-                   .dump(2)
-            << "\n";
-      } else {
-        out << "no store at " << o.store_dir << "\n";
-      }
-      return kExitOk;
-    }
-    err << "ipoib ipam release: no store at " << o.store_dir << "\n";
-    return kExitFailed;
-  }
-  auto lock = (*store)->lock(kDefaultLockTimeoutMs);
-  if (!lock) {
-    err << "ipoib ipam " << o.command << ": " << lock.error().msg() << "\n";
-    return kExitFailed;
-  }
-  return o.command == "list" ? run_list(o, **store, *lock, out, err)
-                             : run_release(o, **store, *lock, out, err);
+  return o.command == "list" ? run_list(o, **store, out, err) : run_release(o, **store, out, err);
 }
 
 int admin_main(int argc, char** argv) {

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cstring>
 #include <bit>
+#include <cstring>
 #include <map>
 #include <optional>
 
@@ -14,8 +14,14 @@
 namespace ipoib::ipam {
 namespace {
 
-// Internal op kind of the header records (never in a PoolOp).
+// Record kinds on the wire. 1..3 are PoolOp::Kind's values. A reservation is written as
+// kReserveV3 (record version 3: node and netns added); kReserveV2 records, which files written
+// before it hold, decode with both empty. kNetworkOp is the header record (never in a PoolOp).
+constexpr std::uint8_t kReserveV2 = 1;
+constexpr std::uint8_t kReleaseOp = 2;
+constexpr std::uint8_t kRangeOp = 3;
 constexpr std::uint8_t kNetworkOp = 4;
+constexpr std::uint8_t kReserveV3 = 5;
 constexpr std::uint8_t kFamilyV4 = 4;
 constexpr std::uint8_t kFamilyV6 = 6;
 
@@ -51,8 +57,8 @@ std::uint32_t crc32c_table(const unsigned char* p, std::size_t n, std::uint32_t 
     }
     w ^= c;
     c = kTables[7][w & 0xFF] ^ kTables[6][(w >> 8) & 0xFF] ^ kTables[5][(w >> 16) & 0xFF] ^
-        kTables[4][(w >> 24) & 0xFF] ^ kTables[3][(w >> 32) & 0xFF] ^
-        kTables[2][(w >> 40) & 0xFF] ^ kTables[1][(w >> 48) & 0xFF] ^ kTables[0][w >> 56];
+        kTables[4][(w >> 24) & 0xFF] ^ kTables[3][(w >> 32) & 0xFF] ^ kTables[2][(w >> 40) & 0xFF] ^
+        kTables[1][(w >> 48) & 0xFF] ^ kTables[0][w >> 56];
     p += 8;
     n -= 8;
   }
@@ -67,8 +73,8 @@ std::uint32_t crc32c_table(const unsigned char* p, std::size_t n, std::uint32_t 
 // (Intel SDM, CRC32). One dependent stream runs at ~2.7 bytes/cycle: ~0.15 ms for the ~1 MB
 // snapshot of 10,000 reservations, small next to reading and parsing it, so the 3-stream
 // interleave with its combine tables is not worth its code.
-__attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(const unsigned char* p,
-                                                              std::size_t n, std::uint32_t c) {
+__attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(const unsigned char* p, std::size_t n,
+                                                             std::uint32_t c) {
   std::uint64_t c64 = c;
   while (n >= 8) {
     std::uint64_t w = 0;
@@ -96,6 +102,10 @@ class Writer {
  public:
   explicit Writer(std::string& out) : out_(out) {}
   void u8(std::uint8_t v) { out_.push_back(static_cast<char>(v)); }
+  void u16(std::uint16_t v) {
+    u8(static_cast<std::uint8_t>(v));
+    u8(static_cast<std::uint8_t>(v >> 8));
+  }
   void u32(std::uint32_t v) {
     for (int i = 0; i < 4; ++i) {
       u8(static_cast<std::uint8_t>(v >> (8 * i)));
@@ -119,6 +129,11 @@ class Writer {
     u8(static_cast<std::uint8_t>(s.size()));
     out_.append(s);
   }
+  void str16(std::string_view s) {
+    u16(static_cast<std::uint16_t>(s.size()));
+    out_.append(s);
+  }
+  std::string& out() { return out_; }
 
  private:
   std::string& out_;
@@ -126,10 +141,18 @@ class Writer {
 
 class Reader {
  public:
-  explicit Reader(std::string_view in) : p_(reinterpret_cast<const unsigned char*>(in.data())), n_(in.size()) {}
+  explicit Reader(std::string_view in)
+      : p_(reinterpret_cast<const unsigned char*>(in.data())), n_(in.size()) {}
   [[nodiscard]] bool ok() const { return ok_; }
   [[nodiscard]] bool done() const { return n_ == 0; }
   [[nodiscard]] std::size_t left() const { return n_; }
+  [[nodiscard]] const char* data() const { return reinterpret_cast<const char*>(p_); }
+  void skip(std::size_t k) {
+    if (need(k)) {
+      p_ += k;
+      n_ -= k;
+    }
+  }
   std::uint8_t u8() {
     if (!need(1)) {
       return 0;
@@ -190,7 +213,8 @@ class Reader {
 std::uint32_t load_u32(std::string_view b, std::size_t at) {
   std::uint32_t v = 0;
   for (int i = 0; i < 4; ++i) {
-    v |= static_cast<std::uint32_t>(static_cast<unsigned char>(b[at + static_cast<std::size_t>(i)])) << (8 * i);
+    v |= static_cast<std::uint32_t>(static_cast<unsigned char>(b[at + static_cast<std::size_t>(i)]))
+         << (8 * i);
   }
   return v;
 }
@@ -198,7 +222,8 @@ std::uint32_t load_u32(std::string_view b, std::size_t at) {
 std::uint64_t load_u64(std::string_view b, std::size_t at) {
   std::uint64_t v = 0;
   for (int i = 0; i < 8; ++i) {
-    v |= static_cast<std::uint64_t>(static_cast<unsigned char>(b[at + static_cast<std::size_t>(i)])) << (8 * i);
+    v |= static_cast<std::uint64_t>(static_cast<unsigned char>(b[at + static_cast<std::size_t>(i)]))
+         << (8 * i);
   }
   return v;
 }
@@ -212,9 +237,55 @@ Error corrupt(std::string_view file, std::string_view what) {
 
 bool storable_or_empty(std::string_view s) { return s.empty() || is_storable_field(s); }
 
-bool ip_fits(const IpAddress& a) {
-  return !a.is_v4() || a.value() <= u128{0xFFFFFFFFU};
+bool ip_fits(const IpAddress& a) { return !a.is_v4() || a.value() <= u128{0xFFFFFFFFU}; }
+
+// Whether the bytes are printable ASCII without space (0x21..0x7e), 8 at a time with the SWAR
+// tests of "Bit Twiddling Hacks" (hasless/hasmore, valid for thresholds below 128). A per-field
+// check with one masked load for short fields measured faster than one pass over the record's
+// whole field span (which has to forgive the length bytes).
+bool printable_word(std::uint64_t x) {
+  constexpr std::uint64_t kOnes = ~std::uint64_t{0} / 255;
+  constexpr std::uint64_t kHigh = kOnes * 128;
+  const std::uint64_t below = (x - kOnes * 0x21) & ~x & kHigh;           // a byte < 0x21
+  const std::uint64_t above = ((x + kOnes * (127 - 0x7e)) | x) & kHigh;  // a byte > 0x7e
+  return (below | above) == 0;
 }
+
+// `room` >= n bytes may be read from p: short fields are checked with one (masked) 8-byte load,
+// longer ones 8 bytes at a time with an overlapping last load.
+bool printable_bytes(const unsigned char* p, std::size_t n, std::size_t room) {
+  std::uint64_t x = 0;
+  if (n >= 8) {
+    for (std::size_t i = 0; i + 8 <= n; i += 8) {
+      std::memcpy(&x, p + i, 8);
+      if (!printable_word(x)) {
+        return false;
+      }
+    }
+    std::memcpy(&x, p + n - 8, 8);
+    return printable_word(x);
+  }
+  if (room >= 8) {
+    std::memcpy(&x, p, 8);
+    const std::uint64_t keep = (std::uint64_t{1} << (8 * n)) - 1;  // little endian: first n bytes
+    return printable_word((x & keep) | (0x4141414141414141ULL & ~keep));  // 'A' is printable
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (p[i] < 0x21 || p[i] > 0x7e) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// ---- the reservation record: one encoder, one decoder ----------------------------------------
+//
+//   kReserveV3 | ip | u64 since | str range_key | str cni_network | str container_id | str ifname
+//              | str pod_ref | str node | str16 netns
+//   kReserveV2 | the same up to pod_ref (files written before node and netns were recorded)
+//
+// str is a u8 length and bytes, str16 a u16 length and bytes. Every field is printable ASCII
+// without spaces; pod_ref, node and netns may be empty.
 
 Status check_fields(const Reservation& r) {
   for (std::string_view f : {std::string_view(r.range_key), std::string_view(r.cni_network),
@@ -224,25 +295,119 @@ Status check_fields(const Reservation& r) {
                    "pool: unstorable reservation field \"" + std::string(f.substr(0, 64)) + "\"");
     }
   }
-  if (!storable_or_empty(r.pod_ref)) {
-    return Error(ErrorCode::kInternal, "pool: unstorable pod reference");
+  if (!storable_or_empty(r.pod_ref) || !storable_or_empty(r.node)) {
+    return Error(ErrorCode::kInternal, "pool: unstorable pod reference or node name");
+  }
+  if (!r.netns.empty() && !is_storable_path(r.netns)) {
+    return Error(ErrorCode::kInternal, "pool: unstorable netns path");
   }
   return ok_status();
+}
+
+// `r` passed check_fields.
+void encode_reservation(Writer& w, const Reservation& r) {
+  w.u8(kReserveV3);
+  w.ip(r.ip);
+  w.u64(static_cast<std::uint64_t>(r.since_unix_s));
+  w.str(r.range_key);
+  w.str(r.cni_network);
+  w.str(r.container_id);
+  w.str(r.ifname);
+  w.str(r.pod_ref);
+  w.str(r.node);
+  w.str16(r.netns);
+}
+
+// Parses (and with `check`, validates) a reservation record that starts at its kind byte
+// (kReserveV2 or kReserveV3). Returns the bytes it spans, 0 when malformed. Without `check` the
+// record must have been validated before (it is read without bounds checks).
+std::size_t parse_reservation(const char* rec, std::size_t avail, ReservationView* out,
+                              bool check) {
+  static_assert(std::endian::native == std::endian::little, "records are little endian");
+  const auto* p = reinterpret_cast<const unsigned char*>(rec);
+  if (avail < 2 || (p[0] != kReserveV2 && p[0] != kReserveV3)) {
+    return 0;
+  }
+  const bool v3 = p[0] == kReserveV3;
+  const std::uint8_t fam = p[1];
+  const std::size_t ip_len = fam == kFamilyV4 ? 4 : fam == kFamilyV6 ? 16 : 0;
+  if (ip_len == 0 || avail < 2 + ip_len + 8) {
+    return 0;
+  }
+  std::size_t pos = 2 + ip_len + 8;
+  constexpr int kFields = 7;  // range_key, cni_network, container_id, ifname, pod_ref, node, netns
+  std::string_view fields[kFields];
+  const int n_fields = v3 ? kFields : 5;
+  for (int k = 0; k < n_fields; ++k) {
+    const bool wide = k == 6;
+    if (avail - pos < (wide ? 2U : 1U)) {
+      return 0;
+    }
+    std::size_t len = p[pos++];
+    if (wide) {
+      len |= static_cast<std::size_t>(p[pos++]) << 8;
+    }
+    if (avail - pos < len) {
+      return 0;
+    }
+    if (check && ((len == 0 && k < 4) || len > (wide ? kMaxStoredPathBytes : 253) ||
+                  !printable_bytes(p + pos, len, avail - pos))) {
+      return 0;
+    }
+    fields[k] = std::string_view(rec + pos, len);
+    pos += len;
+  }
+  if (out != nullptr) {
+    u128 v = 0;
+    if (ip_len == 4) {
+      std::uint32_t v4 = 0;
+      std::memcpy(&v4, p + 2, 4);
+      v = v4;
+    } else {
+      std::memcpy(&v, p + 2, 16);
+    }
+    std::uint64_t since = 0;
+    std::memcpy(&since, p + 2 + ip_len, 8);
+    out->ip = IpAddress(fam == kFamilyV4 ? IpFamily::kV4 : IpFamily::kV6, v);
+    out->since_unix_s = static_cast<std::int64_t>(since);
+    out->range_key = fields[0];
+    out->cni_network = fields[1];
+    out->container_id = fields[2];
+    out->ifname = fields[3];
+    out->pod_ref = fields[4];
+    out->node = fields[5];
+    out->netns = fields[6];
+  }
+  return pos;
+}
+
+// A record validated when it was loaded or encoded (it starts at its kind byte): read without
+// bounds checks. at() and the finders run over every reservation of the pool on every ADD.
+struct RecordCursor {
+  const char* rec;
+  std::size_t pos;
+  explicit RecordCursor(const char* r)
+      : rec(r), pos(2 + (static_cast<unsigned char>(r[1]) == kFamilyV4 ? 4 : 16) + 8) {}
+  std::string_view next() {
+    const std::size_t len = static_cast<unsigned char>(rec[pos]);
+    const std::string_view f(rec + pos + 1, len);
+    pos += 1 + len;
+    return f;
+  }
+  void skip() { pos += 1 + static_cast<std::size_t>(static_cast<unsigned char>(rec[pos])); }
+};
+
+ReservationView view_record(const char* rec) {
+  ReservationView v;
+  (void)parse_reservation(rec, ~std::size_t{0} >> 1, &v, false);
+  return v;
 }
 
 Status encode_op(Writer& w, const PoolOp& op) {
   switch (op.kind) {
     case PoolOp::Kind::kReserve: {
-      const Reservation& r = op.reservation;
-      IPOIB_TRY(check_fields(r));
-      w.u8(static_cast<std::uint8_t>(op.kind));
-      w.ip(r.ip);
-      w.u64(static_cast<std::uint64_t>(r.since_unix_s));
-      w.str(r.range_key);
-      w.str(r.cni_network);
-      w.str(r.container_id);
-      w.str(r.ifname);
-      w.str(r.pod_ref);
+      IPOIB_TRY(check_fields(op.reservation));
+      encode_reservation(w, op.reservation);
       return ok_status();
     }
     case PoolOp::Kind::kRelease:
@@ -284,6 +449,8 @@ struct DecodedOp {
 };
 
 std::optional<std::string> decode_op(Reader& rd, DecodedOp& out) {
+  const char* at = rd.data();
+  const std::size_t avail = rd.left();
   out.kind = rd.u8();
   if (!rd.ok()) {
     return "truncated record";
@@ -296,29 +463,19 @@ std::optional<std::string> decode_op(Reader& rd, DecodedOp& out) {
     out.network = std::string(n);
     return std::nullopt;
   }
-  if (out.kind == static_cast<std::uint8_t>(PoolOp::Kind::kReserve)) {
-    out.op.kind = PoolOp::Kind::kReserve;
-    Reservation& r = out.op.reservation;
-    const auto ip = rd.ip();
-    r.since_unix_s = rd.i64();
-    const std::string_view key = rd.str();
-    const std::string_view net = rd.str();
-    const std::string_view cid = rd.str();
-    const std::string_view ifname = rd.str();
-    const std::string_view pod = rd.str();
-    if (!rd.ok() || !ip || !ip_fits(*ip) || !is_storable_field(key) || !is_storable_field(net) ||
-        !is_storable_field(cid) || !is_storable_field(ifname) || !storable_or_empty(pod)) {
+  if (out.kind == kReserveV2 || out.kind == kReserveV3) {
+    ReservationView v;
+    const std::size_t n = parse_reservation(at, avail, &v, true);
+    if (n == 0) {
       return "bad reservation record";
     }
-    r.ip = *ip;
-    r.range_key.assign(key);
-    r.cni_network.assign(net);
-    r.container_id.assign(cid);
-    r.ifname.assign(ifname);
-    r.pod_ref.assign(pod);
+    rd.skip(n - 1);
+    out.kind = static_cast<std::uint8_t>(PoolOp::Kind::kReserve);
+    out.op.kind = PoolOp::Kind::kReserve;
+    out.op.reservation = v.to_reservation();
     return std::nullopt;
   }
-  if (out.kind == static_cast<std::uint8_t>(PoolOp::Kind::kRelease)) {
+  if (out.kind == kReleaseOp) {
     out.op.kind = PoolOp::Kind::kRelease;
     const auto ip = rd.ip();
     if (!rd.ok() || !ip || !ip_fits(*ip)) {
@@ -327,7 +484,7 @@ std::optional<std::string> decode_op(Reader& rd, DecodedOp& out) {
     out.op.reservation.ip = *ip;
     return std::nullopt;
   }
-  if (out.kind == static_cast<std::uint8_t>(PoolOp::Kind::kRange)) {
+  if (out.kind == kRangeOp) {
     out.op.kind = PoolOp::Kind::kRange;
     PoolRange& r = out.op.range;
     const std::string_view key = rd.str();
@@ -495,14 +652,7 @@ Result<std::string> encode_snapshot(const PoolData& pool, std::uint64_t applied_
   for (const Reservation& r : pool.reservations) {
     // Encoded in place (not through PoolOp::reserve) to avoid copying every reservation.
     IPOIB_TRY(check_fields(r));
-    w.u8(static_cast<std::uint8_t>(PoolOp::Kind::kReserve));
-    w.ip(r.ip);
-    w.u64(static_cast<std::uint64_t>(r.since_unix_s));
-    w.str(r.range_key);
-    w.str(r.cni_network);
-    w.str(r.container_id);
-    w.str(r.ifname);
-    w.str(r.pod_ref);
+    encode_reservation(w, r);
   }
   if (payload.size() > kMaxFramePayload) {
     return Error(ErrorCode::kIoFailure, "pool: snapshot larger than 64 MiB");
@@ -554,7 +704,7 @@ Result<SnapshotImage> decode_snapshot(std::string_view bytes, std::string_view f
     if (auto e = decode_op(rd, op)) {
       return corrupt(file, *e);
     }
-    if (op.kind == static_cast<std::uint8_t>(PoolOp::Kind::kRange)) {
+    if (op.kind == kRangeOp) {
       if (!img.pool.reservations.empty()) {
         return corrupt(file, "range record after reservations");
       }
@@ -677,9 +827,9 @@ Result<std::uint64_t> replay(PoolData& pool, std::uint64_t applied_seq, const Jo
   // Latest state of every address the journal touches: a reservation, or nullptr (released).
   std::map<IpAddress, const Reservation*> overlay;
   auto in_snapshot = [&](const IpAddress& ip) {
-    const auto it = std::lower_bound(
-        pool.reservations.begin(), pool.reservations.end(), ip,
-        [](const Reservation& a, const IpAddress& b) { return a.ip < b; });
+    const auto it =
+        std::lower_bound(pool.reservations.begin(), pool.reservations.end(), ip,
+                         [](const Reservation& a, const IpAddress& b) { return a.ip < b; });
     return it != pool.reservations.end() && it->ip == ip;
   };
   for (const JournalFrame& f : j.frames) {
@@ -701,8 +851,8 @@ Result<std::uint64_t> replay(PoolData& pool, std::uint64_t applied_seq, const Jo
           break;
         case PoolOp::Kind::kRelease: {
           const auto it = overlay.find(op.reservation.ip);
-          const bool reserved = it != overlay.end() ? it->second != nullptr
-                                                    : in_snapshot(op.reservation.ip);
+          const bool reserved =
+              it != overlay.end() ? it->second != nullptr : in_snapshot(op.reservation.ip);
           if (!reserved) {
             return corrupt(file, "record " + std::to_string(f.seq) + " releases " +
                                      op.reservation.ip.to_string() + ", which is not reserved");
@@ -742,8 +892,9 @@ Status apply_ops(PoolData& pool, const std::vector<PoolOp>& ops, std::string_vie
   for (const PoolOp& op : ops) {
     auto& res = pool.reservations;
     const IpAddress& ip = op.reservation.ip;
-    const auto it = std::lower_bound(res.begin(), res.end(), ip,
-                                     [](const Reservation& a, const IpAddress& b) { return a.ip < b; });
+    const auto it =
+        std::lower_bound(res.begin(), res.end(), ip,
+                         [](const Reservation& a, const IpAddress& b) { return a.ip < b; });
     switch (op.kind) {
       case PoolOp::Kind::kRange:
         upsert_range_record(pool.ranges, op.range);
@@ -802,143 +953,9 @@ std::optional<std::vector<PoolOp>> diff_pools(const PoolData& before, const Pool
   return ops;
 }
 
-
 // ---- PoolIndex ---------------------------------------------------------------------------------
 
 namespace {
-
-// Whether the bytes are printable ASCII without space (0x21..0x7e), 8 at a time with the SWAR
-// tests of "Bit Twiddling Hacks" (hasless/hasmore, valid for thresholds below 128). A per-field
-// check with one masked load for short fields measured faster than one pass over the record's
-// whole field span (which has to forgive the length bytes).
-bool printable_word(std::uint64_t x) {
-  constexpr std::uint64_t kOnes = ~std::uint64_t{0} / 255;
-  constexpr std::uint64_t kHigh = kOnes * 128;
-  const std::uint64_t below = (x - kOnes * 0x21) & ~x & kHigh;          // a byte < 0x21
-  const std::uint64_t above = ((x + kOnes * (127 - 0x7e)) | x) & kHigh;  // a byte > 0x7e
-  return (below | above) == 0;
-}
-
-// `room` >= n bytes may be read from p: short fields are checked with one (masked) 8-byte load,
-// longer ones 8 bytes at a time with an overlapping last load.
-bool printable_bytes(const unsigned char* p, std::size_t n, std::size_t room) {
-  std::uint64_t x = 0;
-  if (n >= 8) {
-    for (std::size_t i = 0; i + 8 <= n; i += 8) {
-      std::memcpy(&x, p + i, 8);
-      if (!printable_word(x)) {
-        return false;
-      }
-    }
-    std::memcpy(&x, p + n - 8, 8);
-    return printable_word(x);
-  }
-  if (room >= 8) {
-    std::memcpy(&x, p, 8);
-    const std::uint64_t keep = (std::uint64_t{1} << (8 * n)) - 1;  // little endian: first n bytes
-    return printable_word((x & keep) | (0x4141414141414141ULL & ~keep));  // 'A' is printable
-  }
-  for (std::size_t i = 0; i < n; ++i) {
-    if (p[i] < 0x21 || p[i] > 0x7e) {
-      return false;
-    }
-  }
-  return true;
-}
-
-// Parses (and with `check`, validates) a reservation record that starts after its kind byte.
-// Returns the bytes it spans, 0 when malformed.
-std::size_t parse_reservation(const char* rec, std::size_t avail, ReservationView* out, bool check) {
-  static_assert(std::endian::native == std::endian::little, "records are little endian");
-  const auto* p = reinterpret_cast<const unsigned char*>(rec);
-  if (avail < 1) {
-    return 0;
-  }
-  const std::uint8_t fam = p[0];
-  const std::size_t ip_len = fam == kFamilyV4 ? 4 : fam == kFamilyV6 ? 16 : 0;
-  if (ip_len == 0 || avail < 1 + ip_len + 8) {
-    return 0;
-  }
-  std::size_t pos = 1 + ip_len + 8;
-  std::string_view fields[5];
-  for (int k = 0; k < 5; ++k) {
-    if (pos >= avail) {
-      return 0;
-    }
-    const std::size_t len = p[pos++];
-    if (avail - pos < len) {
-      return 0;
-    }
-    if (check &&
-        ((len == 0 && k != 4) || len > 253 || !printable_bytes(p + pos, len, avail - pos))) {
-      return 0;
-    }
-    fields[k] = std::string_view(rec + pos, len);
-    pos += len;
-  }
-  if (out != nullptr) {
-    u128 v = 0;
-    if (ip_len == 4) {
-      std::uint32_t v4 = 0;
-      std::memcpy(&v4, p + 1, 4);
-      v = v4;
-    } else {
-      std::memcpy(&v, p + 1, 16);
-    }
-    std::uint64_t since = 0;
-    std::memcpy(&since, p + 1 + ip_len, 8);
-    out->ip = IpAddress(fam == kFamilyV4 ? IpFamily::kV4 : IpFamily::kV6, v);
-    out->since_unix_s = static_cast<std::int64_t>(since);
-    out->range_key = fields[0];
-    out->cni_network = fields[1];
-    out->container_id = fields[2];
-    out->ifname = fields[3];
-    out->pod_ref = fields[4];
-  }
-  return pos;
-}
-
-// A record validated when it was loaded or encoded: read without bounds checks. at() and the
-// finders run over every reservation of the pool on every ADD.
-struct RecordCursor {
-  const char* rec;
-  std::size_t pos;
-  explicit RecordCursor(const char* r)
-      : rec(r), pos(1 + (static_cast<unsigned char>(r[0]) == kFamilyV4 ? 4 : 16) + 8) {}
-  std::string_view next() {
-    const std::size_t len = static_cast<unsigned char>(rec[pos]);
-    const std::string_view f(rec + pos + 1, len);
-    pos += 1 + len;
-    return f;
-  }
-  void skip() { pos += 1 + static_cast<std::size_t>(static_cast<unsigned char>(rec[pos])); }
-};
-
-ReservationView view_record(const char* rec) {
-  const auto* p = reinterpret_cast<const unsigned char*>(rec);
-  const bool v4 = p[0] == kFamilyV4;
-  const std::size_t ip_len = v4 ? 4 : 16;
-  u128 value = 0;
-  if (v4) {
-    std::uint32_t x = 0;
-    std::memcpy(&x, p + 1, 4);
-    value = x;
-  } else {
-    std::memcpy(&value, p + 1, 16);
-  }
-  std::uint64_t since = 0;
-  std::memcpy(&since, p + 1 + ip_len, 8);
-  ReservationView v;
-  v.ip = IpAddress(v4 ? IpFamily::kV4 : IpFamily::kV6, value);
-  v.since_unix_s = static_cast<std::int64_t>(since);
-  RecordCursor c(rec);
-  v.range_key = c.next();
-  v.cni_network = c.next();
-  v.container_id = c.next();
-  v.ifname = c.next();
-  v.pod_ref = c.next();
-  return v;
-}
 
 // A release record after its kind byte: the address, or nullopt.
 std::optional<IpAddress> parse_release(Reader& rd) {
@@ -960,7 +977,9 @@ Reservation ReservationView::to_reservation() const {
           std::string(container_id),
           std::string(ifname),
           std::string(pod_ref),
-          since_unix_s};
+          since_unix_s,
+          std::string(node),
+          std::string(netns)};
 }
 
 PoolIndex::PoolIndex(std::string network_name) : network_name_(std::move(network_name)) {}
@@ -1006,7 +1025,7 @@ struct IndexBuilder {
     ix.entries_.reserve(payload.size() / 24 + 16);  // a reservation record is >= 24 bytes
     while (pos < payload.size()) {
       const auto kind = static_cast<std::uint8_t>(payload[pos]);
-      if (kind == static_cast<std::uint8_t>(PoolOp::Kind::kRange)) {
+      if (kind == kRangeOp) {
         if (!ix.entries_.empty()) {
           return corrupt(file, "range record after reservations");
         }
@@ -1022,23 +1041,23 @@ struct IndexBuilder {
         pos = payload.size() - rr.left();
         continue;
       }
-      if (kind != static_cast<std::uint8_t>(PoolOp::Kind::kReserve)) {
-        if (kind == static_cast<std::uint8_t>(PoolOp::Kind::kRelease)) {
+      if (kind != kReserveV2 && kind != kReserveV3) {
+        if (kind == kReleaseOp) {
           return corrupt(file, "unexpected record in a snapshot");
         }
         return corrupt(file, "unknown record type " + std::to_string(kind));
       }
       ReservationView v;
-      const char* rec = payload.data() + pos + 1;
-      const std::size_t n = parse_reservation(rec, payload.size() - pos - 1, &v, true);
-      if (n == 0 || !ip_fits(v.ip)) {
+      const char* rec = payload.data() + pos;
+      const std::size_t n = parse_reservation(rec, payload.size() - pos, &v, true);
+      if (n == 0) {
         return corrupt(file, "bad reservation record");
       }
       if (!ix.entries_.empty() && !(ix.entries_.back().ip < v.ip)) {
         return corrupt(file, "reservations out of order or duplicated");
       }
       ix.entries_.push_back({v.ip, rec});
-      pos += 1 + n;
+      pos += n;
     }
     return ok_status();
   }
@@ -1067,18 +1086,18 @@ struct IndexBuilder {
       const std::string in_record = " in record " + std::to_string(f.seq);
       while (pos < payload.size()) {
         const auto kind = static_cast<std::uint8_t>(payload[pos]);
-        if (kind == static_cast<std::uint8_t>(PoolOp::Kind::kReserve)) {
+        if (kind == kReserveV2 || kind == kReserveV3) {
           ReservationView v;
-          const char* rec = payload.data() + pos + 1;
-          const std::size_t n = parse_reservation(rec, payload.size() - pos - 1, &v, true);
-          if (n == 0 || !ip_fits(v.ip)) {
+          const char* rec = payload.data() + pos;
+          const std::size_t n = parse_reservation(rec, payload.size() - pos, &v, true);
+          if (n == 0) {
             return corrupt(file, "bad reservation record" + in_record);
           }
           if (apply) {
             overlay[v.ip] = rec;
           }
-          pos += 1 + n;
-        } else if (kind == static_cast<std::uint8_t>(PoolOp::Kind::kRelease)) {
+          pos += n;
+        } else if (kind == kReleaseOp) {
           Reader rd(payload.substr(pos + 1));
           const auto ip = parse_release(rd);
           if (!ip) {
@@ -1141,7 +1160,6 @@ struct IndexBuilder {
                                                " belongs to network \"" + std::string(network) +
                                                "\"; it was left untouched");
   }
-
 };
 
 Result<PoolIndex::Loaded> PoolIndex::load(const std::string& network_name, std::string snapshot,
@@ -1180,7 +1198,8 @@ PoolIndex PoolIndex::from_pool_data(const PoolData& p) {
   for (const Reservation& r : p.reservations) {
     ops.push_back(PoolOp::reserve(r));
   }
-  (void)ix.apply(ops, "");  // fields were validated by whoever built `p`; unstorable ones are dropped
+  (void)ix.apply(ops,
+                 "");  // fields were validated by whoever built `p`; unstorable ones are dropped
   return ix;
 }
 
@@ -1260,7 +1279,7 @@ Status PoolIndex::apply(const std::vector<PoolOp>& ops, std::string_view file) {
         auto rec = std::make_unique<std::string>();
         Writer w(*rec);
         IPOIB_TRY(encode_op(w, op));
-        const char* p = rec->data() + 1;  // after the kind byte
+        const char* p = rec->data();
         buffers_.push_back(std::move(rec));
         if (it != entries_.end() && it->ip == ip) {
           it->record = p;
@@ -1301,8 +1320,7 @@ Result<std::string> PoolIndex::encode_snapshot(std::uint64_t applied_seq) const 
     IPOIB_TRY(encode_op(w, PoolOp::set_range(r)));
   }
   for (const Entry& e : entries_) {
-    const std::size_t n = parse_reservation(e.record, std::size_t{1} << 20, nullptr, false);
-    w.u8(static_cast<std::uint8_t>(PoolOp::Kind::kReserve));
+    const std::size_t n = parse_reservation(e.record, ~std::size_t{0} >> 1, nullptr, false);
     payload.append(e.record, n);
   }
   if (payload.size() > kMaxFramePayload) {

@@ -3,7 +3,8 @@
 
 #include "ipoib/ipam/builtin.h"
 #include "ipoib/ipam/ipam.h"
-#include "ipoib/ipam/store.h"
+#include "ipoib/ipam/pool_ops.h"
+#include "ipoib/ipam/pool_store.h"
 
 namespace ipoib::ipam {
 namespace {
@@ -16,8 +17,11 @@ Result<const nlohmann::json*> ipam_section(const cni::Request& req) {
   return &*it;
 }
 
-bool same_attachment(const ReservationView& r, std::string_view cid, std::string_view ifname) {
-  return r.container_id == cid && r.ifname == ifname;
+ReservationFilter attachment_filter(const std::string& cid, const std::string& ifname) {
+  ReservationFilter f;
+  f.container_id = cid;
+  f.ifname = ifname;
+  return f;
 }
 
 class BuiltinIpam final : public cni::Plugin {
@@ -49,77 +53,66 @@ class BuiltinIpam final : public cni::Plugin {
                                  " bytes; it must be 1..253 printable ASCII bytes without spaces)");
       }
     }
-    IPOIB_TRY_ASSIGN(std::optional<Store> store,
-                     Store::open(cfg.location.store_dir, CreateMode::kCreate));
-    store->set_tuning(opts_.store_tuning);
-    IPOIB_TRY_ASSIGN(StoreLock lock, store->lock(cfg.location.lock_timeout_ms));
-    IPOIB_TRY_ASSIGN(std::optional<PoolIndex> loaded,
-                     store->load_pool(lock, cfg.location.network_name));
-    PoolIndex pool = loaded ? std::move(*loaded) : PoolIndex(cfg.location.network_name);
+    IPOIB_TRY_ASSIGN(std::unique_ptr<IpamStore> store, open_store(cfg.location, OpenMode::kCreate));
+    const std::unique_ptr<PoolStore> pool = store->pool(cfg.location.network_name);
     const std::int64_t now = now_s();
-    // What changes, as journal records (journal.h); the pool is updated along the way so that a
-    // later range of this ADD sees the addresses taken by an earlier one.
-    std::vector<PoolOp> ops;
-    const std::vector<PoolRange> ranges_before = pool.ranges;
-    auto change = [&](PoolOp op) -> Status {
-      IPOIB_TRY(pool.apply({op}, ""));
-      ops.push_back(std::move(op));
+    std::vector<IpAddress> assigned;
+    std::vector<std::string> notes;  // logged once the transaction committed
+    // One transaction for every range: all-or-nothing. A range's lookups see the addresses an
+    // earlier range of this ADD took (overlapping ranges of one pool).
+    const PoolStore::Body body = [&](PoolTxn& txn) -> Status {
+      assigned.clear();
+      notes.clear();
+      for (std::size_t i = 0; i < cfg.ranges.size(); ++i) {
+        const Range& range = cfg.ranges[i];
+        const std::string& key = cfg.range_keys[i];
+        IPOIB_TRY(txn.use_range(key, range));
+        // 1. Same (container ID, ifname): the runtime repeated the ADD.
+        IPOIB_TRY_ASSIGN(std::optional<Reservation> found, txn.find_attachment(key, cid, ifname));
+        // 2. Same (pod, ifname): the kubelet re-ADDs a pod after a reboot with a new sandbox.
+        if (!found && !pod_ref.empty()) {
+          IPOIB_TRY_ASSIGN(std::vector<Reservation> same_pod, txn.find_pod(key, pod_ref, ifname));
+          if (!same_pod.empty()) {
+            Reservation r = std::move(same_pod.front());
+            notes.push_back("re-ADD of pod " + pod_ref + "/" + ifname + ": keeping " +
+                            r.ip.to_string() + ", container " + r.container_id + " -> " + cid);
+            r.container_id = cid;
+            r.cni_network = req.conf.name;
+            r.since_unix_s = now;
+            IPOIB_TRY(txn.reserve(r));
+            found = std::move(r);
+          }
+        }
+        if (found && !range.contains(found->ip)) {
+          // The range was reconfigured and no longer covers the old address: move it.
+          notes.push_back("reservation " + found->ip.to_string() + " left range " + key +
+                          "; reallocating");
+          IPOIB_TRY(txn.release(found->ip));
+          found.reset();
+        }
+        if (found) {
+          assigned.push_back(found->ip);
+          continue;
+        }
+        IPOIB_TRY_ASSIGN(std::optional<IpAddress> ip,
+                         txn.allocate(key, range, cfg.allocation,
+                                      {{}, key, req.conf.name, cid, ifname, pod_ref, now}));
+        if (!ip) {
+          return Error(ErrorCode::kIpamFailure,
+                       "range " + key + " (" + range.first.to_string() + " - " +
+                           range.last.to_string() +
+                           ") is exhausted: every usable address is "
+                           "reserved; find leaks with `ipoib ipam list` and free them with `ipoib "
+                           "ipam release`");
+        }
+        assigned.push_back(*ip);
+      }
       return ok_status();
     };
-
-    std::vector<IpAddress> assigned;
-    for (std::size_t i = 0; i < cfg.ranges.size(); ++i) {
-      const Range& range = cfg.ranges[i];
-      const std::string& key = cfg.range_keys[i];
-      pool.upsert_range(key, range);
-      // 1. Same (container ID, ifname): the runtime repeated the ADD.
-      std::size_t at = pool.find_attachment(key, cid, ifname);
-      // 2. Same (pod, ifname): the kubelet re-ADDs a pod after a reboot with a new sandbox.
-      if (at == PoolIndex::npos && !pod_ref.empty()) {
-        at = pool.find_pod(key, pod_ref, ifname);
-        if (at != PoolIndex::npos) {
-          Reservation r = pool.at(at).to_reservation();
-          log_.info("re-ADD of pod " + pod_ref + "/" + ifname + ": keeping " + r.ip.to_string() +
-                    ", container " + r.container_id + " -> " + cid);
-          r.container_id = cid;
-          r.cni_network = req.conf.name;
-          r.since_unix_s = now;
-          IPOIB_TRY(change(PoolOp::reserve(std::move(r))));
-        }
-      }
-      if (at != PoolIndex::npos && !range.contains(pool.at(at).ip)) {
-        // The range was reconfigured and no longer covers the old address: move it.
-        const IpAddress old = pool.at(at).ip;
-        log_.info("reservation " + old.to_string() + " left range " + key + "; reallocating");
-        IPOIB_TRY(change(PoolOp::release(old)));
-        at = PoolIndex::npos;
-      }
-      if (at != PoolIndex::npos) {
-        assigned.push_back(pool.at(at).ip);
-        continue;
-      }
-      const PoolRange* pr = pool.find_range(key);
-      auto ip = allocate(range, pool.taken(range.family()), cfg.allocation, pr->cursor);
-      if (!ip) {
-        return Error(ErrorCode::kIpamFailure,
-                     "range " + key + " (" + range.first.to_string() + " - " +
-                         range.last.to_string() + ") is exhausted: every usable address is "
-                         "reserved; find leaks with `ipoib ipam list` and free them with `ipoib "
-                         "ipam release`");
-      }
-      IPOIB_TRY(change(PoolOp::reserve({*ip, key, req.conf.name, cid, ifname, pod_ref, now})));
-      pool.upsert_range(key, range).cursor = *ip;
-      assigned.push_back(*ip);
+    IPOIB_TRY(transact(*pool, Access::kWrite, body));
+    for (const std::string& note : notes) {
+      log_.info(note);
     }
-    for (const PoolRange& r : pool.ranges) {
-      const auto old = std::find_if(ranges_before.begin(), ranges_before.end(),
-                                    [&](const PoolRange& b) { return b.key == r.key; });
-      if (old == ranges_before.end() || !(*old == r)) {
-        ops.push_back(PoolOp::set_range(r));
-      }
-    }
-    // One journal record for every range: all-or-nothing.
-    IPOIB_TRY(commit(*store, lock, pool, ops));
 
     cni::CniResult result;
     for (std::size_t i = 0; i < cfg.ranges.size(); ++i) {
@@ -139,74 +132,62 @@ class BuiltinIpam final : public cni::Plugin {
     for (const IpAddress& ip : assigned) {
       list += " " + ip.to_string();
     }
-    log_.info("ADD " + cid + "/" + ifname + " pool " + pool_label(cfg.location) + ":" + list);
+    log_.info("ADD " + cid + "/" + ifname + " pool " + pool->label() + ":" + list);
     return result;
   }
 
   Status del(const cni::Request& req) override {
     IPOIB_TRY_ASSIGN(const nlohmann::json* ipam, ipam_section(req));
     IPOIB_TRY_ASSIGN(StoreLocation loc, load_store_location(*ipam, opts_.sources));
-    IPOIB_TRY_ASSIGN(std::optional<Store> store, Store::open(loc.store_dir, CreateMode::kMustExist));
-    if (!store) {
+    IPOIB_TRY_ASSIGN(std::unique_ptr<IpamStore> store, open_store(loc, OpenMode::kExisting));
+    const std::unique_ptr<PoolStore> pool = store->pool(loc.network_name);
+    std::vector<Reservation> released;
+    const PoolStore::Body body = [&](PoolTxn& txn) -> Status {
+      IPOIB_TRY_ASSIGN(
+          released, release_matching(txn, attachment_filter(req.env.container_id, req.env.ifname)));
       return ok_status();
-    }
-    store->set_tuning(opts_.store_tuning);
-    IPOIB_TRY_ASSIGN(StoreLock lock, store->lock(loc.lock_timeout_ms));
-    IPOIB_TRY_ASSIGN(std::optional<PoolIndex> pool, store->load_pool(lock, loc.network_name));
-    if (!pool) {
-      return ok_status();
-    }
-    std::vector<PoolOp> ops;
-    for (std::size_t i = 0; i < pool->size(); ++i) {
-      const ReservationView r = pool->at(i);
-      if (same_attachment(r, req.env.container_id, req.env.ifname)) {
-        ops.push_back(PoolOp::release(r.ip));
-      }
-    }
-    const std::size_t n = ops.size();
-    if (n > 0) {
-      IPOIB_TRY(pool->apply(ops, ""));
-      IPOIB_TRY(commit(*store, lock, *pool, ops));
+    };
+    IPOIB_TRY(transact(*pool, Access::kWrite, body));
+    if (!released.empty()) {
       log_.info("DEL " + req.env.container_id + "/" + req.env.ifname + ": released " +
-                std::to_string(n) + " address(es) from pool " + pool_label(loc));
+                std::to_string(released.size()) + " address(es) from pool " + pool->label());
     }
     return ok_status();
   }
 
   Status check(const cni::Request& req) override {
     IPOIB_TRY_ASSIGN(IpamConfig cfg, load(req));
-    IPOIB_TRY_ASSIGN(std::optional<Store> store,
-                     Store::open(cfg.location.store_dir, CreateMode::kMustExist));
-    if (!store) {
-      return Error(ErrorCode::kCheckFailed, "no IPAM store at " + cfg.location.store_dir);
-    }
-    IPOIB_TRY_ASSIGN(StoreLock lock, store->lock(cfg.location.lock_timeout_ms));
-    IPOIB_TRY_ASSIGN(std::optional<PoolIndex> pool,
-                     store->load_pool(lock, cfg.location.network_name));
-    for (const std::string& key : cfg.range_keys) {
-      std::optional<ReservationView> found;
-      if (pool) {
-        const std::size_t at = pool->find_attachment(key, req.env.container_id, req.env.ifname);
-        if (at != PoolIndex::npos) {
-          found = pool->at(at);
+    IPOIB_TRY_ASSIGN(std::unique_ptr<IpamStore> store,
+                     open_store(cfg.location, OpenMode::kReadOnly));
+    const std::unique_ptr<PoolStore> pool = store->pool(cfg.location.network_name);
+    const std::string& cid = req.env.container_id;
+    const std::string& ifname = req.env.ifname;
+    const PoolStore::Body body = [&](PoolTxn& txn) -> Status {
+      for (const std::string& key : cfg.range_keys) {
+        IPOIB_TRY_ASSIGN(std::optional<Reservation> found, txn.find_attachment(key, cid, ifname));
+        if (!found) {
+          std::string msg = "no reservation for container " + cid + " ifname " + ifname +
+                            " in range " + key + " of pool " + pool->label();
+          if (!req.conf.prev_result) {
+            msg +=
+                " (and the runtime sent no prevResult: it has no cached result for this "
+                "attachment, e.g. after GC released it)";
+          }
+          return Error(ErrorCode::kCheckFailed, msg);
+        }
+        if (req.conf.prev_result) {
+          const auto& ips = req.conf.prev_result->ips;
+          if (std::none_of(ips.begin(), ips.end(), [&](const cni::IpConfig& c) {
+                return c.address.address() == found->ip;
+              })) {
+            return Error(ErrorCode::kCheckFailed,
+                         "reserved address " + found->ip.to_string() + " is not in prevResult");
+          }
         }
       }
-      if (!found) {
-        return Error(ErrorCode::kCheckFailed,
-                     "no reservation for container " + req.env.container_id + " ifname " +
-                         req.env.ifname + " in range " + key + " of pool " +
-                         pool_label(cfg.location));
-      }
-      if (req.conf.prev_result) {
-        const auto& ips = req.conf.prev_result->ips;
-        if (std::none_of(ips.begin(), ips.end(), [&](const cni::IpConfig& c) {
-              return c.address.address() == found->ip;
-            })) {
-          return Error(ErrorCode::kCheckFailed, "reserved address " + found->ip.to_string() +
-                                                    " is not in prevResult");
-        }
-      }
-    }
+      return ok_status();
+    };
+    IPOIB_TRY(transact(*pool, Access::kRead, body));
     return ok_status();
   }
 
@@ -218,37 +199,24 @@ class BuiltinIpam final : public cni::Plugin {
     }
     IPOIB_TRY_ASSIGN(const nlohmann::json* ipam, ipam_section(req));
     IPOIB_TRY_ASSIGN(StoreLocation loc, load_store_location(*ipam, opts_.sources));
-    IPOIB_TRY_ASSIGN(std::optional<Store> store, Store::open(loc.store_dir, CreateMode::kMustExist));
-    if (!store) {
-      return ok_status();
-    }
-    store->set_tuning(opts_.store_tuning);
-    IPOIB_TRY_ASSIGN(StoreLock lock, store->lock(loc.lock_timeout_ms));
-    IPOIB_TRY_ASSIGN(std::optional<PoolIndex> pool, store->load_pool(lock, loc.network_name));
-    if (!pool) {
-      return ok_status();
-    }
+    IPOIB_TRY_ASSIGN(std::unique_ptr<IpamStore> store, open_store(loc, OpenMode::kExisting));
+    const std::unique_ptr<PoolStore> pool = store->pool(loc.network_name);
     // Only this CNI network's reservations: the list names this network's attachments only,
     // while other networks may share the pool (same network_name and store).
-    std::vector<PoolOp> ops;
-    for (std::size_t i = 0; i < pool->size(); ++i) {
-      const ReservationView r = pool->at(i);
-      if (r.cni_network != req.conf.name) {
-        continue;
+    ReservationFilter mine;
+    mine.cni_network = req.conf.name;
+    std::vector<Reservation> released;
+    const PoolStore::Body body = [&](PoolTxn& txn) -> Status {
+      IPOIB_TRY_ASSIGN(std::vector<Reservation> candidates, txn.reservations(mine));
+      released = gc_choose_releases(std::move(candidates), *valid);
+      for (const Reservation& r : released) {
+        IPOIB_TRY(txn.release(r.ip));
       }
-      const bool keep = std::any_of(valid->begin(), valid->end(), [&](const cni::Attachment& a) {
-        return same_attachment(r, a.container_id, a.ifname);
-      });
-      if (!keep) {
-        log_.info("GC: releasing " + r.ip.to_string() + " of " + std::string(r.container_id) +
-                  "/" + std::string(r.ifname));
-        ops.push_back(PoolOp::release(r.ip));
-      }
-    }
-    const std::size_t n = ops.size();
-    if (n > 0) {
-      IPOIB_TRY(pool->apply(ops, ""));
-      IPOIB_TRY(commit(*store, lock, *pool, ops));
+      return ok_status();
+    };
+    IPOIB_TRY(transact(*pool, Access::kWrite, body));
+    for (const Reservation& r : released) {
+      log_.info("GC: released " + r.ip.to_string() + " of " + r.container_id + "/" + r.ifname);
     }
     return ok_status();
   }
@@ -258,32 +226,35 @@ class BuiltinIpam final : public cni::Plugin {
     auto unavailable = [](const Error& e) {
       return Error(ErrorCode::kNotAvailable, "IPAM store not usable: " + e.msg());
     };
-    auto store = Store::open(cfg.location.store_dir, CreateMode::kCreate);
+    auto store = open_store(cfg.location, OpenMode::kReadOnly);
     if (!store) {
       return unavailable(store.error());
     }
-    auto lock = (*store)->lock(cfg.location.lock_timeout_ms);
-    if (!lock) {
-      return unavailable(lock.error());
+    const std::unique_ptr<PoolStore> pool = (*store)->pool(cfg.location.network_name);
+    std::optional<Error> exhausted;
+    auto read = pool->transact(Access::kRead, [&](PoolTxn& txn) -> Status {
+      exhausted.reset();
+      for (std::size_t i = 0; i < cfg.ranges.size() && !exhausted; ++i) {
+        const Range& r = cfg.ranges[i];
+        IPOIB_TRY_ASSIGN(u128 free, txn.free_count(cfg.range_keys[i], r));
+        if (free == 0) {
+          exhausted =
+              Error(ErrorCode::kNotAvailable,
+                    "range " + cfg.range_keys[i] + " (" + r.first.to_string() + " - " +
+                        r.last.to_string() + ") of pool " + pool->label() + " is exhausted: all " +
+                        u128_to_string(r.usable_count()) + " usable addresses are reserved");
+        }
+      }
+      return ok_status();
+    });
+    if (!read) {
+      return unavailable(read.error());
     }
-    auto pool = (*store)->load_pool(*lock, cfg.location.network_name);
-    if (!pool) {
-      return unavailable(pool.error());
-    }
-    if (auto w = (*store)->probe_writable(*lock); !w) {
+    if (auto w = (*store)->writable(); !w) {
       return unavailable(w.error());
     }
-    for (std::size_t i = 0; i < cfg.ranges.size(); ++i) {
-      const Range& r = cfg.ranges[i];
-      const std::vector<u128> taken =
-          *pool ? (*pool)->taken(r.family()) : std::vector<u128>{};
-      if (free_count(r, taken) == 0) {
-        return Error(ErrorCode::kNotAvailable,
-                     "range " + cfg.range_keys[i] + " (" + r.first.to_string() + " - " +
-                         r.last.to_string() + ") of pool " + pool_label(cfg.location) +
-                         " is exhausted: all " + u128_to_string(r.usable_count()) +
-                         " usable addresses are reserved");
-      }
+    if (exhausted) {
+      return *exhausted;
     }
     return ok_status();
   }
@@ -308,23 +279,21 @@ class BuiltinIpam final : public cni::Plugin {
     return cfg;
   }
 
-  // Commits and logs a failed compaction (the operation itself is durable).
-  Status commit(Store& store, const StoreLock& lock, const PoolIndex& after,
-                const std::vector<PoolOp>& ops) {
-    IPOIB_TRY_ASSIGN(CommitInfo info, store.commit(lock, after, ops));
-    if (info.compaction_error) {
-      log_.warning("IPAM journal compaction failed (retried by the next operation): " +
-                   info.compaction_error->msg());
+  Result<std::unique_ptr<IpamStore>> open_store(const StoreLocation& loc, OpenMode mode) const {
+    return open_ipam_store(loc, mode, opts_.store_tuning);
+  }
+
+  // Runs one transaction and logs what the store reports besides its result.
+  Status transact(PoolStore& pool, Access access, const PoolStore::Body& body) {
+    IPOIB_TRY_ASSIGN(TxnInfo info, pool.transact(access, body));
+    for (const std::string& w : info.warnings) {
+      log_.warning(w);
     }
     return ok_status();
   }
 
   std::int64_t now_s() const {
     return opts_.now_unix_s ? opts_.now_unix_s() : static_cast<std::int64_t>(::time(nullptr));
-  }
-
-  static std::string pool_label(const StoreLocation& loc) {
-    return loc.store_dir + "/" + Store::pool_file_name(loc.network_name);
   }
 
   Logger& log_;

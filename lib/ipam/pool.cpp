@@ -29,8 +29,8 @@ std::string excluded_text(const std::vector<Interval>& ex, IpFamily fam) {
 
 Error corrupt(std::string_view file, std::size_t line_no, std::string_view what) {
   return Error(ErrorCode::kStoreCorrupt,
-               "store file " + std::string(file) + " is corrupt (line " +
-                   std::to_string(line_no) + ": " + std::string(what) +
+               "store file " + std::string(file) + " is corrupt (line " + std::to_string(line_no) +
+                   ": " + std::string(what) +
                    "); it was left untouched: inspect or restore it, then remove it to start "
                    "the pool empty");
 }
@@ -64,6 +64,13 @@ bool is_storable_field(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char ch) { return ch > ' ' && ch < 0x7f; });
 }
 
+bool is_storable_path(std::string_view s) {
+  if (s.empty() || s.size() > kMaxStoredPathBytes) {
+    return false;
+  }
+  return std::all_of(s.begin(), s.end(), [](char ch) { return ch > ' ' && ch < 0x7f; });
+}
+
 std::vector<u128> PoolData::taken(IpFamily family) const {
   std::vector<u128> out;
   out.reserve(reservations.size());
@@ -76,9 +83,9 @@ std::vector<u128> PoolData::taken(IpFamily family) const {
 }
 
 bool PoolData::insert(Reservation r) {
-  const auto it = std::lower_bound(
-      reservations.begin(), reservations.end(), r.ip,
-      [](const Reservation& a, const IpAddress& ip) { return ip_less(a.ip, ip); });
+  const auto it =
+      std::lower_bound(reservations.begin(), reservations.end(), r.ip,
+                       [](const Reservation& a, const IpAddress& ip) { return ip_less(a.ip, ip); });
   if (it != reservations.end() && it->ip == r.ip) {
     return false;
   }
@@ -131,9 +138,9 @@ Result<std::string> encode_pool(const PoolData& p) {
   }
   for (const Reservation& r : p.reservations) {
     const std::string pod = r.pod_ref.empty() ? "-" : r.pod_ref;
-    for (std::string_view f : {std::string_view(r.range_key), std::string_view(r.cni_network),
-                               std::string_view(r.container_id), std::string_view(r.ifname),
-                               std::string_view(pod)}) {
+    for (std::string_view f :
+         {std::string_view(r.range_key), std::string_view(r.cni_network),
+          std::string_view(r.container_id), std::string_view(r.ifname), std::string_view(pod)}) {
       if (!is_storable_field(f)) {
         return Error(ErrorCode::kInternal,
                      "pool: unstorable reservation field \"" + std::string(f.substr(0, 64)) + "\"");
@@ -235,8 +242,8 @@ Result<PoolData> decode_pool(std::string_view text, std::string_view file) {
           }
           auto lo = ip_field(iv.substr(0, dash));
           auto hi = ip_field(iv.substr(dash + 1));
-          if (!lo || !hi || lo->family() != subnet->family() ||
-              hi->family() != subnet->family() || *hi < *lo) {
+          if (!lo || !hi || lo->family() != subnet->family() || hi->family() != subnet->family() ||
+              *hi < *lo) {
             return corrupt(file, line_no, "bad excluded interval");
           }
           r.excluded.push_back({lo->value(), hi->value()});
@@ -256,8 +263,7 @@ Result<PoolData> decode_pool(std::string_view text, std::string_view file) {
       Reservation r;
       auto ip = ip_field(f[1]);
       std::int64_t since = 0;
-      if (!ip || std::from_chars(f[7].data(), f[7].data() + f[7].size(), since).ec !=
-                     std::errc()) {
+      if (!ip || std::from_chars(f[7].data(), f[7].data() + f[7].size(), since).ec != std::errc()) {
         return corrupt(file, line_no, "bad reservation");
       }
       r.ip = *ip;

@@ -12,6 +12,10 @@
 // round-robin cursor. One frame holds everything one CNI operation changes, so a multi-range ADD
 // is all-or-nothing: a frame is either whole and verified or it does not count.
 //
+// A reservation is written as record version 3 (kind 5: the attachment, its pod, node and netns
+// path); version 2 records (kind 1: no node, no netns), which earlier releases wrote, are read
+// with both empty and copied unchanged into later snapshots.
+//
 //   snapshot = "IPAMSNP\2" | frame(seq = S, payload = network op, then every range and reservation)
 //   journal  = "IPAMJNL\2" | frame(seq = 0, payload = network op) | frame(seq = k, ops)...
 //
@@ -62,7 +66,7 @@ struct PoolOp {
 
 inline constexpr std::string_view kSnapshotMagic{"IPAMSNP\x02", 8};
 inline constexpr std::string_view kJournalMagic{"IPAMJNL\x02", 8};
-inline constexpr std::size_t kFrameOverhead = 16;               // len + seq + crc
+inline constexpr std::size_t kFrameOverhead = 16;  // len + seq + crc
 inline constexpr std::size_t kMaxFramePayload = std::size_t{64} << 20;
 
 // Payload of a frame holding `ops`. Fields must be storable (is_storable_field; pod_ref may be
@@ -125,6 +129,8 @@ struct ReservationView {
   std::string_view container_id;
   std::string_view ifname;
   std::string_view pod_ref;
+  std::string_view node;   // "" in records before version 3
+  std::string_view netns;  // "" in records before version 3, or when unknown
   [[nodiscard]] Reservation to_reservation() const;
 };
 
@@ -135,8 +141,8 @@ struct ReservationView {
 // allocate and move five strings per reservation). The same checks as decode_snapshot, scan_journal
 // and replay are made, so exactly the same files are accepted (the fuzzer compares both paths).
 //
-//   IPOIB_TRY_ASSIGN(PoolIndex pool, PoolIndex::load("net", std::move(snap), std::move(jrnl), ...));
-//   for (std::size_t i = 0; i < pool.size(); ++i) if (pool.at(i).container_id == cid) ...
+//   IPOIB_TRY_ASSIGN(PoolIndex pool, PoolIndex::load("net", std::move(snap), std::move(jrnl),
+//   ...)); for (std::size_t i = 0; i < pool.size(); ++i) if (pool.at(i).container_id == cid) ...
 //   IPOIB_TRY(pool.apply({PoolOp::reserve(r)}, ""));
 class PoolIndex {
  public:
@@ -176,12 +182,12 @@ class PoolIndex {
 
   struct Entry {
     IpAddress ip;
-    const char* record;  // the reservation record after its kind byte, inside buffers_
+    const char* record;  // the reservation record (from its kind byte), inside buffers_
   };
 
  private:
   std::string network_name_;
-  std::vector<Entry> entries_;                        // sorted by ip, unique
+  std::vector<Entry> entries_;                         // sorted by ip, unique
   std::vector<std::unique_ptr<std::string>> buffers_;  // stable storage the records point into
   friend struct IndexBuilder;
 };
@@ -190,7 +196,7 @@ struct PoolIndex::Loaded {
   PoolIndex index;
   bool snapshot_present = false;
   bool journal_present = false;
-  std::uint64_t last_seq = 0;           // highest sequence in snapshot or journal
+  std::uint64_t last_seq = 0;  // highest sequence in snapshot or journal
   std::size_t journal_header_bytes = 0;
   std::size_t journal_valid_bytes = 0;  // < journal size: a torn tail
 };

@@ -32,12 +32,17 @@ namespace ipoib::ipam {
 
 struct Reservation {
   IpAddress ip;
-  std::string range_key;     // which configured range it was allocated from
-  std::string cni_network;   // the CNI network `name` (GC only touches its own network)
+  std::string range_key;    // which configured range it was allocated from
+  std::string cni_network;  // the CNI network `name` (GC only touches its own network)
   std::string container_id;
   std::string ifname;
-  std::string pod_ref;       // "namespace/name", or "" when unknown
+  std::string pod_ref;  // "namespace/name", or "" when unknown
   std::int64_t since_unix_s = 0;
+  // The node that made the reservation ("" in records written before nodes were recorded), and
+  // the CNI_NETNS path of the attachment ("" when unknown): whether an earlier container's
+  // attachment is still alive. Both are stored by record version 3 (journal.h).
+  std::string node = {};
+  std::string netns = {};
   friend bool operator==(const Reservation&, const Reservation&) = default;
 };
 
@@ -49,14 +54,14 @@ struct PoolRange {
   IpAddress first;
   IpAddress last;
   std::vector<Interval> excluded;
-  std::optional<IpAddress> cursor;   // last address handed out (round-robin)
+  std::optional<IpAddress> cursor;  // last address handed out (round-robin)
   friend bool operator==(const PoolRange&, const PoolRange&) = default;
 };
 
 struct PoolData {
-  std::string network_name;                // "" = default pool
+  std::string network_name;  // "" = default pool
   std::vector<PoolRange> ranges;
-  std::vector<Reservation> reservations;   // sorted by ip, unique ip
+  std::vector<Reservation> reservations;  // sorted by ip, unique ip
 
   // Sorted address values of one family (for the allocator).
   [[nodiscard]] std::vector<u128> taken(IpFamily family) const;
@@ -72,6 +77,11 @@ inline constexpr int kPoolFormatVersion = 1;
 
 // Whether a field may be stored: 1..253 bytes, printable ASCII without spaces.
 bool is_storable_field(std::string_view s);
+
+inline constexpr std::size_t kMaxStoredPathBytes = 4096;  // PATH_MAX
+// Whether a path (Reservation::netns) may be stored: 1..4096 bytes, printable ASCII without
+// spaces ('/' included).
+bool is_storable_path(std::string_view s);
 
 // The file's bytes. Fields must be storable (the plugin validates them before): an unstorable
 // field is kInternal.

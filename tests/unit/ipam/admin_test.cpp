@@ -1,7 +1,10 @@
+#include "ipoib/ipam/admin.h"
+
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <sstream>
 
-#include "ipoib/ipam/admin.h"
 #include "ipoib/ipam/store.h"
 #include "test_support.h"
 
@@ -47,10 +50,10 @@ TEST_CASE("list as a table and as JSON with free counts") {
   seed(dir);
   std::string out, err;
   REQUIRE(run({"list", "--store-dir", dir}, out, err) == 0);
-  CHECK_THAT(out, Catch::Contains("pool blue") && Catch::Contains("10.0.0.3") &&
-                      Catch::Contains("ns/a") && Catch::Contains("free 3") &&
-                      Catch::Contains("1970-01-01T00:00:00Z") && Catch::Contains("pool (default)") &&
-                      Catch::Contains("free 18446744073709551614"));
+  CHECK_THAT(
+      out, Catch::Contains("pool blue") && Catch::Contains("10.0.0.3") && Catch::Contains("ns/a") &&
+               Catch::Contains("free 3") && Catch::Contains("1970-01-01T00:00:00Z") &&
+               Catch::Contains("pool (default)") && Catch::Contains("free 18446744073709551614"));
   REQUIRE(run({"list", "--json", "--store-dir", dir}, out, err) == 0);
   const auto doc = nlohmann::json::parse(out);
   REQUIRE(doc["pools"].size() == 2);
@@ -69,11 +72,13 @@ TEST_CASE("release by IP and by container") {
   CHECK_THAT(out, Catch::Contains("released 10.0.0.3"));
   CHECK(run({"release", "--ip", "10.0.0.3", "--store-dir", dir}, out, err) == 1);
   CHECK_THAT(err, Catch::Contains("no reservation matched"));
-  REQUIRE(run({"release", "--container", "c1", "--ifname", "net2", "--store-dir", dir}, out, err) == 0);
+  REQUIRE(run({"release", "--container", "c1", "--ifname", "net2", "--store-dir", dir}, out, err) ==
+          0);
   CHECK_THAT(out, Catch::Contains("10.0.0.2") && !Catch::Contains("10.0.0.1"));
   REQUIRE(run({"release", "--container", "c1", "--store-dir", dir}, out, err) == 0);
   REQUIRE(run({"list", "--json", "--store-dir", dir}, out, err) == 0);
-  const auto listed = nlohmann::json::parse(out);  // named: a temporary's member dies before the loop
+  const auto listed =
+      nlohmann::json::parse(out);  // named: a temporary's member dies before the loop
   for (const auto& p : listed["pools"]) CHECK(p["reservations"].empty());
 }
 
@@ -87,7 +92,10 @@ TEST_CASE("usage errors and a missing store") {
   CHECK(run({"list", "--store-dir"}, out, err) == 2);
   CHECK(run({"list", "--store-dir", "relative"}, out, err) == 1);
   REQUIRE(run({"list", "--store-dir", tmp.path() + "/none"}, out, err) == 0);
-  CHECK_THAT(out, Catch::Contains("no store"));
+  CHECK_THAT(out, Catch::Contains("no pools in"));
+  CHECK(::access((tmp.path() + "/none").c_str(), F_OK) != 0);  // nothing was created
+  CHECK(run({"release", "--ip", "1.2.3.4", "--store-dir", tmp.path() + "/none"}, out, err) == 1);
+  CHECK_THAT(err, Catch::Contains("no reservation matched"));
   // A corrupt pool is reported, and list fails.
   const std::string dir = tmp.path() + "/s";
   seed(dir);

@@ -1,9 +1,8 @@
 // The pure codecs of journal.h: CRC-32C, frames, snapshot and journal verification, replay.
-#include <catch2/catch.hpp>
-
-#include <random>
-
 #include "ipoib/ipam/journal.h"
+
+#include <catch2/catch.hpp>
+#include <random>
 
 using namespace ipoib;
 using namespace ipoib::ipam;
@@ -32,6 +31,8 @@ PoolData sample_pool() {
   p.insert(res("10.0.0.2", "c0"));
   p.insert(res("10.0.0.3", "c1"));
   p.insert({ip("fd00::8000:0:0:1"), "fd00::/64", "net", "c1", "net1", "", 5});
+  p.insert({ip("fd00::8000:0:0:2"), "fd00::/64", "net", "c7", "net1", "ns/c7", 7, "node-a",
+            "/var/run/netns/cni-1234"});
   return p;
 }
 
@@ -79,7 +80,12 @@ TEST_CASE("snapshot round trip; a v1 text pool file is a snapshot at sequence 0"
   auto v1 = decode_snapshot(*encode_pool(p), "/s/pool-blue");
   REQUIRE(v1.ok());
   CHECK(v1->applied_seq == 0);
-  CHECK(v1->pool == p);
+  PoolData without_v3_fields = p;  // the text format has no node and no netns
+  for (Reservation& r : without_v3_fields.reservations) {
+    r.node.clear();
+    r.netns.clear();
+  }
+  CHECK(v1->pool == without_v3_fields);
   PoolData empty;
   auto e = decode_snapshot(*encode_snapshot(empty, 0), "f");
   REQUIRE(e.ok());
@@ -131,7 +137,7 @@ TEST_CASE("journal: frames verify and replay in order") {
   REQUIRE(last.ok());
   CHECK(*last == 3);
   CHECK(p == expected);
-  CHECK(p.reservations.size() == 5);
+  CHECK(p.reservations.size() == 6);
 }
 
 TEST_CASE("journal: records already in the snapshot are skipped; a gap is corruption") {
@@ -264,7 +270,8 @@ TEST_CASE("replay equals applying every operation in order (random operations)")
                                    [&](const Reservation& r) { return r.ip == ip(a.c_str()); });
       PoolOp op = it != scratch.reservations.end() && rng() % 2 == 0
                       ? PoolOp::release(ip(a.c_str()))
-                      : PoolOp::reserve(res(a.c_str(), "r" + std::to_string(seq) + "-" + std::to_string(k)));
+                      : PoolOp::reserve(
+                            res(a.c_str(), "r" + std::to_string(seq) + "-" + std::to_string(k)));
       REQUIRE(apply_ops(scratch, {op}, "f").ok());
       ops.push_back(op);
     }
@@ -294,7 +301,8 @@ TEST_CASE("diff_pools gives the operations from one pool to another") {
 }
 
 TEST_CASE("unstorable journal fields are refused at encode") {
-  CHECK_FALSE(encode_ops({PoolOp::reserve({ip("10.0.0.2"), "k", "n", "has space", "net1", "", 0})}).ok());
+  CHECK_FALSE(
+      encode_ops({PoolOp::reserve({ip("10.0.0.2"), "k", "n", "has space", "net1", "", 0})}).ok());
   CHECK_FALSE(encode_ops({PoolOp::reserve({ip("10.0.0.2"), "k", "n", "", "net1", "", 0})}).ok());
 }
 
@@ -371,8 +379,9 @@ TEST_CASE("PoolIndex: apply, views, taken and snapshot encoding") {
   CHECK(ix.find_pod("10.0.0.0/16", "ns/x", "net1") == 1);
   CHECK(ix.find_pod("10.0.0.0/16", "ns/y", "net1") == PoolIndex::npos);
   CHECK(ix.find_attachment("fd00::/64", "c1", "net1") == 2);
-  CHECK(ix.taken(IpFamily::kV4) == std::vector<u128>{ip("10.0.0.3").value(), ip("10.0.0.50").value()});
-  CHECK(ix.taken(IpFamily::kV6).size() == 1);
+  CHECK(ix.taken(IpFamily::kV4) ==
+        std::vector<u128>{ip("10.0.0.3").value(), ip("10.0.0.50").value()});
+  CHECK(ix.taken(IpFamily::kV6).size() == 2);
   auto bytes = ix.encode_snapshot(9);
   REQUIRE(bytes.ok());
   auto back = decode_snapshot(*bytes, "s");
@@ -391,7 +400,8 @@ TEST_CASE("PoolIndex refuses every unprintable byte in any field, as decode_snap
   // Build records by hand with a valid checksum: only the field check can refuse them.
   for (int field = 0; field < 5; ++field) {
     for (int c : {0x00, 0x09, 0x20, 0x7f, 0x80, 0xff, 0x21, 0x7e}) {
-      std::string fields[5] = {"10.0.0.0/16", "net", "abcdefghijklmnopq", "net1", "ns/pod-with-long-name"};
+      std::string fields[5] = {"10.0.0.0/16", "net", "abcdefghijklmnopq", "net1",
+                               "ns/pod-with-long-name"};
       fields[field][fields[field].size() / 2] = static_cast<char>(c);
       std::string payload;
       payload += '\x04';
@@ -411,5 +421,137 @@ TEST_CASE("PoolIndex refuses every unprintable byte in any field, as decode_snap
       CHECK(slow.ok() == (c == 0x21 || c == 0x7e));
       CHECK(fast.ok() == slow.ok());
     }
+  }
+}
+
+namespace {
+
+// A reservation record as files written before record version 3 hold it (kind 1: no node, no
+// netns), built by hand.
+std::string v2_record(std::uint8_t last_ip_byte, const std::string& cid) {
+  std::string r;
+  r += '\x01';
+  r += '\x04';
+  r += static_cast<char>(last_ip_byte);  // 10.0.0.x, little endian
+  r += std::string("\x00\x00\x0a", 3);
+  r += std::string(8, '\0');
+  for (const std::string& f : {std::string("10.0.0.0/16"), std::string("net"), cid,
+                               std::string("net1"), std::string("ns/pod")}) {
+    r += static_cast<char>(f.size());
+    r += f;
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("record v3: node and netns round-trip through snapshot, journal and PoolIndex") {
+  const std::string long_netns = "/" + std::string(kMaxStoredPathBytes - 1, 'n');
+  Reservation a = res("10.0.0.20", "ca");
+  a.node = "worker-1.example.org";
+  a.netns = "/proc/1234/ns/net";
+  Reservation b = res("10.0.0.21", "cb");
+  b.netns = long_netns;  // node unknown, netns at its bound
+  PoolData p = sample_pool();
+  p.insert(a);
+  p.insert(b);
+  auto snap = encode_snapshot(p, 3);
+  REQUIRE(snap.ok());
+  auto back = decode_snapshot(*snap, "s");
+  REQUIRE(back.ok());
+  CHECK(back->pool == p);
+
+  std::string journal = *encode_journal_header("blue");
+  Reservation c = res("10.0.0.22", "cc");
+  c.node = "n";
+  c.netns = "/run/netns/x";
+  journal += encode_frame(4, *encode_ops({PoolOp::reserve(c)}));
+  auto loaded = PoolIndex::load("blue", *snap, "s", journal, "j");
+  REQUIRE(loaded.ok());
+  PoolData expected = p;
+  expected.insert(c);
+  CHECK(loaded->index.to_pool_data() == expected);
+  const PoolIndex& ix = loaded->index;
+  bool seen = false;
+  for (std::size_t i = 0; i < ix.size(); ++i) {
+    const ReservationView v = ix.at(i);
+    if (v.container_id == "cb") {
+      CHECK(v.node.empty());
+      CHECK(v.netns == long_netns);
+      seen = true;
+    }
+  }
+  CHECK(seen);
+  // PoolIndex::encode_snapshot copies the records: the same pool again.
+  auto again = decode_snapshot(*ix.encode_snapshot(9), "s");
+  REQUIRE(again.ok());
+  CHECK(again->pool == expected);
+}
+
+TEST_CASE("record v3: unstorable node or netns is refused when encoding") {
+  Reservation r = res("10.0.0.20", "ca");
+  r.netns = "/run/netns/has space";
+  CHECK(encode_ops({PoolOp::reserve(r)}).error().code() == ErrorCode::kInternal);
+  r.netns = "/" + std::string(kMaxStoredPathBytes, 'n');
+  CHECK(encode_ops({PoolOp::reserve(r)}).error().code() == ErrorCode::kInternal);
+  r.netns = "";
+  r.node = std::string(254, 'n');
+  CHECK(encode_ops({PoolOp::reserve(r)}).error().code() == ErrorCode::kInternal);
+  r.node = "node\n";
+  CHECK_FALSE(encode_ops({PoolOp::reserve(r)}).ok());
+  CHECK(is_storable_path("/var/run/netns/cni-5f0c"));
+  CHECK_FALSE(is_storable_path(""));
+}
+
+TEST_CASE("records written before version 3 (v2 binary, v1 text) load with node and netns empty") {
+  // A v2 snapshot and a v2 journal record, byte for byte as the previous release wrote them.
+  std::string payload;
+  payload += '\x04';
+  payload += '\x04';
+  payload += "blue";
+  payload += v2_record(1, "old-snap");
+  const std::string snap = std::string(kSnapshotMagic) + encode_frame(0, payload);
+  std::string journal = *encode_journal_header("blue");
+  journal += encode_frame(1, v2_record(2, "old-jrnl"));
+  Reservation fresh = res("10.0.0.3", "new");
+  fresh.node = "node-b";
+  fresh.netns = "/run/netns/y";
+  journal += encode_frame(2, *encode_ops({PoolOp::reserve(fresh)}));
+  auto decoded = decode_snapshot(snap, "s");
+  REQUIRE(decoded.ok());
+  REQUIRE(decoded->pool.reservations.size() == 1);
+  CHECK(decoded->pool.reservations[0].container_id == "old-snap");
+  CHECK(decoded->pool.reservations[0].node.empty());
+  CHECK(decoded->pool.reservations[0].netns.empty());
+  auto img = scan_journal(journal, "j");
+  REQUIRE(img.ok());
+  REQUIRE(img->frames.size() == 2);
+  CHECK(img->frames[0].ops[0].reservation.node.empty());
+  CHECK(img->frames[1].ops[0].reservation.node == "node-b");
+
+  auto loaded = PoolIndex::load("blue", snap, "s", journal, "j");
+  REQUIRE(loaded.ok());
+  PoolData p = loaded->index.to_pool_data();
+  REQUIRE(p.reservations.size() == 3);
+  CHECK(p.reservations[0].container_id == "old-snap");
+  CHECK(p.reservations[1].container_id == "old-jrnl");
+  for (int i : {0, 1}) {
+    CHECK(p.reservations[i].node.empty());
+    CHECK(p.reservations[i].netns.empty());
+    CHECK(p.reservations[i].pod_ref == "ns/pod");
+  }
+  CHECK(p.reservations[2] == fresh);
+  // Compaction keeps the old records as they were and they still load.
+  auto compacted = PoolIndex::load("blue", *loaded->index.encode_snapshot(2), "s", "", "j");
+  REQUIRE(compacted.ok());
+  CHECK(compacted->index.to_pool_data() == p);
+
+  // v1 text: no node, no netns.
+  PoolData v1 = sample_pool();
+  auto text = decode_snapshot(*encode_pool(v1), "s");
+  REQUIRE(text.ok());
+  for (const Reservation& r : text->pool.reservations) {
+    CHECK(r.node.empty());
+    CHECK(r.netns.empty());
   }
 }

@@ -1,0 +1,81 @@
+// ipoib/base/file.h — opening, reading, writing, publishing and listing files without blocking
+// on whatever a hostile path names.
+//
+// Every path from a config, the environment or a store directory goes through open_checked:
+// it opens non-blocking (so a FIFO, socket or device cannot hang the plugin), refuses anything
+// that is not the expected type with a message naming the path and what it is, and returns an
+// owned, close-on-exec Fd.
+//
+//   IPOIB_TRY_ASSIGN(std::string text, read_file(AT_FDCWD, path, 1 << 20,
+//                                                ErrorCode::kInvalidNetworkConfig));
+//   IPOIB_TRY(publish_file(dir_fd.get(), dir, "pool.json", bytes, 0600));
+//   IPOIB_TRY_ASSIGN(std::vector<std::string> names, list_directory(dir_fd.get(), dir));
+#pragma once
+
+#include <fcntl.h>
+#include <sys/types.h>
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ipoib/base/error.h"
+#include "ipoib/base/fd.h"
+
+namespace ipoib {
+
+enum class FileType { kRegular, kDirectory };
+enum class FollowSymlinks { kNo, kYes };
+
+// What st_mode names, for messages: "regular file", "directory", "FIFO", "socket",
+// "character device", "block device", "symbolic link".
+std::string_view file_kind_name(mode_t st_mode);
+
+// Opens `path` (relative to dir_fd; AT_FDCWD for absolute or cwd-relative) with
+// flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK (| O_NOFOLLOW unless kYes; | O_DIRECTORY for
+// kDirectory), fstat()s it, and refuses anything that is not `type` (a FIFO, socket, device,
+// symlink, ...) with `code`, naming the path and what it is ("... is a FIFO, not a regular
+// file"). Clears O_NONBLOCK again on success.
+// A FIFO opened this way never blocks: open(2) with O_NONBLOCK returns at once for O_RDONLY, and
+// fails with ENXIO for O_WRONLY without a reader, which is reported as "is a FIFO" too (the same
+// for a socket, which open(2) always refuses with ENXIO). `create_mode` applies with O_CREAT.
+Result<Fd> open_checked(int dir_fd, const std::string& path, int flags, FileType type,
+                        ErrorCode code = ErrorCode::kIoFailure, mode_t create_mode = 0600,
+                        FollowSymlinks follow = FollowSymlinks::kNo);
+
+// Reads the whole file (EINTR-safe); more than max_bytes is an error naming the path.
+Result<std::string> read_all(int fd, const std::string& path_for_errors, std::size_t max_bytes);
+
+// open_checked(kRegular, O_RDONLY) + read_all.
+Result<std::string> read_file(int dir_fd, const std::string& path, std::size_t max_bytes,
+                              ErrorCode code = ErrorCode::kIoFailure,
+                              FollowSymlinks follow = FollowSymlinks::kNo);
+
+// As read_file, but a path that does not exist (ENOENT) is std::nullopt, not an error.
+Result<std::optional<std::string>> read_file_if_exists(int dir_fd, const std::string& path,
+                                                       std::size_t max_bytes,
+                                                       ErrorCode code = ErrorCode::kIoFailure,
+                                                       FollowSymlinks follow = FollowSymlinks::kNo);
+
+// Writes all of `bytes` (EINTR-safe, short writes continued); kIoFailure naming the path.
+Status write_all(int fd, std::string_view bytes, const std::string& path_for_errors);
+
+// The temporary-file prefix publish_file uses: ".tmp.<name>.<16 hex digits>".
+inline constexpr std::string_view kPublishTempPrefix = ".tmp.";
+
+// Atomically makes dir/name hold `bytes`: a temporary file ".tmp.<name>.<random>" created O_EXCL
+// with exactly `mode` (fchmod, so the umask does not change it) in the directory, written,
+// fsync()ed, renameat() over name, directory fsync()ed. Errors are kIoFailure and name
+// dir_path/name. On failure the temporary file is unlinked and `name` is unchanged — except when
+// only the final directory fsync fails: the new bytes are then in place, their durability in
+// doubt, and the error says so.
+Status publish_file(int dir_fd, const std::string& dir_path, const std::string& name,
+                    std::string_view bytes, mode_t mode);
+
+// The names in a directory (not "." or ".."), sorted; RAII over DIR*; dir_fd is not consumed
+// (a duplicate is read from its start).
+Result<std::vector<std::string>> list_directory(int dir_fd, const std::string& path_for_errors);
+
+}  // namespace ipoib
