@@ -113,6 +113,7 @@ void decode_pool(const json& obj, WhereaboutsRecords& out) {
     }
     a.source = where;
     a.pool_range = range_text;
+    (void)string_member(obj["metadata"], "name", a.object_name);
     out.allocations.push_back(std::move(a));
   }
 }
@@ -140,6 +141,7 @@ void decode_reservation(const json& obj, std::string_view network_name, Whereabo
     return;
   }
   a.source = label;
+  a.object_name = name;
   out.allocations.push_back(std::move(a));
 }
 
@@ -164,8 +166,13 @@ void decode_object(const json& obj, std::string_view network_name, WhereaboutsRe
 
 Result<IpAddress> decode_reservation_name(std::string_view name, std::string_view network_name) {
   std::string_view rest = name;
-  if (!network_name.empty() && rest.size() > network_name.size() + 1 &&
-      rest.substr(0, network_name.size()) == network_name && rest[network_name.size()] == '-') {
+  if (!network_name.empty()) {
+    if (rest.size() <= network_name.size() + 1 ||
+        rest.substr(0, network_name.size()) != network_name || rest[network_name.size()] != '-') {
+      return Error(ErrorCode::kDecodeFailure, "name \"" + std::string(name) +
+                                                  "\" does not start with the network_name \"" +
+                                                  std::string(network_name) + "-\"");
+    }
     rest.remove_prefix(network_name.size() + 1);
   }
   if (auto v4 = IpAddress::parse(rest); v4 && v4->is_v4()) {
@@ -186,6 +193,19 @@ Result<IpAddress> decode_reservation_name(std::string_view name, std::string_vie
                                                  std::string(network_name) + "-\")"));
   }
   return *v6;
+}
+
+std::string whereabouts_pool_name(std::string_view range, std::string_view network_name) {
+  std::string out(range);
+  if (!out.empty() && out.back() == ':') {
+    out += '0';
+  }
+  for (char& c : out) {
+    if (c == ':' || c == '/') {
+      c = '-';
+    }
+  }
+  return network_name.empty() ? out : std::string(network_name) + "-" + out;
 }
 
 Result<WhereaboutsRecords> decode_whereabouts(std::string_view text, std::string_view file_name,

@@ -37,6 +37,7 @@ struct ImportedAllocation {
   std::string ifname;        // "" for records older than whereabouts' ifname field
   std::string source;        // "IPPool kube-system/10.0.0.0-24 offset 5": for messages
   std::string pool_range;    // IPPool spec.range ("" for an overlapping-range reservation)
+  std::string object_name;   // metadata.name of the object it came from
 };
 
 struct WhereaboutsRecords {
@@ -54,9 +55,13 @@ struct WhereaboutsRecords {
 Result<WhereaboutsRecords> decode_whereabouts(std::string_view text, std::string_view file_name,
                                               std::string_view network_name);
 
-// The IP an OverlappingRangeIPReservation's name stands for: `network_name` + "-" stripped when
-// given and present, then '-' read as ':' for IPv6 ("fd00--5" is fd00::5; whereabouts appends a
-// "0" to names ending in ':'). kDecodeFailure when it is no address.
+// The IP an OverlappingRangeIPReservation's name stands for: the name must start with
+// `network_name` + "-" when network_name is not empty (another network's reservation is no
+// address of this one), then '-' is read as ':' for IPv6 ("fd00--5" is fd00::5; whereabouts
+// appends a "0" to names ending in ':'). kDecodeFailure when it is no address.
 Result<IpAddress> decode_reservation_name(std::string_view name, std::string_view network_name);
 
+// The IPPool name whereabouts gives the pool of `range` in `network_name` (IPPoolName):
+// "192.168.0.0-24", "mynet-fd00-1---64".
+std::string whereabouts_pool_name(std::string_view range, std::string_view network_name);
 }  // namespace ipoib::ipam

@@ -111,28 +111,43 @@ TEST_CASE("IPv4 offsets that would wrap past 255.255.255.255 are refused") {
 
 TEST_CASE("overlapping-range reservations: named by the IP, network_name prefix, IPv6 dashes") {
   const WhereaboutsRecords r = must(R"({"kind": "List", "items": [
-    {"kind": "OverlappingRangeIPReservation", "metadata": {"name": "192.168.0.9", "namespace": "kube-system"},
-     "spec": {"containerid": "c9", "podref": "default/p9", "ifname": "net1"}},
     {"kind": "OverlappingRangeIPReservation", "metadata": {"name": "jarvice-ipoib-192.168.0.10"},
      "spec": {"containerid": "c10", "podref": "default/p10", "ifname": "net1"}},
     {"kind": "OverlappingRangeIPReservation", "metadata": {"name": "jarvice-ipoib-fd00--a"},
      "spec": {"containerid": "c11", "podref": "default/p11"}},
-    {"kind": "OverlappingRangeIPReservation", "metadata": {"name": "fd00--0"},
+    {"kind": "OverlappingRangeIPReservation", "metadata": {"name": "jarvice-ipoib-fd00--0"},
      "spec": {"containerid": "c12", "podref": "default/p12"}},
+    {"kind": "OverlappingRangeIPReservation", "metadata": {"name": "192.168.0.9"},
+     "spec": {"containerid": "c9"}},
     {"kind": "OverlappingRangeIPReservation", "metadata": {"name": "other-net-10.0.0.1"},
      "spec": {"containerid": "c13"}},
-    {"kind": "OverlappingRangeIPReservation", "metadata": {"name": "10.0.0.2"}, "spec": []}
+    {"kind": "OverlappingRangeIPReservation", "metadata": {"name": "jarvice-ipoib-10.0.0.2"},
+     "spec": []}
   ]})",
                                     "jarvice-ipoib");
-  REQUIRE(r.allocations.size() == 4);
-  CHECK(r.allocations[0].ip.to_string() == "192.168.0.9");
-  CHECK(r.allocations[0].container_id == "c9");
+  REQUIRE(r.allocations.size() == 3);
+  CHECK(r.allocations[0].ip.to_string() == "192.168.0.10");
+  CHECK(r.allocations[0].container_id == "c10");
+  CHECK(r.allocations[0].ifname == "net1");
   CHECK(r.allocations[0].pool_range.empty());
-  CHECK(r.allocations[1].ip.to_string() == "192.168.0.10");
-  CHECK(r.allocations[2].ip.to_string() == "fd00::a");
-  CHECK(r.allocations[3].ip.to_string() == "fd00::");  // whereabouts wrote "fd00::" as "fd00--0"
-  CHECK(has_problem(r, "\"other-net-10.0.0.1\" is not an IP address"));
-  CHECK(has_problem(r, "10.0.0.2: spec is not an object"));
+  CHECK(r.allocations[0].object_name == "jarvice-ipoib-192.168.0.10");
+  CHECK(r.allocations[1].ip.to_string() == "fd00::a");
+  CHECK(r.allocations[2].ip.to_string() == "fd00::");  // whereabouts wrote "fd00::" as "fd00--0"
+  // Another network's (or the unnamed network's) reservations are not this network's.
+  CHECK(has_problem(r, "\"192.168.0.9\" does not start with the network_name"));
+  CHECK(has_problem(r, "\"other-net-10.0.0.1\" does not start with the network_name"));
+  CHECK(has_problem(r, "jarvice-ipoib-10.0.0.2: spec is not an object"));
+
+  const WhereaboutsRecords unnamed = must(R"({"kind": "OverlappingRangeIPReservation",
+      "metadata": {"name": "192.168.0.9"}, "spec": {"containerid": "c9", "podref": "a/b"}})");
+  REQUIRE(unnamed.allocations.size() == 1);
+  CHECK(unnamed.allocations[0].ip.to_string() == "192.168.0.9");
+}
+
+TEST_CASE("pool names as whereabouts makes them") {
+  CHECK(whereabouts_pool_name("192.168.0.0/24", "") == "192.168.0.0-24");
+  CHECK(whereabouts_pool_name("fd00:1::/64", "jarvice") == "jarvice-fd00-1---64");
+  CHECK(whereabouts_pool_name("fd00::", "") == "fd00--0");
 }
 
 TEST_CASE("documents that are not whereabouts records are errors naming the file") {
