@@ -165,4 +165,28 @@ Result<std::vector<std::optional<IpAddress>>> assign_requested(
   return per_range;
 }
 
+Status reserve_requested(PoolTxn& txn, const IpAddress& ip, Reservation r,
+                         const std::string& source) {
+  IPOIB_TRY_ASSIGN(std::vector<Reservation> held, txn.reservations({.ip = ip}));
+  if (!held.empty()) {
+    const Reservation& h = held.front();
+    if (h.container_id == r.container_id && h.ifname == r.ifname) {
+      return ok_status();
+    }
+    return Error(ErrorCode::kIpamFailure,
+                 source + ": requested address " + ip.to_string() + " is held by container " +
+                     h.container_id + " ifname " + h.ifname +
+                     (h.pod_ref.empty() ? "" : " (pod " + h.pod_ref + ")") +
+                     "; free it with `ipoib ipam release --ip " + ip.to_string() +
+                     "` if that attachment is gone");
+  }
+  IPOIB_TRY_ASSIGN(std::optional<Reservation> own,
+                   txn.find_attachment(r.range_key, r.container_id, r.ifname));
+  if (own) {
+    IPOIB_TRY(txn.release(own->ip));
+  }
+  r.ip = ip;
+  return txn.reserve(std::move(r));
+}
+
 }  // namespace ipoib::ipam

@@ -22,6 +22,7 @@
 #include "ipoib/base/ip.h"
 #include "ipoib/cni/args.h"
 #include "ipoib/cni/config.h"
+#include "ipoib/ipam/pool_store.h"
 #include "ipoib/ipam/range.h"
 
 namespace ipoib::ipam {
@@ -51,5 +52,13 @@ Result<RequestedIps> requested_ips(const cni::NetConf& conf, const cni::CniArgs&
 Result<std::vector<std::optional<IpAddress>>> assign_requested(
     const RequestedIps& req, const std::vector<Range>& ranges,
     const std::vector<std::string>& keys);
+
+// Inside an ADD's transaction: reserves the requested `ip` for the attachment `r` describes
+// (r.range_key, container_id, ifname, ...; r.ip is ignored). Already this attachment's: nothing
+// changes. The attachment holding another address of the range (a repeated ADD asking for a new
+// one): that one is released. Held by another attachment: kIpamFailure naming the holder —
+// never another address instead.
+Status reserve_requested(PoolTxn& txn, const IpAddress& ip, Reservation r,
+                         const std::string& source);
 
 }  // namespace ipoib::ipam

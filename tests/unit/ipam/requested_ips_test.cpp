@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "test_support.h"
+
 using namespace ipoib;
 using namespace ipoib::ipam;
 
@@ -114,4 +116,52 @@ TEST_CASE("assign_requested: each address to its range; outside, excluded, wrong
     CHECK(a.error().code() == ErrorCode::kInvalidEnvironment);
     CHECK_THAT(a.error().msg(), Catch::Contains("requested address"));
   }
+}
+
+TEST_CASE("reserve_requested: free, already ours, moved, held by another attachment") {
+  ipam_test::TempDir tmp;
+  StoreLocation loc;
+  loc.store_dir = tmp.path() + "/store";
+  auto store = open_ipam_store(loc, OpenMode::kCreate);
+  REQUIRE(store.ok());
+  auto pool = (*store)->pool("");
+  const auto range = ranges_of({{.range = "10.0.0.0/24"}}).front();
+  const IpAddress five = *IpAddress::parse("10.0.0.5");
+  const IpAddress six = *IpAddress::parse("10.0.0.6");
+  auto run = [&](const IpAddress& ip, const char* cid) {
+    return pool->transact(Access::kWrite, [&](PoolTxn& txn) -> Status {
+      IPOIB_TRY(txn.use_range("10.0.0.0/24", range));
+      Reservation r;
+      r.range_key = "10.0.0.0/24";
+      r.cni_network = "n";
+      r.container_id = cid;
+      r.ifname = "net1";
+      return reserve_requested(txn, ip, r, "CNI_ARGS IP");
+    });
+  };
+  auto holders = [&] {
+    std::vector<std::string> out;
+    REQUIRE(pool->transact(Access::kRead,
+                           [&](PoolTxn& txn) -> Status {
+                             IPOIB_TRY_ASSIGN(auto all, txn.reservations({}));
+                             out.clear();
+                             for (const auto& r : all) {
+                               out.push_back(r.ip.to_string() + "=" + r.container_id);
+                             }
+                             return ok_status();
+                           })
+                .ok());
+    return out;
+  };
+  REQUIRE(run(five, "a").ok());
+  CHECK(holders() == std::vector<std::string>{"10.0.0.5=a"});
+  REQUIRE(run(five, "a").ok());  // a repeated ADD: unchanged
+  CHECK(holders() == std::vector<std::string>{"10.0.0.5=a"});
+  auto taken = run(five, "b");
+  REQUIRE_FALSE(taken.ok());
+  CHECK(taken.error().code() == ErrorCode::kIpamFailure);
+  CHECK_THAT(taken.error().msg(), Catch::Contains("10.0.0.5 is held by container a"));
+  CHECK(holders() == std::vector<std::string>{"10.0.0.5=a"});  // nothing else handed out
+  REQUIRE(run(six, "a").ok());  // the same attachment asks for another address: moved
+  CHECK(holders() == std::vector<std::string>{"10.0.0.6=a"});
 }
