@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ipoib/ipam/config.h"
+#include "ipoib/ipam/import.h"
 #include "ipoib/ipam/ipam.h"
 #include "ipoib/ipam/pool_ops.h"
 #include "ipoib/ipam/pool_store.h"
@@ -21,7 +22,9 @@ constexpr int kExitUsage = 2;
 constexpr const char* kUsage =
     "usage: ipoib ipam list [--json] [--store-dir DIR]\n"
     "       ipoib ipam release (--ip IP | --container ID [--ifname IF]) [--network NAME]\n"
-    "                          [--store-dir DIR]\n";
+    "                          [--store-dir DIR]\n"
+    "       ipoib ipam import --whereabouts FILE [--whereabouts FILE ...] --config NETCONF\n"
+    "                         [--dry-run] [--ifname NAME]\n";
 
 struct Options {
   std::string command;
@@ -211,6 +214,10 @@ int run_release(const Options& o, IpamStore& store, std::ostream& out, std::ostr
 
 int admin_run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   Options o;
+  if (!args.empty() && args[0] == "import") {
+    return import_run({args.begin() + 1, args.end()}, out, err,
+                      static_cast<std::int64_t>(std::time(nullptr)));
+  }
   if (args.empty() || (args[0] != "list" && args[0] != "release")) {
     err << kUsage;
     return kExitUsage;

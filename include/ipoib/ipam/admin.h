@@ -7,6 +7,8 @@
 //         reservations (IP, container ID, pod, ifname, since) as a table or one JSON document.
 // release (--ip IP | --container ID [--ifname IF]) [--network NAME] [--store-dir D]: frees the
 //         matching reservations (in every pool unless --network), one journal commit per pool.
+// import  --whereabouts FILE... --config NETCONF [--dry-run]: whereabouts' allocations into the
+//         store NETCONF names (import.h).
 #pragma once
 
 #include <ostream>
