@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
     }
     // Runtimes exec plugins without arguments; anything else is a mistake worth naming.
     if (std::getenv("CNI_COMMAND") == nullptr) {
-      std::fprintf(stderr, "ipoib: unknown command '%s'\n", argv[1]);
+      (void)std::fprintf(stderr, "ipoib: unknown command '%s'\n", argv[1]);
       print_usage();
       return 2;
     }

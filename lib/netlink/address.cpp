@@ -150,7 +150,7 @@ Result<std::vector<AddressInfo>> list_addresses(NetlinkSocket& sock, int ifindex
     if (family && a.prefix.family() != *family) {
       continue;
     }
-    out.push_back(std::move(a));
+    out.push_back(a);  // trivially copyable
   }
   return out;
 }

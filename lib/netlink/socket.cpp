@@ -90,7 +90,9 @@ struct NetlinkSocket::Impl {
   }
 
   // Receives until the ack (kAck) or NLMSG_DONE (kDump) of `seq`, collecting other messages.
-  // Sets `interrupted` when a dump message carried NLM_F_DUMP_INTR.
+  // Sets `interrupted` when a dump message carried NLM_F_DUMP_INTR. Not const although it
+  // changes no member: it consumes the socket's queue.
+  // NOLINTNEXTLINE(readability-make-member-function-const)
   Result<std::vector<Bytes>> receive(std::uint32_t seq, Expect expect, std::string_view operation,
                                      bool& interrupted) {
     std::vector<Bytes> collected;
