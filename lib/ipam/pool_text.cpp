@@ -104,8 +104,8 @@ Result<std::string> encode_pool(const PoolData& p) {
     ++lines;
   }
   char trailer[64];
-  std::snprintf(trailer, sizeof trailer, "end %zu %016llx\n", lines,
-                static_cast<unsigned long long>(fnv1a64(out)));
+  (void)std::snprintf(trailer, sizeof trailer, "end %zu %016llx\n", lines,
+                      static_cast<unsigned long long>(fnv1a64(out)));
   out += trailer;
   return out;
 }

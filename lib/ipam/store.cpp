@@ -487,7 +487,7 @@ Status Store::cut_journal(PoolFiles& f, const std::string& network_name) {
 }
 
 Status Store::reserve_journal_space(PoolFiles& f, std::size_t append_bytes, bool may_use_reserve,
-                                    const std::string& path) {
+                                    const std::string& path) const {
   const std::size_t want = append_bytes + tuning_.release_reserve_bytes;
   if (want == 0) {
     return ok_status();

@@ -18,7 +18,7 @@
 namespace {
 
 int fail(const std::string& msg) {
-  std::fprintf(stderr, "FAIL: %s\n", msg.c_str());
+  (void)std::fprintf(stderr, "FAIL: %s\n", msg.c_str());
   return 1;
 }
 

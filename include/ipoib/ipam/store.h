@@ -212,7 +212,7 @@ class Store {
   Status create_journal(PoolFiles& f, const std::string& network_name);
   Status cut_journal(PoolFiles& f, const std::string& network_name);
   Status reserve_journal_space(PoolFiles& f, std::size_t append_bytes, bool may_use_reserve,
-                               const std::string& path);
+                               const std::string& path) const;
   std::string path_of(const std::string& name) const { return dir_ + "/" + name; }
 
   std::string dir_;

@@ -472,9 +472,15 @@ TEST_CASE("a writer removes only temporary files that are the store's by name an
       {".tmp.pool-bad/name.1", magic},
       {"pool-blue.bak", magic},
   };
-  for (const auto& [n, c] : ours) write_file(dir + "/" + n, c);
+  const auto in_dir = [&](const std::string& n) {
+    std::string path = dir;
+    path += '/';
+    path += n;
+    return path;
+  };
+  for (const auto& [n, c] : ours) write_file(in_dir(n), c);
   for (const auto& [n, c] : theirs) {
-    if (n.find('/') == std::string::npos) write_file(dir + "/" + n, c);
+    if (n.find('/') == std::string::npos) write_file(in_dir(n), c);
   }
   REQUIRE(::symlink("/etc/hostname", (dir + "/.tmp.pool-blue.00000000000000aa").c_str()) == 0);
   {
@@ -482,19 +488,19 @@ TEST_CASE("a writer removes only temporary files that are the store's by name an
     auto lock = s.lock_shared(1000);
     REQUIRE(lock.ok());
   }
-  for (const auto& [n, c] : ours) CHECK(exists(dir + "/" + n));
+  for (const auto& [n, c] : ours) CHECK(exists(in_dir(n)));
   {
     auto lock = s.lock(1000);
     REQUIRE(lock.ok());
   }
   for (const auto& [n, c] : ours) {
     INFO(n);
-    CHECK_FALSE(exists(dir + "/" + n));
+    CHECK_FALSE(exists(in_dir(n)));
   }
   for (const auto& [n, c] : theirs) {
     if (n.find('/') != std::string::npos) continue;
     INFO(n);
-    CHECK(exists(dir + "/" + n));
+    CHECK(exists(in_dir(n)));
   }
   struct stat st {};
   CHECK(::lstat((dir + "/.tmp.pool-blue.00000000000000aa").c_str(), &st) == 0);
