@@ -1,5 +1,7 @@
 #include <algorithm>
 #include <ctime>
+#include <initializer_list>
+#include <string_view>
 
 #include "ipoib/ipam/attachment_liveness.h"
 #include "ipoib/ipam/builtin.h"
@@ -16,6 +18,15 @@ Result<const nlohmann::json*> ipam_section(const cni::Request& req) {
     return Error(ErrorCode::kInvalidNetworkConfig, "ipam: missing or not an object");
   }
   return &*it;
+}
+
+// One allocation for a message of many parts.
+std::string concat(std::initializer_list<std::string_view> parts) {
+  std::string out;
+  for (const std::string_view p : parts) {
+    out += p;
+  }
+  return out;
 }
 
 ReservationFilter attachment_filter(const std::string& cid, const std::string& ifname) {
@@ -87,13 +98,14 @@ class BuiltinIpam final : public cni::Plugin {
           // Never one address for two live attachments: take over only a gone one.
           for (Reservation& r : same_pod) {
             if (other_live(r.netns, req.env.netns)) {
-              notes.push_back("ADD of pod " + pod_ref + "/" + ifname + ": " + r.ip.to_string() +
-                              " stays with container " + r.container_id + ", whose netns " +
-                              r.netns + " still exists; allocating another address");
+              notes.push_back(concat({"ADD of pod ", pod_ref, "/", ifname, ": ", r.ip.to_string(),
+                                      " stays with container ", r.container_id, ", whose netns ",
+                                      r.netns, " still exists; allocating another address"}));
               continue;
             }
-            notes.push_back("re-ADD of pod " + pod_ref + "/" + ifname + ": keeping " +
-                            r.ip.to_string() + ", container " + r.container_id + " -> " + cid);
+            notes.push_back(
+                concat({"re-ADD of pod ", pod_ref, "/", ifname, ": keeping ", r.ip.to_string(),
+                        ", container ", r.container_id, " -> ", cid}));
             r.container_id = cid;
             r.cni_network = req.conf.name;
             r.since_unix_s = now;
@@ -188,8 +200,8 @@ class BuiltinIpam final : public cni::Plugin {
       for (const std::string& key : cfg.range_keys) {
         IPOIB_TRY_ASSIGN(std::optional<Reservation> found, txn.find_attachment(key, cid, ifname));
         if (!found) {
-          std::string msg = "no reservation for container " + cid + " ifname " + ifname +
-                            " in range " + key + " of pool " + pool->label();
+          std::string msg = concat({"no reservation for container ", cid, " ifname ", ifname,
+                                    " in range ", key, " of pool ", pool->label()});
           if (!req.conf.prev_result) {
             msg +=
                 " (and the runtime sent no prevResult: it has no cached result for this "
