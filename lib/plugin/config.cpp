@@ -16,7 +16,7 @@ Error config_error(std::string_view key, std::string_view what) {
 
 std::string hex16(std::uint64_t v) {
   char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%04llx", static_cast<unsigned long long>(v));
+  (void)std::snprintf(buf, sizeof buf, "0x%04llx", static_cast<unsigned long long>(v));
   return buf;
 }
 

@@ -49,7 +49,7 @@ class ChildProcess {
     }
     return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
   }
-  void kill() {
+  void kill() const {
     if (pid_ > 0) {
       ::kill(pid_, SIGKILL);
     }
