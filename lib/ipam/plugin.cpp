@@ -5,6 +5,7 @@
 
 #include "ipoib/ipam/attachment_liveness.h"
 #include "ipoib/ipam/builtin.h"
+#include "ipoib/ipam/requested_ips.h"
 #include "ipoib/ipam/ipam.h"
 #include "ipoib/ipam/pool_ops.h"
 #include "ipoib/ipam/pool_store.h"
@@ -75,6 +76,14 @@ class BuiltinIpam final : public cni::Plugin {
                                  " bytes; it must be 1..253 printable ASCII bytes without spaces)");
       }
     }
+    // Static addresses the runtime asks for (requested_ips.h): each is reserved in its range or
+    // the ADD fails; never another address instead.
+    IPOIB_TRY_ASSIGN(const RequestedIps requested, requested_ips(req.conf, req.env.args));
+    for (const std::string& ignored : requested.ignored_sources) {
+      log_.warning(ignored + " ignored: " + requested.source + " takes precedence");
+    }
+    IPOIB_TRY_ASSIGN(const std::vector<std::optional<IpAddress>> wanted,
+                     assign_requested(requested, cfg.ranges, cfg.range_keys));
     IPOIB_TRY_ASSIGN(std::unique_ptr<IpamStore> store, open_store(cfg.location, OpenMode::kCreate));
     const std::unique_ptr<PoolStore> pool = store->pool(cfg.location.network_name);
     const std::int64_t now = now_s();
@@ -90,6 +99,13 @@ class BuiltinIpam final : public cni::Plugin {
         const Range& range = cfg.ranges[i];
         const std::string& key = cfg.range_keys[i];
         IPOIB_TRY(txn.use_range(key, range));
+        if (wanted[i]) {
+          IPOIB_TRY(reserve_requested(
+              txn, *wanted[i], {{}, key, req.conf.name, cid, ifname, pod_ref, now, node, netns},
+              requested.source));
+          assigned.push_back(*wanted[i]);
+          continue;
+        }
         // 1. Same (container ID, ifname): the runtime repeated the ADD.
         IPOIB_TRY_ASSIGN(std::optional<Reservation> found, txn.find_attachment(key, cid, ifname));
         // 2. Same (pod, ifname): the kubelet re-ADDs a pod after a reboot with a new sandbox.

@@ -524,3 +524,39 @@ TEST_CASE("STATUS and CHECK create nothing") {
   CHECK(h.run("CHECK", cfg, "c1").rc == 0);
   CHECK(::access(lock.c_str(), F_OK) != 0);
 }
+
+TEST_CASE("static addresses: CNI_ARGS IP, args.cni.ips and runtimeConfig.ips are reserved") {
+  Harness h;
+  json cfg = h.conf({{"ipRanges", {{{"range", "10.7.0.0/24"}}, {{"range", "fd00:7::/64"}}}}});
+  // podman's --ip: CNI_ARGS IP=, with a prefix length, dual stack by a comma.
+  CHECK(h.add_ips(cfg, "c1", "net1", "IP=10.7.0.50/24,fd00:7::50") ==
+        std::vector<std::string>{"10.7.0.50/24", "fd00:7::50/64"});
+  // A repeated ADD keeps them; another attachment asking for the same address is refused with
+  // the holder named, and gets no other address instead.
+  CHECK(h.add_ips(cfg, "c1", "net1", "IP=10.7.0.50/24,fd00:7::50") ==
+        std::vector<std::string>{"10.7.0.50/24", "fd00:7::50/64"});
+  Invocation taken = h.run("ADD", cfg, "c2", "net1", "IP=10.7.0.50");
+  CHECK(taken.rc != 0);
+  const json err = json::parse(taken.stdout_text);
+  CHECK(err["code"] == static_cast<int>(ErrorCode::kIpamFailure));
+  CHECK_THAT(err["msg"].get<std::string>(), Catch::Contains("10.7.0.50 is held by container c1"));
+  // Outside every range: code 4 (the runtime's argument), never a dynamic fallback.
+  Invocation outside = h.run("ADD", cfg, "c3", "net1", "IP=10.8.0.1");
+  CHECK(json::parse(outside.stdout_text)["code"] ==
+        static_cast<int>(ErrorCode::kInvalidEnvironment));
+  CHECK_THAT(outside.stdout_text, Catch::Contains("outside every range"));
+  // Only one range requested: the other range allocates as usual.
+  CHECK(h.add_ips(cfg, "c4", "net1", "IP=10.7.0.9") ==
+        std::vector<std::string>{"10.7.0.9/24", "fd00:7::1/64"});
+  // args.cni.ips in the configuration; runtimeConfig.ips under the `ips` capability wins.
+  json with_args = cfg;
+  with_args["args"] = {{"cni", {{"ips", {"10.7.0.60"}}}}};
+  CHECK(h.add_ips(with_args, "c5", "net1")[0] == "10.7.0.60/24");
+  json with_caps = with_args;
+  with_caps["capabilities"] = {{"ips", true}};
+  with_caps["runtimeConfig"] = {{"ips", {"10.7.0.70/24"}}};
+  CHECK(h.add_ips(with_caps, "c6", "net1", "IP=10.7.0.80")[0] == "10.7.0.70/24");
+  // DEL releases static reservations like any other.
+  CHECK(h.run("DEL", cfg, "c1", "net1").rc == 0);
+  CHECK(h.add_ips(cfg, "c7", "net1", "IP=10.7.0.50")[0] == "10.7.0.50/24");
+}
