@@ -5,10 +5,10 @@
 
 #include "ipoib/ipam/attachment_liveness.h"
 #include "ipoib/ipam/builtin.h"
-#include "ipoib/ipam/requested_ips.h"
 #include "ipoib/ipam/ipam.h"
 #include "ipoib/ipam/pool_ops.h"
 #include "ipoib/ipam/pool_store.h"
+#include "ipoib/ipam/requested_ips.h"
 
 namespace ipoib::ipam {
 namespace {

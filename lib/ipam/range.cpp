@@ -112,7 +112,8 @@ Result<Range> parse_range(const RangeSpec& spec) {
     if (special.family() == r.subnet.family() &&
         (special.contains(r.subnet.address()) || r.subnet.contains(special.address()))) {
       return config_error("range", "\"" + spec.range + "\" overlaps " + block.cidr + " (" +
-                                       block.what + "), whose addresses cannot be given to an "
+                                       block.what +
+                                       "), whose addresses cannot be given to an "
                                        "interface");
     }
   }
@@ -145,8 +146,8 @@ Result<Range> parse_range(const RangeSpec& spec) {
   IPOIB_TRY(parse_bound(start_key, start_text, r.first));
   IPOIB_TRY(parse_bound(end_key, end_text, r.last));
   if (r.last < r.first) {
-    return config_error(end_key, r.last.to_string() + " is below range start " +
-                                     r.first.to_string());
+    return config_error(end_key,
+                        r.last.to_string() + " is below range start " + r.first.to_string());
   }
 
   std::vector<Interval> ex;
@@ -173,8 +174,8 @@ Result<Range> parse_range(const RangeSpec& spec) {
     const u128 lo = std::max(p.network().address().value(), r.first.value());
     const u128 hi = std::min(p.last().value(), r.last.value());
     if (lo > hi) {
-      return config_error(key, text + " does not overlap the range " + r.first.to_string() +
-                                   " - " + r.last.to_string());
+      return config_error(key, text + " does not overlap the range " + r.first.to_string() + " - " +
+                                   r.last.to_string());
     }
     ex.push_back({lo, hi});
   }

@@ -1,7 +1,7 @@
 // libFuzzer target for the IPAM's flat file (whereabouts.conf): bytes read from a file on the
 // node that fill whatever the inline `ipam` object leaves unset. The input is written to a
-// private (unlinked) temporary file that is the only flat-file path searched; the inline object is minimal
-// (half of the inputs also carry an inline range, so the merge with conflicting keys runs).
+// private (unlinked) temporary file that is the only flat-file path searched; the inline object is
+// minimal (half of the inputs also carry an inline range, so the merge with conflicting keys runs).
 // Any bytes must give a validated config or kInvalidNetworkConfig naming the file or the key,
 // never a crash; a loaded config's ranges are sane and its store_dir is absolute without "..".
 #include <unistd.h>

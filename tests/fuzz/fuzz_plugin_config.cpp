@@ -24,12 +24,12 @@ namespace {
 using namespace ipoib;
 using namespace ipoib::plugin;
 
-#define FUZZ_ASSERT(cond)                                                                \
-  do {                                                                                   \
-    if (!(cond)) {                                                                       \
+#define FUZZ_ASSERT(cond)                                                                 \
+  do {                                                                                    \
+    if (!(cond)) {                                                                        \
       std::fprintf(stderr, "fuzz_plugin_config: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                      \
-    }                                                                                    \
+      std::abort();                                                                       \
+    }                                                                                     \
   } while (false)
 
 void check_tag(std::string_view alias) {
@@ -96,7 +96,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   FUZZ_ASSERT((spec->pkey & 0x7fff) != 0);
   FUZZ_ASSERT(spec->mtu_bytes > 0);
-  FUZZ_ASSERT(spec->mtu_bytes <= (spec->mode == IpoibMode::kConnected ? kConnectedMaxMtu
-                                                                       : kDatagramMaxMtu));
+  FUZZ_ASSERT(spec->mtu_bytes <=
+              (spec->mode == IpoibMode::kConnected ? kConnectedMaxMtu : kDatagramMaxMtu));
   return 0;
 }

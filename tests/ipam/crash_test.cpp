@@ -46,7 +46,8 @@ int main() {
   std::mt19937 rng(12345);
   int kills = 0;
   int torn = 0;
-  int in_snapshot_write = 0;  // killed while writing a snapshot (compaction) or creating the journal
+  int in_snapshot_write =
+      0;  // killed while writing a snapshot (compaction) or creating the journal
   int next_id = 0;
   for (int op = 0; op < kOperations; ++op) {
     const bool del = !committed.empty() && rng() % 2 == 0;
@@ -76,7 +77,8 @@ int main() {
     }
     std::string out;
     char buf[4096];
-    for (ssize_t n; (n = ::read(pipefd[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+    for (ssize_t n; (n = ::read(pipefd[0], buf, sizeof buf)) > 0;)
+      out.append(buf, static_cast<std::size_t>(n));
     ::close(pipefd[0]);
     int st = 0;
     ::waitpid(pid, &st, 0);
@@ -88,10 +90,13 @@ int main() {
     if (killed && ipam_proc::journal_has_torn_tail(store)) ++torn;
     if (killed && ipam_proc::count_temp_files(store) > 0) ++in_snapshot_write;
     auto pool = ipam_proc::load_pool(store);
-    if (!pool) return fail("store does not load after operation " + std::to_string(op) + ": " + pool.error().msg());
+    if (!pool)
+      return fail("store does not load after operation " + std::to_string(op) + ": " +
+                  pool.error().msg());
     std::map<std::string, std::string> stored;
     for (const auto& r : pool->reservations) {
-      if (!stored.emplace(r.container_id, r.ip.to_string()).second) return fail("two reservations for " + r.container_id);
+      if (!stored.emplace(r.container_id, r.ip.to_string()).second)
+        return fail("two reservations for " + r.container_id);
     }
     if (!killed) {
       if (del) {
@@ -100,7 +105,8 @@ int main() {
         std::string ip = nlohmann::json::parse(out)["ips"][0]["address"].get<std::string>();
         committed[cid] = ip.substr(0, ip.find('/'));
       }
-      if (ipam_proc::count_temp_files(store) != 0) return fail("temporary file left after a completed operation");
+      if (ipam_proc::count_temp_files(store) != 0)
+        return fail("temporary file left after a completed operation");
     } else {
       // Either outcome is allowed for the killed operation; the store decides which happened.
       if (auto it = stored.find(cid); it != stored.end()) {
@@ -112,7 +118,8 @@ int main() {
     }
     for (const auto& [c, ip] : committed) {
       auto it = stored.find(c);
-      if (it == stored.end() || it->second != ip) return fail("committed reservation lost: " + c + " " + ip);
+      if (it == stored.end() || it->second != ip)
+        return fail("committed reservation lost: " + c + " " + ip);
     }
     if (stored.size() != committed.size()) return fail("store holds reservations nobody committed");
   }
@@ -120,8 +127,9 @@ int main() {
   auto r = ipam_proc::call("ADD", cfg, "final");
   if (r.rc != 0) return fail("final ADD: " + r.out);
   if (ipam_proc::count_temp_files(store) != 0) return fail("stale temporary files not cleaned");
-  std::printf("ok: %d operations, %d killed with SIGKILL (%d inside a snapshot write), %zu "
-              "reservations intact, %d torn appends seen (cut by the next writer)\n",
-              kOperations, kills, in_snapshot_write, committed.size(), torn);
+  std::printf(
+      "ok: %d operations, %d killed with SIGKILL (%d inside a snapshot write), %zu "
+      "reservations intact, %d torn appends seen (cut by the next writer)\n",
+      kOperations, kills, in_snapshot_write, committed.size(), torn);
   return 0;
 }

@@ -11,10 +11,9 @@
 
 #include <cstdio>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "ipoib/cni/skel.h"
 #include "ipoib/ipam/builtin.h"
@@ -43,9 +42,11 @@ inline CallResult call(const std::string& cmd, const nlohmann::json& conf, const
   opts.sources.flat_file_paths = {};
   opts.store_tuning = tuning;
   auto plugin = ipoib::ipam::make_builtin_ipam(log, opts);
-  std::map<std::string, std::string> env = {{"CNI_COMMAND", cmd}, {"CNI_CONTAINERID", cid},
+  std::map<std::string, std::string> env = {{"CNI_COMMAND", cmd},
+                                            {"CNI_CONTAINERID", cid},
                                             {"CNI_NETNS", "/proc/self/ns/net"},
-                                            {"CNI_IFNAME", ifname}, {"CNI_PATH", "/nonexistent"}};
+                                            {"CNI_IFNAME", ifname},
+                                            {"CNI_PATH", "/nonexistent"}};
   CallResult r;
   const std::string in = conf.dump();
   ipoib::cni::ProcessIo io;
@@ -61,8 +62,10 @@ inline CallResult call(const std::string& cmd, const nlohmann::json& conf, const
 }
 
 inline nlohmann::json conf(const std::string& store_dir, const nlohmann::json& extra = {}) {
-  nlohmann::json ipam = {{"type", "whereabouts"}, {"range", "10.20.0.0/16"},
-                         {"store_dir", store_dir}, {"lock_timeout_ms", 120000}};
+  nlohmann::json ipam = {{"type", "whereabouts"},
+                         {"range", "10.20.0.0/16"},
+                         {"store_dir", store_dir},
+                         {"lock_timeout_ms", 120000}};
   for (auto it = extra.begin(); it != extra.end(); ++it) ipam[it.key()] = it.value();
   return {{"cniVersion", "1.1.0"}, {"name", "stress"}, {"type", "x"}, {"ipam", ipam}};
 }

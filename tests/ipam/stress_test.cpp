@@ -74,7 +74,8 @@ int main() {
     while (in >> cid >> ip) {
       expected[cid] = ip;
       if (!ips.insert(ip).second) {
-        std::fprintf(stderr, "FAIL: duplicate address %s handed to two live containers\n", ip.c_str());
+        std::fprintf(stderr, "FAIL: duplicate address %s handed to two live containers\n",
+                     ip.c_str());
         return 1;
       }
     }
@@ -91,7 +92,8 @@ int main() {
                  expected.size());
     for (const auto& [cid, ip] : expected) {
       auto it = stored.find(cid);
-      if (it == stored.end() || it->second != ip) std::fprintf(stderr, "  lost/changed %s %s\n", cid.c_str(), ip.c_str());
+      if (it == stored.end() || it->second != ip)
+        std::fprintf(stderr, "  lost/changed %s %s\n", cid.c_str(), ip.c_str());
     }
     return 1;
   }

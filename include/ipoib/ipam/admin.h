@@ -1,7 +1,8 @@
 // ipoib/ipam/admin.h — `ipoib ipam list|release`, with its output streams injectable.
 //
 //   std::ostringstream out, err;
-//   int rc = admin_run({"list", "--json", "--store-dir", dir}, out, err);   // 0 ok, 1 failed, 2 usage
+//   int rc = admin_run({"list", "--json", "--store-dir", dir}, out, err);   // 0 ok, 1 failed, 2
+//   usage
 //
 // list    [--json] [--store-dir D]: every pool, its ranges with reserved and free counts, and its
 //         reservations (IP, container ID, pod, ifname, since) as a table or one JSON document.

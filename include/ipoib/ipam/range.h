@@ -32,18 +32,18 @@ struct RangeSpec {
   std::string range_start{};  // optional
   std::string range_end{};    // optional
   std::vector<std::string> exclude{};  // CIDRs or bare IPs
-  std::string gateway{};      // optional; skipped when inside the range
+  std::string gateway{};               // optional; skipped when inside the range
 };
 
 struct Range {
-  IpPrefix subnet;                      // host bits cleared
-  IpAddress first;                      // lowest address that may be handed out
-  IpAddress last;                       // highest address that may be handed out
-  std::vector<Interval> excluded;       // sorted, merged, clipped to [first, last]; incl. gateway
-  std::optional<IpAddress> gateway;     // as configured (returned in results of this family)
+  IpPrefix subnet;                   // host bits cleared
+  IpAddress first;                   // lowest address that may be handed out
+  IpAddress last;                    // highest address that may be handed out
+  std::vector<Interval> excluded;    // sorted, merged, clipped to [first, last]; incl. gateway
+  std::optional<IpAddress> gateway;  // as configured (returned in results of this family)
 
   [[nodiscard]] IpFamily family() const { return subnet.family(); }
-  [[nodiscard]] bool contains(const IpAddress& ip) const;    // in [first,last], not excluded
+  [[nodiscard]] bool contains(const IpAddress& ip) const;  // in [first,last], not excluded
   // Addresses that could ever be handed out: (last - first + 1) minus the excluded ones.
   [[nodiscard]] u128 usable_count() const;
 };

@@ -38,9 +38,10 @@ struct NetworkEntry {
 
 // Every plugin configuration in `text`, each validated by cni::parse_netconf, and for type
 // "ipoib" by validate_network_config (the plugin keys and the built-in IPAM's section, as every
-// verb but DEL checks them; the flat file is searched in `sources`). A conflist's plugins get the list's name and cniVersion (libcni
-// buildOneConfig). The first problem refuses the whole file: kDecodeFailure when it is neither
-// JSON nor a YAML NetworkAttachmentDefinition, else the parsers' code, with `where` as context.
+// verb but DEL checks them; the flat file is searched in `sources`). A conflist's plugins get the
+// list's name and cniVersion (libcni buildOneConfig). The first problem refuses the whole file:
+// kDecodeFailure when it is neither JSON nor a YAML NetworkAttachmentDefinition, else the parsers'
+// code, with `where` as context.
 Result<std::vector<NetworkEntry>> read_network_file(std::string_view text,
                                                     const ipam::ConfigSources& sources);
 

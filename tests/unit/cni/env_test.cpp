@@ -159,9 +159,12 @@ TEST_CASE("environment: invalid container ID, ifname, netns are code 4", "[cni][
        "0",
        "interface name contains / or : or whitespace characters"},
       // The kernel expands '%' in a name as a template (net%d -> net0): refused.
-      {"CNI_IFNAME", "net%d", "interface name contains %, which the kernel expands as a name template"},
-      {"CNI_IFNAME", "%d", "interface name contains %, which the kernel expands as a name template"},
-      {"CNI_IFNAME", "net%", "interface name contains %, which the kernel expands as a name template"},
+      {"CNI_IFNAME", "net%d",
+       "interface name contains %, which the kernel expands as a name template"},
+      {"CNI_IFNAME", "%d",
+       "interface name contains %, which the kernel expands as a name template"},
+      {"CNI_IFNAME", "net%",
+       "interface name contains %, which the kernel expands as a name template"},
       {"CNI_NETNS", "var/run/netns/x", "CNI_NETNS must be an absolute path"},
   };
   for (const std::string cmd : {"ADD", "CHECK", "DEL"}) {

@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "ipoib/ipam/range.h"
+
+#include <catch2/catch.hpp>
 
 using namespace ipoib;
 using namespace ipoib::ipam;
@@ -43,7 +43,8 @@ TEST_CASE("first-last/prefix form sets both bounds") {
 }
 
 TEST_CASE("range_start / range_end are validated, not ignored") {
-  const Range r = must({.range = "10.0.0.0/24", .range_start = "10.0.0.10", .range_end = "10.0.0.20"});
+  const Range r =
+      must({.range = "10.0.0.0/24", .range_start = "10.0.0.10", .range_end = "10.0.0.20"});
   CHECK(r.usable_count() == 11);
   CHECK_THAT(err_of({.range = "10.0.0.0/24", .range_start = "10.0.1.1"}),
              Catch::Contains("range_start") && Catch::Contains("outside"));
@@ -55,7 +56,8 @@ TEST_CASE("range_start / range_end are validated, not ignored") {
              Catch::Contains("range_end") && Catch::Contains("below"));
   CHECK_THAT(err_of({.range = "10.0.0.0/24", .range_start = "fd00::1"}),
              Catch::Contains("range_start") && Catch::Contains("family"));
-  CHECK_THAT(err_of({.range = "10.0.0.0/24", .range_start = "bogus"}), Catch::Contains("range_start"));
+  CHECK_THAT(err_of({.range = "10.0.0.0/24", .range_start = "bogus"}),
+             Catch::Contains("range_start"));
 }
 
 TEST_CASE("ranges without usable addresses and malformed ranges are refused") {
@@ -69,17 +71,21 @@ TEST_CASE("ranges without usable addresses and malformed ranges are refused") {
 }
 
 TEST_CASE("excludes: CIDRs and bare IPs, validated") {
-  const Range r = must({.range = "10.0.0.0/24", .exclude = {"10.0.0.0/30", "10.0.0.5", "10.0.0.4/32"}});
+  const Range r =
+      must({.range = "10.0.0.0/24", .exclude = {"10.0.0.0/30", "10.0.0.5", "10.0.0.4/32"}});
   // .1-.3 excluded (network .0 is not usable anyway), .4 and .5 excluded -> first free .6
   CHECK(lowest_free(r, {}, r.first) == ip("10.0.0.6"));
   CHECK(r.usable_count() == 254 - 5);
   CHECK_FALSE(r.contains(ip("10.0.0.5")));
   CHECK(r.contains(ip("10.0.0.6")));
-  CHECK_THAT(err_of({.range = "10.0.0.0/24", .exclude = {"10.0.0.0/24x"}}), Catch::Contains("exclude[0]"));
+  CHECK_THAT(err_of({.range = "10.0.0.0/24", .exclude = {"10.0.0.0/24x"}}),
+             Catch::Contains("exclude[0]"));
   CHECK_THAT(err_of({.range = "10.0.0.0/24", .exclude = {"10.0.0.1", "10.1.0.0/24"}}),
              Catch::Contains("exclude[1]") && Catch::Contains("overlap"));
-  CHECK_THAT(err_of({.range = "10.0.0.0/24", .exclude = {"fd00::/64"}}), Catch::Contains("exclude[0]"));
-  CHECK_THAT(err_of({.range = "10.0.0.0/30", .exclude = {"10.0.0.0/30"}}), Catch::Contains("excluded"));
+  CHECK_THAT(err_of({.range = "10.0.0.0/24", .exclude = {"fd00::/64"}}),
+             Catch::Contains("exclude[0]"));
+  CHECK_THAT(err_of({.range = "10.0.0.0/30", .exclude = {"10.0.0.0/30"}}),
+             Catch::Contains("excluded"));
 }
 
 TEST_CASE("the gateway is never handed out") {
@@ -107,8 +113,8 @@ TEST_CASE("exhaustion and the last address") {
   CHECK_FALSE(lowest_free(r, {ip("10.0.0.1").value(), ip("10.0.0.2").value()}, r.first));
   CHECK(free_count(r, {ip("10.0.0.1").value()}) == 1);
   const Range ex = must({.range = "10.0.0.0/29", .exclude = {"10.0.0.4/30"}});  // .1 .2 .3 free
-  CHECK_FALSE(lowest_free(ex, {ip("10.0.0.1").value(), ip("10.0.0.2").value(), ip("10.0.0.3").value()},
-                          ex.first));
+  CHECK_FALSE(lowest_free(
+      ex, {ip("10.0.0.1").value(), ip("10.0.0.2").value(), ip("10.0.0.3").value()}, ex.first));
 }
 
 TEST_CASE("round-robin continues after the cursor and wraps") {
@@ -140,7 +146,8 @@ TEST_CASE("IPv6: a /64 and a /48 with offsets beyond 2^63 and 2^64") {
   CHECK_FALSE(r48.contains(ip("fd00:3::1")));
   std::vector<u128> taken = {ip("fd00:2:0:ffff::1").value(), ip("fd00:2:0:ffff::2").value()};
   CHECK(lowest_free(r48, taken, r48.first) == ip("fd00:2:0:ffff::3"));
-  CHECK(free_count(r48, taken) == (u128{1} << 80) - 2 - (ip("fd00:2:0:ffff::1").value() - ip("fd00:2::1").value()) - 2);
+  CHECK(free_count(r48, taken) ==
+        (u128{1} << 80) - 2 - (ip("fd00:2:0:ffff::1").value() - ip("fd00:2::1").value()) - 2);
 }
 
 TEST_CASE("IPv6 last address of the range and all-ones exclusion") {
