@@ -95,6 +95,49 @@ AttachmentIdentity identify(const cni::Request& req) {
 // and any ifname (the IPAM limits them the same way: ipam::is_valid_network_name).
 constexpr std::size_t kMaxTaggedNetworkName = 128;
 
+// What an IPoIB child cannot honour, refused rather than ignored (the pod would otherwise run with
+// another identity than the one it asked for). Its link-layer address is 20 bytes — flags and
+// QPN, then the port GID — given by the HCA driver when the child is created, so an Ethernet MAC
+// (CNI_ARGS MAC, the `mac` capability, args.cni.mac) has nothing to set. A child shares its
+// parent port's GID, so a per-pod InfiniBand GUID (`infinibandGUID`: Multus' infiniband-guid)
+// needs an SR-IOV virtual function and its own plugin, not an IPoIB child.
+Status refuse_unsettable_identity(const cni::Request& req) {
+  if (auto mac = req.env.args.get("MAC"); mac && !mac->empty()) {
+    return Error(ErrorCode::kInvalidEnvironment,
+                 "CNI_ARGS MAC=" + *mac +
+                     ": cannot be honoured: an IPoIB interface's 20-byte hardware address (QPN "
+                     "and port GID) is assigned by the HCA, not chosen");
+  }
+  const nlohmann::json* args_cni = nullptr;
+  if (auto a = req.conf.raw.find("args"); a != req.conf.raw.end() && a->is_object()) {
+    if (auto c = a->find("cni"); c != a->end() && c->is_object()) {
+      args_cni = &*c;
+    }
+  }
+  struct Key {
+    const char* name;
+    const char* why;
+  };
+  for (const Key& k :
+       {Key{"mac",
+            "an IPoIB interface's 20-byte hardware address (QPN and port GID) is assigned "
+            "by the HCA, not chosen"},
+        Key{"infinibandGUID",
+            "an IPoIB child shares its parent port's GUID; a GUID per pod needs "
+            "an SR-IOV virtual function (ib-sriov-cni), not an IPoIB child"}}) {
+    for (const auto& [where, obj] :
+         {std::pair<std::string, const nlohmann::json*>{"runtimeConfig.", &req.conf.runtime_config},
+          std::pair<std::string, const nlohmann::json*>{"args.cni.", args_cni}}) {
+      if (obj != nullptr && obj->is_object() && obj->contains(k.name) &&
+          !(*obj)[k.name].is_null()) {
+        return Error(ErrorCode::kInvalidNetworkConfig,
+                     where + k.name + ": cannot be honoured: " + k.why);
+      }
+    }
+  }
+  return ok_status();
+}
+
 // ADD only: the kernel refuses an alias longer than IFALIASZ - 1. (DEL and CHECK just compare.)
 Status require_taggable(const AttachmentIdentity& id) {
   if (id.tag.size() <= netlink::kMaxAliasLength) {
@@ -223,6 +266,7 @@ Result<cni::CniResult> IpoibPlugin::add(const cni::Request& req) {
   IPOIB_TRY_ASSIGN(IpoibConfig cfg, validate_network_config(req.conf, seams_.ipam_sources));
   const AttachmentIdentity id = identify(req);
   IPOIB_TRY(require_taggable(id));
+  IPOIB_TRY(refuse_unsettable_identity(req));
   std::unique_ptr<cni::Plugin> ipam;
   if (cfg.ipam.kind != IpamKind::kNone) {
     IPOIB_TRY_ASSIGN(ipam, make_ipam(cfg.ipam, req));

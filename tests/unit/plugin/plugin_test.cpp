@@ -235,3 +235,30 @@ TEST_CASE("a tag too long for the kernel fails ADD before anything, never DEL") 
   CHECK(f.intents_left() == 0);
   CHECK(f.plugin->del(Fixture::request(cni::Command::kDel, long_id)).ok());
 }
+
+TEST_CASE("a MAC or an InfiniBand GUID, which an IPoIB child cannot honour, is refused") {
+  Fixture f;
+  auto with_args = Fixture::request(cni::Command::kAdd, "c1");
+  with_args.env.args = *cni::parse_cni_args("MAC=02:00:00:00:00:01");
+  auto mac = f.plugin->add(with_args);
+  REQUIRE_FALSE(mac.ok());
+  CHECK(mac.error().code() == ErrorCode::kInvalidEnvironment);
+  CHECK_THAT(mac.error().msg(), Catch::Contains("CNI_ARGS MAC") && Catch::Contains("20-byte"));
+
+  auto guid = f.plugin->add(
+      Fixture::request(cni::Command::kAdd, "c2", "net1",
+                       {{"capabilities", {{"infinibandGUID", true}}},
+                        {"runtimeConfig", {{"infinibandGUID", "c2:11:22:33:44:55:66:77"}}}}));
+  REQUIRE_FALSE(guid.ok());
+  CHECK(guid.error().code() == ErrorCode::kInvalidNetworkConfig);
+  CHECK_THAT(guid.error().msg(), Catch::Contains("runtimeConfig.infinibandGUID"));
+
+  auto args_mac = f.plugin->add(Fixture::request(
+      cni::Command::kAdd, "c3", "net1", {{"args", {{"cni", {{"mac", "02:00:00:00:00:03"}}}}}}));
+  REQUIRE_FALSE(args_mac.ok());
+  CHECK_THAT(args_mac.error().msg(), Catch::Contains("args.cni.mac"));
+  // Nothing was created or reserved on the way.
+  CHECK(f.kernel.pod.links.empty());
+  CHECK(f.reserved.empty());
+  CHECK(f.intents_left() == 0);
+}
