@@ -7,6 +7,7 @@
 
 #include "ipoib/base/errno_error.h"
 #include "ipoib/base/fd.h"
+#include "ipoib/base/file.h"
 #include "ipoib/base/strings.h"
 #include "ipoib/etcd/client.h"
 
@@ -106,45 +107,28 @@ Result<std::vector<Endpoint>> parse_endpoints(std::string_view comma_separated) 
 Result<std::string> read_private_file(const std::string& path, std::string_view what) {
   std::string name = std::string(what) + " " + path;
   // Followed symlinks are fine (Kubernetes mounts Secrets through them); the checks apply to
-  // the file actually opened, so nothing can swap it between check and read.
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-  if (!fd.valid()) {
-    return errno_error(ErrorCode::kInvalidNetworkConfig, name);
+  // the file actually opened, so nothing can swap it between check and read. Opened without
+  // blocking: a FIFO, socket or device is refused at once.
+  auto opened = open_checked(AT_FDCWD, path, O_RDONLY, FileType::kRegular,
+                             ErrorCode::kInvalidNetworkConfig, 0, FollowSymlinks::kYes);
+  if (!opened) {
+    return config_error(std::string(what) + " " + opened.error().msg());
   }
+  const Fd fd = std::move(opened).value();
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) {
     return errno_error(ErrorCode::kInvalidNetworkConfig, name);
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return config_error(name + ": not a regular file");
   }
   if ((st.st_mode & 077) != 0) {
     return config_error(name + ": mode " + mode_string(st.st_mode) +
                         " lets group or others access it; it must be 0600 or stricter: chmod 600 " +
                         path);
   }
-  if (static_cast<std::size_t>(st.st_size) > kMaxSecretBytes) {
-    return config_error(name + ": larger than 1 MiB");
+  auto text = read_all(fd.get(), name, kMaxSecretBytes);
+  if (!text) {
+    return config_error(text.error().msg());
   }
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return errno_error(ErrorCode::kIoFailure, "read " + name);
-    }
-    if (n == 0) {
-      break;
-    }
-    out.append(buf, static_cast<std::size_t>(n));
-    if (out.size() > kMaxSecretBytes) {
-      return config_error(name + ": larger than 1 MiB");
-    }
-  }
-  return out;
+  return text;
 }
 
 Result<Config> config_from(const ConfigKeys& keys) {

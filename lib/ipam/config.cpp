@@ -10,6 +10,7 @@
 
 #include "ipoib/base/errno_error.h"
 #include "ipoib/base/fd.h"
+#include "ipoib/base/file.h"
 #include "ipoib/base/strings.h"
 #include "ipoib/cni/config.h"
 #include "ipoib/ipam/pool.h"
@@ -70,40 +71,15 @@ Result<RangeSpec> read_range_spec(const json& obj, const std::string& prefix,
   return s;
 }
 
-// Reads a whole small regular file; nullopt when it does not exist.
+// Reads a whole small regular file; nullopt when it does not exist. Never blocks: a FIFO, socket
+// or device is refused at once (base/file.h open_checked).
 Result<std::optional<std::string>> read_small_file(const std::string& path) {
-  // O_NONBLOCK: opening a FIFO would otherwise block until a writer appears, hanging every ADD
-  // of the network (fifo(7)); regular files ignore the flag, and the S_ISREG check follows.
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
-  if (!fd.valid()) {
-    if (errno == ENOENT || errno == ENOTDIR) {
-      return std::optional<std::string>();
-    }
-    return errno_error(ErrorCode::kInvalidNetworkConfig, "flat file " + path);
+  auto text = read_file_if_exists(AT_FDCWD, path, kMaxFlatFileBytes,
+                                  ErrorCode::kInvalidNetworkConfig, FollowSymlinks::kYes);
+  if (!text) {
+    return Error(ErrorCode::kInvalidNetworkConfig, "flat file " + text.error().msg());
   }
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-    return Error(ErrorCode::kInvalidNetworkConfig, "flat file " + path + ": not a regular file");
-  }
-  std::string text;
-  char buf[8192];
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return errno_error(ErrorCode::kInvalidNetworkConfig, "flat file " + path);
-    }
-    if (n == 0) {
-      break;
-    }
-    text.append(buf, static_cast<std::size_t>(n));
-    if (text.size() > kMaxFlatFileBytes) {
-      return Error(ErrorCode::kInvalidNetworkConfig, "flat file " + path + ": larger than 1 MiB");
-    }
-  }
-  return std::optional<std::string>(std::move(text));
+  return text;
 }
 
 struct Merged {
