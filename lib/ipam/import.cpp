@@ -32,22 +32,17 @@ struct Options {
   std::string default_ifname = "net1";
 };
 
-// The network NETCONF describes: its CNI name and its built-in IPAM section.
-struct Network {
-  std::string name;
-  nlohmann::json ipam;
-};
-
-Result<Network> read_network(const std::string& path) {
+// The built-in IPAM section of the network NETCONF describes; `name` gets its CNI name.
+Result<nlohmann::json> read_network(const std::string& path, std::string& name) {
   IPOIB_TRY_ASSIGN(std::string text, read_file(AT_FDCWD, path, std::size_t{1} << 20,
                                                ErrorCode::kIoFailure, FollowSymlinks::kYes));
   IPOIB_TRY_ASSIGN(nlohmann::json doc, cni::parse_json(text, path));
   if (!doc.is_object()) {
     return Error(ErrorCode::kInvalidNetworkConfig, path + ": not a JSON object");
   }
-  Network n;
+  name.clear();
   if (auto it = doc.find("name"); it != doc.end() && it->is_string()) {
-    n.name = it->get<std::string>();
+    name = it->get<std::string>();
   }
   auto builtin_ipam = [](const nlohmann::json& plugin) -> const nlohmann::json* {
     const auto it = plugin.find("ipam");
@@ -73,11 +68,10 @@ Result<Network> read_network(const std::string& path) {
     return Error(ErrorCode::kInvalidNetworkConfig,
                  path + ": no plugin with a built-in IPAM (\"ipam\": {\"type\": \"whereabouts\"})");
   }
-  if (n.name.empty()) {
+  if (name.empty()) {
     return Error(ErrorCode::kInvalidNetworkConfig, path + ": the network has no name");
   }
-  n.ipam = *ipam;
-  return n;
+  return *ipam;
 }
 
 // What one imported address becomes.
@@ -93,7 +87,7 @@ std::string owner(const Reservation& r) {
 
 // The allocations of `recs` that belong to this network, as reservations (keyed by address).
 // Lines for what is skipped or conflicting go to `err`; returns whether nothing conflicted.
-bool select(const WhereaboutsRecords& recs, const IpamConfig& cfg, const Network& net,
+bool select(const WhereaboutsRecords& recs, const IpamConfig& cfg, const std::string& network,
             const Options& o, std::int64_t now, std::map<IpAddress, Candidate>& picked,
             std::ostream& out, std::ostream& err) {
   bool clean = true;
@@ -128,7 +122,7 @@ bool select(const WhereaboutsRecords& recs, const IpamConfig& cfg, const Network
     Reservation r;
     r.ip = a.ip;
     r.range_key = cfg.range_keys[i];
-    r.cni_network = net.name;
+    r.cni_network = network;
     r.container_id = is_storable_field(a.container_id) ? a.container_id : kUnknownContainer;
     r.ifname = is_storable_field(a.ifname) ? a.ifname : o.default_ifname;
     r.pod_ref = is_storable_field(a.pod_ref) ? a.pod_ref : "";
@@ -184,11 +178,12 @@ int import_run(const std::vector<std::string>& args, std::ostream& out, std::ost
     err << "ipoib ipam import: " << e.msg() << "\n";
     return kExitFailed;
   };
-  auto net = read_network(o.config);
-  if (!net) {
-    return fail(net.error());
+  std::string network;
+  auto ipam = read_network(o.config, network);
+  if (!ipam) {
+    return fail(ipam.error());
   }
-  auto cfg = load_ipam_config(net->ipam, ConfigSources{});
+  auto cfg = load_ipam_config(*ipam, ConfigSources{});
   if (!cfg) {
     return fail(std::move(cfg).error().with_context(o.config));
   }
@@ -208,7 +203,7 @@ int import_run(const std::vector<std::string>& args, std::ostream& out, std::ost
       err << "malformed: " << file << ": " << p << " (skipped)\n";
       clean = false;
     }
-    clean = select(*recs, *cfg, *net, o, now_unix_s, picked, out, err) && clean;
+    clean = select(*recs, *cfg, network, o, now_unix_s, picked, out, err) && clean;
   }
 
   auto store = open_ipam_store(cfg->location, o.dry_run ? OpenMode::kReadOnly : OpenMode::kCreate);
