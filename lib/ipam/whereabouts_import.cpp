@@ -90,7 +90,8 @@ void decode_pool(const json& obj, WhereaboutsRecords& out) {
   const IpAddress base = range->address();
   const u128 width_max = base.is_v4() ? u128{0xffffffffU} : ~u128{0};
   for (const auto& [key, value] : allocs->items()) {
-    const std::string where = label + " offset " + key;
+    std::string where = label;
+    where.append(" offset ").append(key);
     u128 offset = 0;
     if (!parse_offset(key, offset)) {
       out.problems.push_back(where + ": the key is not a decimal offset");
@@ -103,8 +104,8 @@ void decode_pool(const json& obj, WhereaboutsRecords& out) {
     ImportedAllocation a;
     a.ip = base.offset_by(offset);
     if (!range->contains(a.ip)) {
-      out.problems.push_back(where + ": " + a.ip.to_string() + " is outside spec.range " +
-                             range_text);
+      out.problems.push_back(where + ": " + a.ip.to_string());
+      out.problems.back().append(" is outside spec.range ").append(range_text);
       continue;
     }
     if (!read_owner(value, "id", a)) {
