@@ -2,7 +2,7 @@
 //   - the plugin keys of a network configuration (master, pkey, mode, umcast, mtu, ipam) through
 //     parse_netconf -> parse_ipoib_config -> resolve_child_spec, and parse_ipam_section, which
 //     DEL uses on its own;
-//   - the alias of a link as a netlink reply reports it (parse_attachment_tag): any interface on
+//   - the alias of a link as a netlink reply reports it (parse_child_tag): any interface on
 //     the node can carry any alias up to IFALIASZ - 1 bytes, set by anyone with CAP_NET_ADMIN.
 // Invariants checked: errors are kInvalidNetworkConfig (or the protocol's decode / version
 // errors, which come before any plugin key is read); a resolved child never has a pkey the
@@ -33,9 +33,14 @@ using namespace ipoib::plugin;
   } while (false)
 
 void check_tag(std::string_view alias) {
-  const auto parsed = parse_attachment_tag(alias);
-  if (parsed) {
-    FUZZ_ASSERT(attachment_tag(parsed->container_id, parsed->ifname) == alias);
+  // Either format (with the network, or the previous one without) rebuilds to exactly the alias.
+  if (const auto o = parse_child_tag(alias)) {
+    FUZZ_ASSERT(
+        o->network
+            ? child_tag(*o->network, o->attachment.container_id, o->attachment.ifname) == alias
+            : std::string(kTagPrefix) + o->attachment.container_id + ":" + o->attachment.ifname ==
+                  alias);
+    FUZZ_ASSERT(is_plugin_tag(alias));
   }
 }
 
