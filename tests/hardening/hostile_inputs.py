@@ -26,7 +26,8 @@ Case file format (JSON):
                           with "stdin_latin1": true to send them as single raw bytes)
    "env": {"CNI_IFNAME": "../x"},                 overrides; null removes the variable
    "plant": [{"path": "store/pool-_default", "symlink": "victim"} |
-             {"path": "store/lock", "hardlink": "victim"} | {"path": "store", "dir": true} |
+             {"path": "store/lock", "hardlink": "victim"} |
+             {"path": "store", "dir": true[, "mode": "0775"]} |
              {"path": "fifo", "fifo": true}],
    "keyword": "network name" (or a list: any of them), "codes": [7],
    "expect": "accepted", "reservations": 1,   instead of keyword/codes: an input deliberately
@@ -262,6 +263,8 @@ def run_case(case_name, case, target, binaries, node, workroot):
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         if p.get("dir"):
             os.makedirs(path, mode=0o700, exist_ok=True)
+            if "mode" in p:
+                os.chmod(path, int(p["mode"], 8))
         elif "symlink" in p:
             # An absolute target (after substitution) stays absolute.
             os.symlink(os.path.join(tmp, substitute(p["symlink"], subst)), path)
