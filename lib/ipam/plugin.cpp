@@ -192,12 +192,12 @@ class BuiltinIpam final : public cni::Plugin {
     IPOIB_TRY_ASSIGN(std::unique_ptr<IpamStore> store, open_store(loc, OpenMode::kExisting));
     const std::unique_ptr<PoolStore> pool = store->pool(loc.network_name);
     std::vector<Reservation> released;
-    const PoolStore::Body body = [&](PoolTxn& txn) -> Status {
-      IPOIB_TRY_ASSIGN(
-          released, release_matching(txn, attachment_filter(req.env.container_id, req.env.ifname)));
-      return ok_status();
-    };
-    IPOIB_TRY(transact(*pool, Access::kWrite, body));
+    IPOIB_TRY_ASSIGN(TxnInfo info,
+                     pool->release_attachment(
+                         attachment_filter(req.env.container_id, req.env.ifname), released));
+    for (const std::string& w : info.warnings) {
+      log_.warning(w);
+    }
     if (!released.empty()) {
       log_.info("DEL " + req.env.container_id + "/" + req.env.ifname + ": released " +
                 std::to_string(released.size()) + " address(es) from pool " + pool->label());

@@ -117,6 +117,7 @@ enum class CompareResult { kEqual, kGreater, kLess, kNotEqual };
 // create_revision), kMod (mod_revision) and kVersion, `value` for kValue.
 struct Compare {
   std::string key;
+  std::string range_end;  // set: the compare holds for every key in [key, range_end)
   CompareTarget target = CompareTarget::kCreate;
   CompareResult result = CompareResult::kEqual;
   std::int64_t number = 0;
@@ -127,6 +128,10 @@ struct Compare {
   // The key exists and was last written at mod_revision (compare-and-swap).
   static Compare mod_revision_is(std::string key, std::int64_t mod_revision);
   static Compare value_is(std::string key, std::string value);
+  // No key in [key, range_end) was written after `revision` (mod_revision < revision + 1): the
+  // guard of a range read at that revision. A key deleted since is not seen by it.
+  static Compare range_unchanged_since(std::string key, std::string range_end,
+                                       std::int64_t revision);
 };
 
 using RequestOp = std::variant<RangeRequest, PutRequest, DeleteRangeRequest>;
