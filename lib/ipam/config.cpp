@@ -464,6 +464,12 @@ Result<IpamConfig> load_ipam_config(const nlohmann::json& ipam_inline, const Con
   IPOIB_TRY_ASSIGN(std::string node, configured_node_name(ipam));
   IPOIB_TRY_ASSIGN(c.location.node_name, resolve_node_name(node, src));
 
+  if (ipam.contains("datastore") && ipam["datastore"] == "kubernetes") {
+    c.notes.push_back(
+        "ignoring \"datastore\": \"kubernetes\" (whereabouts' Kubernetes API store): the "
+        "reservations are in the local store in store_dir; \"datastore\": \"etcd\" makes them "
+        "cluster-wide");
+  }
   for (auto it = ipam.begin(); it != ipam.end(); ++it) {
     if (is_ignored_key(it.key())) {
       c.notes.push_back("ignoring \"" + it.key() +

@@ -117,11 +117,11 @@ enum class CompareResult { kEqual, kGreater, kLess, kNotEqual };
 // create_revision), kMod (mod_revision) and kVersion, `value` for kValue.
 struct Compare {
   std::string key;
-  std::string range_end;  // set: the compare holds for every key in [key, range_end)
   CompareTarget target = CompareTarget::kCreate;
   CompareResult result = CompareResult::kEqual;
   std::int64_t number = 0;
   std::string value;
+  std::string range_end = {};  // set: the compare holds for every key in [key, range_end)
 
   // The key does not exist (create_revision == 0): create-if-absent.
   static Compare absent(std::string key);

@@ -63,13 +63,13 @@ struct ClusterStore {
 };
 
 struct StoreLocation {
-  Datastore datastore = Datastore::kLocal;
-  ClusterStore cluster{};    // datastore == kEtcd only
   std::string store_dir;     // absolute, no ".." (validated)
   std::string network_name;  // "" = the default pool (whereabouts' default)
   std::int64_t lock_timeout_ms = kDefaultLockTimeoutMs;
   std::string node_name = {};   // resolve_node_name's answer; "" when it failed:
   std::string node_error = {};  // then why (load_store_location only; load_ipam_config fails)
+  Datastore datastore = Datastore::kLocal;
+  ClusterStore cluster = {};  // datastore == kEtcd only
 };
 
 struct StaticAddress {
