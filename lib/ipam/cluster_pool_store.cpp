@@ -33,6 +33,10 @@ constexpr std::size_t kMaxTxnOps = 128;
 constexpr std::int64_t kScanPage = 64;
 constexpr std::string_view kDeferredDir = "cluster-deferred";
 constexpr std::size_t kMaxDeferredBytes = 4096;
+// The range state's "mode": a range is allocated per address or in node slices, never both (the
+// two keep their reservations in different places, so mixing them could hand out an address
+// twice). Node-slice mode writes "node-slices".
+constexpr std::string_view kPerAddressMode = "per-address";
 
 Error corrupt(const std::string& key, const std::string& why) {
   return {ErrorCode::kStoreCorrupt, "cluster store: key " + key + ": " + why};
@@ -100,7 +104,8 @@ std::string range_state_json(const Range& range, const std::optional<IpAddress>&
     excluded.push_back({IpAddress(range.family(), iv.lo).to_string(),
                         IpAddress(range.family(), iv.hi).to_string()});
   }
-  json j = {{"subnet", range.subnet.to_string()},
+  json j = {{"mode", kPerAddressMode},
+            {"subnet", range.subnet.to_string()},
             {"first", range.first.to_string()},
             {"last", range.last.to_string()},
             {"excluded", excluded}};
@@ -575,6 +580,8 @@ class ClusterPoolTxn final : public PoolTxn {
     return out;
   }
 
+  [[nodiscard]] std::string net_label() const { return net_.empty() ? "(default)" : net_; }
+
   [[nodiscard]] bool excluded(const Range& range, u128 v, u128* skip_to) const {
     for (const Interval& iv : range.excluded) {
       if (v >= iv.lo && v <= iv.hi) {
@@ -599,6 +606,15 @@ class ClusterPoolTxn final : public PoolTxn {
           etcd::RangeResponse resp,
           client_.range(etcd::RangeRequest::single(keys::range_state(net_, range_key))));
       if (!resp.kvs.empty()) {
+        const json state = json::parse(resp.kvs[0].value, nullptr, /*allow_exceptions=*/false);
+        if (state.is_object() && state.contains("mode") && state["mode"] != kPerAddressMode) {
+          return Error(ErrorCode::kInvalidNetworkConfig,
+                       "range " + range_key + " of network " + net_label() +
+                           " is allocated in node slices in the cluster store (" +
+                           resp.kvs[0].key +
+                           "): set the same node_slice_size on every node; a range cannot mix "
+                           "node slices and per-address allocation");
+        }
         const auto pr = parse_range_state(resp.kvs[0].key, resp.kvs[0].value);
         if (pr && pr->cursor && pr->cursor->family() == fam && *pr->cursor >= range.first &&
             *pr->cursor < range.last) {

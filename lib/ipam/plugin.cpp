@@ -113,6 +113,13 @@ class BuiltinIpam final : public cni::Plugin {
           IPOIB_TRY_ASSIGN(std::vector<Reservation> same_pod, txn.find_pod(key, pod_ref, ifname));
           // Never one address for two live attachments: take over only a gone one.
           for (Reservation& r : same_pod) {
+            if (!r.node.empty() && r.node != node) {
+              // Its netns is on another node: nothing here can tell whether it still lives.
+              notes.push_back(concat({"ADD of pod ", pod_ref, "/", ifname, ": ", r.ip.to_string(),
+                                      " stays with container ", r.container_id, " of node ",
+                                      r.node, "; allocating another address"}));
+              continue;
+            }
             if (other_live(r.netns, req.env.netns)) {
               notes.push_back(concat({"ADD of pod ", pod_ref, "/", ifname, ": ", r.ip.to_string(),
                                       " stays with container ", r.container_id, ", whose netns ",
