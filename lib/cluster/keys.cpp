@@ -112,6 +112,16 @@ std::string attachment(std::string_view net, std::string_view container_id, std:
   return attachment_prefix(net, container_id, ifname) + escape(range_key);
 }
 
+std::string tombstone(std::string_view net, std::string_view container_id,
+                      std::string_view ifname) {
+  return attachment_prefix(net, container_id, ifname) + "~released";
+}
+
+bool is_tombstone(std::string_view key) {
+  constexpr std::string_view kSuffix = "/~released";
+  return key.size() >= kSuffix.size() && key.substr(key.size() - kSuffix.size()) == kSuffix;
+}
+
 std::string pod_prefix(std::string_view net, std::string_view pod_ref, std::string_view ifname,
                        std::string_view range_key) {
   return network(net) + "pod/" + escape(pod_ref) + "/" + escape(ifname) + "/" + escape(range_key) +

@@ -424,6 +424,12 @@ Result<TxnResponse> Client::txn(const TxnRequest& r, TxnRetry retry) {
   return decode(impl_->call(kTxnPath, to_json(r), kind), &parse_txn_response);
 }
 
+Result<std::int64_t> Client::lease_grant(std::int64_t ttl_seconds) {
+  return decode(
+      impl_->call(kLeaseGrantPath, lease_grant_json(ttl_seconds), Impl::Kind::kIdempotent),
+      &parse_lease_grant_response);
+}
+
 Result<StatusResponse> Client::status() {
   return decode(impl_->call(kStatusPath, "{}", Impl::Kind::kIdempotent), &parse_status_response);
 }

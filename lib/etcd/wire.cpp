@@ -470,6 +470,19 @@ Result<RangeResponse> parse_range_response(std::string_view body) {
   return range_from(doc);
 }
 
+std::string lease_grant_json(std::int64_t ttl_seconds) {
+  return dump({{"TTL", std::to_string(ttl_seconds)}});
+}
+
+Result<std::int64_t> parse_lease_grant_response(std::string_view body) {
+  IPOIB_TRY_ASSIGN(json doc, parse_object(body));
+  IPOIB_TRY_ASSIGN(std::int64_t id, get_int<std::int64_t>(doc, "ID"));
+  if (id == 0) {
+    return decode_error("lease grant: no ID");
+  }
+  return id;
+}
+
 Result<PutResponse> parse_put_response(std::string_view body) {
   IPOIB_TRY_ASSIGN(json doc, parse_object(body));
   return put_from(doc);

@@ -9,6 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "ipoib/base/errno_error.h"
@@ -35,6 +36,11 @@ constexpr std::int64_t kScanPage = 64;
 constexpr std::size_t kChoiceWindow = 16;
 constexpr std::string_view kDeferredDir = "cluster-deferred";
 constexpr std::size_t kMaxDeferredBytes = 4096;
+// Tombstones' lease (keys.h): an hour, renewed when less than a quarter of an hour is left, so a
+// tombstone lives between 15 and 60 minutes — far longer than any request can sit unanswered.
+constexpr std::int64_t kLeaseTtl = 3600;
+constexpr std::int64_t kLeaseMinLeft = 900;
+constexpr std::string_view kLeaseFile = "cluster-lease";
 // The range state's "mode": a range is allocated per address or in node slices, never both (the
 // two keep their reservations in different places, so mixing them could hand out an address
 // twice). Node-slice mode writes "node-slices".
@@ -184,12 +190,17 @@ class ClusterPoolTxn final : public PoolTxn {
         return after;
       }
     }
+    // The attachment's whole index prefix, guarded: a DEL's tombstone created under it after
+    // this read makes the commit fail, so a late copy of this ADD's Txn cannot apply after its DEL.
     const std::string index = keys::attachment(net_, container_id, ifname, range_key);
-    IPOIB_TRY_ASSIGN(std::optional<std::string> held, get_value(index));
-    if (!held) {
+    IPOIB_TRY_ASSIGN(const std::vector<etcd::KeyValue>* entries,
+                     attachment_entries(container_id, ifname));
+    const auto held = std::find_if(entries->begin(), entries->end(),
+                                   [&](const etcd::KeyValue& kv) { return kv.key == index; });
+    if (held == entries->end()) {
       return std::optional<Reservation>();
     }
-    IPOIB_TRY_ASSIGN(std::optional<Reservation> r, at_index(index, *held));
+    IPOIB_TRY_ASSIGN(std::optional<Reservation> r, at_index(index, held->value));
     if (r && r->range_key == range_key && r->container_id == container_id && r->ifname == ifname) {
       return r;
     }
@@ -208,8 +219,9 @@ class ClusterPoolTxn final : public PoolTxn {
   Result<std::vector<Reservation>> reservations(const ReservationFilter& filter) override {
     auto matches = [&](const Reservation& r) { return filter.matches(r); };
     if (filter.is_attachment()) {
-      return via_index(keys::attachment_prefix(net_, *filter.container_id, *filter.ifname),
-                       matches);
+      IPOIB_TRY_ASSIGN(const std::vector<etcd::KeyValue>* entries,
+                       attachment_entries(*filter.container_id, *filter.ifname));
+      return from_index(*entries, matches);
     }
     if (filter.ip) {
       std::vector<Reservation> out;
@@ -340,15 +352,24 @@ class ClusterPoolTxn final : public PoolTxn {
                    "cluster store: release of " + ip.to_string() + ", which is not reserved");
     }
     pending_[key] = std::nullopt;
+    mark_released(cur->container_id, cur->ifname);
     return ok_status();
   }
+
+  // Leaves the attachment's tombstone (keys.h) in this run's commit: DEL does so even when it
+  // found nothing to release, since an ADD of that attachment may still be in flight.
+  void mark_released(const std::string& container_id, const std::string& ifname) {
+    tombstones_.insert(keys::tombstone(net_, container_id, ifname));
+  }
+  [[nodiscard]] bool needs_lease() const { return !tombstones_.empty(); }
+  void set_lease(std::int64_t lease) { lease_ = lease; }
 
   // The Txns that commit this run: one when it fits in one etcd Txn (every compare of the read
   // set), else batches of whole changes, each under its own address key's compare.
   Result<std::vector<etcd::TxnRequest>> commit_requests() const {
     std::vector<etcd::TxnRequest> out;
     std::vector<Change> changes = collect_changes();
-    if (changes.empty()) {
+    if (changes.empty() && tombstones_.empty()) {
       return out;
     }
     etcd::TxnRequest one;
@@ -370,6 +391,9 @@ class ClusterPoolTxn final : public PoolTxn {
     for (const auto& [k, v] : hints_) {
       ops[k] = v;  // the range state: last writer wins, no compare
     }
+    for (const std::string& k : tombstones_) {
+      ops[k] = tombstone_value();
+    }
     if (one.compare.size() <= kMaxTxnOps && ops.size() <= kMaxTxnOps) {
       append_ops(ops, one);
       out.push_back(std::move(one));
@@ -382,7 +406,7 @@ class ClusterPoolTxn final : public PoolTxn {
       std::map<std::string, std::optional<std::string>> mine;
       add_ops(changes[i], mine);
       for (const auto& [key, v] : mine) {
-        if (!owner.emplace(key, i).second) {
+        if (!owner.emplace(key, i).second && !keys::is_tombstone(key)) {
           return Error(ErrorCode::kInternal,
                        "cluster store: a transaction too large for one etcd Txn changes key " +
                            key + " twice");
@@ -418,7 +442,9 @@ class ClusterPoolTxn final : public PoolTxn {
   }
 
   [[nodiscard]] std::size_t changes() const { return collect_changes().size(); }
-  [[nodiscard]] bool changed() const { return !pending_.empty() || !hints_.empty(); }
+  [[nodiscard]] bool changed() const {
+    return !pending_.empty() || !hints_.empty() || !tombstones_.empty();
+  }
 
  private:
   struct Guard {
@@ -465,6 +491,12 @@ class ClusterPoolTxn final : public PoolTxn {
       for (auto& [k, v] : index_keys(net_, *c.before)) {
         ops.emplace(k, std::nullopt);
       }
+      if (!c.after) {
+        const std::string tomb = keys::tombstone(net_, c.before->container_id, c.before->ifname);
+        if (tombstones_.count(tomb) != 0) {
+          ops[tomb] = tombstone_value();  // with its release, in whichever Txn that goes
+        }
+      }
     }
     if (c.after) {
       for (auto& [k, v] : index_keys(net_, *c.after)) {
@@ -476,11 +508,19 @@ class ClusterPoolTxn final : public PoolTxn {
     }
   }
 
-  static void append_ops(const std::map<std::string, std::optional<std::string>>& ops,
-                         etcd::TxnRequest& t) {
+  [[nodiscard]] std::string tombstone_value() const {
+    return dump({{"released", static_cast<std::int64_t>(::time(nullptr))}});
+  }
+
+  void append_ops(const std::map<std::string, std::optional<std::string>>& ops,
+                  etcd::TxnRequest& t) const {
     for (const auto& [key, value] : ops) {
       if (value) {
-        t.success.emplace_back(etcd::PutRequest{key, *value});
+        etcd::PutRequest put{key, *value};
+        if (keys::is_tombstone(key)) {
+          put.lease = lease_;
+        }
+        t.success.emplace_back(std::move(put));
       } else {
         t.success.emplace_back(etcd::DeleteRangeRequest::single(key));
       }
@@ -568,8 +608,29 @@ class ClusterPoolTxn final : public PoolTxn {
   template <class Keep>
   Result<std::vector<Reservation>> via_index(const std::string& prefix, const Keep& keep) {
     IPOIB_TRY_ASSIGN(std::vector<etcd::KeyValue> entries, list(prefix, keys::prefix_end(prefix)));
+    return from_index(entries, keep);
+  }
+
+  // An attachment's index entries in every range, and its tombstone if any: read once per run.
+  Result<const std::vector<etcd::KeyValue>*> attachment_entries(std::string_view container_id,
+                                                                std::string_view ifname) {
+    const std::string prefix = keys::attachment_prefix(net_, container_id, ifname);
+    auto it = attachments_.find(prefix);
+    if (it == attachments_.end()) {
+      IPOIB_TRY_ASSIGN(std::vector<etcd::KeyValue> entries, list(prefix, keys::prefix_end(prefix)));
+      it = attachments_.emplace(prefix, std::move(entries)).first;
+    }
+    return &it->second;
+  }
+
+  template <class Keep>
+  Result<std::vector<Reservation>> from_index(const std::vector<etcd::KeyValue>& entries,
+                                              const Keep& keep) {
     std::map<std::string, Reservation> found;
     for (const etcd::KeyValue& kv : entries) {
+      if (keys::is_tombstone(kv.key)) {
+        continue;
+      }
       IPOIB_TRY_ASSIGN(std::optional<Reservation> r, at_index(kv.key, kv.value));
       if (r && keep(*r)) {
         found.emplace(keys::address(net_, r->ip), std::move(*r));
@@ -717,9 +778,12 @@ class ClusterPoolTxn final : public PoolTxn {
   std::map<std::string, ReadState> reads_;   // get(): compared in the one-Txn commit
   std::map<std::string, ReadState> listed_;  // from list(): covered by a guard until changed
   std::vector<Guard> guards_;
-  std::map<std::string, std::optional<Reservation>> base_;     // address key -> what etcd held
-  std::map<std::string, std::optional<Reservation>> pending_;  // address key -> this run's
-  std::map<std::string, std::string> hints_;                   // range state (cursor)
+  std::map<std::string, std::optional<Reservation>> base_;          // address key -> what etcd held
+  std::map<std::string, std::optional<Reservation>> pending_;       // address key -> this run's
+  std::map<std::string, std::string> hints_;                        // range state (cursor)
+  std::map<std::string, std::vector<etcd::KeyValue>> attachments_;  // att prefix -> entries
+  std::set<std::string> tombstones_;
+  std::int64_t lease_ = 0;
 };
 
 // A deferred release: the attachment whose reservations DEL could not release in etcd.
@@ -756,6 +820,8 @@ class ClusterPool final : public PoolStore {
   [[nodiscard]] std::string label() const override;
   // The transaction without applying deferred releases first (what applying one runs).
   Result<TxnInfo> run(Access access, const Body& body);
+  Result<TxnInfo> release_tombstoned(const ReservationFilter& attachment,
+                                     std::vector<Reservation>& released);
 
  private:
   ClusterIpamStore& store_;
@@ -816,6 +882,49 @@ class ClusterIpamStore final : public IpamStore {
   [[nodiscard]] std::string label() const override { return "etcd " + loc_.cluster.etcd.etcd_host; }
 
   etcd::Client& client() { return *client_; }
+
+  // The lease tombstones are put with: one per node for about an hour, granted when the one
+  // recorded in <store_dir>/cluster-lease has less than kLeaseMinLeft left, so a DEL rarely
+  // pays a round trip for it. Not recording it (a read-only store_dir) only costs grants.
+  Result<std::int64_t> tombstone_lease() {
+    const std::int64_t now = static_cast<std::int64_t>(::time(nullptr));
+    if (lease_ != 0 && lease_expires_ - now > kLeaseMinLeft) {
+      return lease_;
+    }
+    const std::string path = loc_.store_dir + "/" + std::string(kLeaseFile);
+    auto text = read_file_if_exists(AT_FDCWD, path, kMaxDeferredBytes);
+    if (text && *text) {
+      const json j = json::parse(**text, nullptr, /*allow_exceptions=*/false);
+      if (j.is_object() && j.value("id", json()).is_number_integer() &&
+          j.value("expires", json()).is_number_integer() &&
+          j["expires"].get<std::int64_t>() - now > kLeaseMinLeft) {
+        lease_ = j["id"].get<std::int64_t>();
+        lease_expires_ = j["expires"].get<std::int64_t>();
+        return lease_;
+      }
+    }
+    IPOIB_TRY_ASSIGN(lease_, client_->lease_grant(kLeaseTtl));
+    lease_expires_ = now + kLeaseTtl;
+    auto dir = Store::open(loc_.store_dir, CreateMode::kCreate);
+    auto fd = open_checked(AT_FDCWD, loc_.store_dir, O_RDONLY, FileType::kDirectory);
+    if (dir && fd) {
+      (void)publish_file(fd->get(), loc_.store_dir, std::string(kLeaseFile),
+                         dump({{"id", lease_}, {"expires", lease_expires_}}), 0600);
+    }
+    return lease_;
+  }
+
+  // Whether a failed commit says the lease it named is gone; then it is forgotten.
+  bool lease_lost(const Error& e) {
+    if (e.msg().find("lease not found") == std::string::npos) {
+      return false;
+    }
+    lease_ = 0;
+    lease_expires_ = 0;
+    const std::string path = loc_.store_dir + "/" + std::string(kLeaseFile);
+    (void)::unlink(path.c_str());
+    return true;
+  }
   [[nodiscard]] const StoreLocation& location() const { return loc_; }
 
   // Applies this network's deferred releases; an error when one cannot be applied (then the
@@ -894,6 +1003,8 @@ class ClusterIpamStore final : public IpamStore {
   StoreLocation loc_;
   OpenMode mode_;
   std::unique_ptr<etcd::Client> client_;
+  std::int64_t lease_ = 0;
+  std::int64_t lease_expires_ = 0;
 };
 
 Result<TxnInfo> ClusterPool::run(Access access, const Body& body) {
@@ -913,13 +1024,24 @@ Result<TxnInfo> ClusterPool::run(Access access, const Body& body) {
       }
       return info;
     }
+    if (txn.needs_lease()) {
+      IPOIB_TRY_ASSIGN(std::int64_t lease, store_.tombstone_lease());
+      txn.set_lease(lease);
+    }
     IPOIB_TRY_ASSIGN(std::vector<etcd::TxnRequest> commits, txn.commit_requests());
     bool conflict = false;
     for (const etcd::TxnRequest& t : commits) {
       // Every commit is guarded by compares over what it read, so sending it again after an
       // unknown outcome cannot apply it twice.
-      IPOIB_TRY_ASSIGN(etcd::TxnResponse resp, client.txn(t, etcd::TxnRetry::kIdempotent));
-      if (!resp.succeeded) {
+      auto resp = client.txn(t, etcd::TxnRetry::kIdempotent);
+      if (!resp && txn.needs_lease() && store_.lease_lost(resp.error())) {
+        conflict = true;  // the lease expired or etcd was restored: grant another, run again
+        break;
+      }
+      if (!resp) {
+        return std::move(resp).error();
+      }
+      if (!resp->succeeded) {
         conflict = true;
         break;
       }
@@ -948,9 +1070,25 @@ Result<TxnInfo> ClusterPool::transact(Access access, const Body& body) {
   return run(access, body);
 }
 
+// release_matching, and the attachment's tombstone even when nothing matched (keys.h).
+Result<TxnInfo> ClusterPool::release_tombstoned(const ReservationFilter& attachment,
+                                                std::vector<Reservation>& released) {
+  return run(Access::kWrite, [&](PoolTxn& txn) -> Status {
+    IPOIB_TRY_ASSIGN(released, release_matching(txn, attachment));
+    if (attachment.is_attachment()) {
+      // run() hands its bodies a ClusterPoolTxn.
+      static_cast<ClusterPoolTxn&>(txn).mark_released(*attachment.container_id, *attachment.ifname);
+    }
+    return ok_status();
+  });
+}
+
 Result<TxnInfo> ClusterPool::release_attachment(const ReservationFilter& attachment,
                                                 std::vector<Reservation>& released) {
-  auto done = PoolStore::release_attachment(attachment, released);
+  auto done = [&]() -> Result<TxnInfo> {
+    IPOIB_TRY(store_.flush_deferred(net_));
+    return release_tombstoned(attachment, released);
+  }();
   if (done || done.error().code() != ErrorCode::kTryAgainLater || !attachment.is_attachment()) {
     return done;
   }
@@ -975,11 +1113,8 @@ Status ClusterIpamStore::apply_deferred(const Deferred& d) {
   ReservationFilter f;
   f.container_id = d.container_id;
   f.ifname = d.ifname;
-  auto done = pool.run(Access::kWrite, [&](PoolTxn& txn) -> Status {
-    IPOIB_TRY_ASSIGN(std::vector<Reservation> released, release_matching(txn, f));
-    (void)released;
-    return ok_status();
-  });
+  std::vector<Reservation> released;
+  auto done = pool.release_tombstoned(f, released);
   if (!done) {
     return Error(done.error().code(), "applying a release deferred by DEL (" + d.container_id +
                                           "/" + d.ifname + "): " + done.error().msg());

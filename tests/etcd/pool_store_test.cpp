@@ -94,6 +94,11 @@ Result<std::optional<IpAddress>> add(PoolStore& pool, const std::string& key, co
   return got;
 }
 
+Result<std::optional<IpAddress>> add_one(PoolStore* pool, const Range& range,
+                                         const std::string& cid) {
+  return add(*pool, "r", range, attachment(cid));
+}
+
 ReservationFilter of(const std::string& cid) {
   ReservationFilter f;
   f.container_id = cid;
@@ -235,7 +240,12 @@ TEST_CASE("ADD is idempotent, exclude is honoured, exhaustion is nullopt, DEL fr
   CHECK_FALSE(del->deferred);
   REQUIRE(released.size() == 1);
   CHECK(released[0].ip == **again);
-  CHECK(key_count(*client, keys::attachment_prefix(net, "cid2", "net1")) == 0);
+  // Its index key is gone; what is left under the attachment is its tombstone, on a lease.
+  CHECK(key_count(*client, keys::attachment(net, "cid2", "net1", "r")) == 0);
+  auto tomb = client->range(etcd::RangeRequest::single(keys::tombstone(net, "cid2", "net1")));
+  REQUIRE(tomb.ok());
+  REQUIRE(tomb->kvs.size() == 1);
+  CHECK(tomb->kvs[0].lease != 0);
   auto reuse = add(*pool, "r", range, attachment("cid9"));
   REQUIRE(reuse.ok());
   CHECK(**reuse == **again);
@@ -281,7 +291,9 @@ TEST_CASE("a transaction bigger than one etcd Txn commits in batches") {
   });
   REQUIRE(gc.ok());
   CHECK(released == static_cast<std::size_t>(n));
-  CHECK(key_count(*client, keys::network(net)) == 1);  // only the range state (cursor) is left
+  // Left: the range state (cursor) and the n attachments' tombstones.
+  CHECK(key_count(*client, keys::network(net)) == static_cast<std::size_t>(n) + 1);
+  CHECK(key_count(*client, keys::address_prefix(net, IpFamily::kV4)) == 0);
 }
 
 TEST_CASE("8 concurrent nodes fill a range exactly, without a duplicate, and free it all") {
@@ -344,7 +356,9 @@ TEST_CASE("8 concurrent nodes fill a range exactly, without a duplicate, and fre
   });
   auto client = client_for(endpoints);
   CHECK(key_count(*client, keys::address_prefix(net, IpFamily::kV4)) == 0);
-  CHECK(key_count(*client, keys::network(net) + "att/") == 0);
+  CHECK(key_count(*client, keys::network(net) + "pod/") == 0);
+  CHECK(key_count(*client, keys::network(net) + "att/") ==
+        static_cast<std::size_t>(nodes * per_node));  // one tombstone per attachment
   auto store =
       open_cluster_store(location(endpoints, dir.path() + "/again", net), OpenMode::kCreate);
   REQUIRE(store.ok());
@@ -399,11 +413,50 @@ TEST_CASE("etcd unreachable: ADD is code 11 naming the endpoint; DEL is deferred
   auto back = (*live)->pool(net);
   auto next = add(*back, "r", range, attachment("next"));
   REQUIRE(next.ok());
-  CHECK(key_count(*client, keys::attachment_prefix(net, "gone", "net1")) == 0);
+  CHECK(key_count(*client, keys::attachment(net, "gone", "net1", "r")) == 0);
   CHECK(key_count(*client, keys::address_prefix(net, IpFamily::kV4)) == 1);
   std::string names;
   REQUIRE(etcd_test::run("ls -A " + deferred, &names) == 0);
   CHECK(names.empty());
+}
+
+TEST_CASE("an ADD's commit that arrives after its DEL does not apply (the DEL's tombstone)") {
+  // The runtime's order: an ADD gives up (code 11) while its Txn still sits in a member, the
+  // runtime DELs, and only then does the Txn reach etcd. Here the DEL runs inside the ADD's body,
+  // after its reads and before its commit: that commit must fail, and nothing may be reserved.
+  etcd_test::TempDir dir("pool");
+  const std::string net = unique("late");
+  const std::string endpoints = member().endpoints_csv();
+  auto adder = open_cluster_store(location(endpoints, dir.path() + "/a", net), OpenMode::kCreate);
+  auto runtime = open_cluster_store(location(endpoints, dir.path() + "/b", net), OpenMode::kCreate);
+  REQUIRE(adder.ok());
+  REQUIRE(runtime.ok());
+  const Range range = range_of("10.5.0.0/28");
+  int runs = 0;
+  auto add = (*adder)->pool(net)->transact(Access::kWrite, [&](PoolTxn& txn) -> Status {
+    if (++runs > 1) {
+      return Error(ErrorCode::kTryAgainLater, "the plugin gave up");  // exits: no retry
+    }
+    IPOIB_TRY_ASSIGN(auto found, txn.find_attachment("r", "late", "net1"));
+    REQUIRE_FALSE(found);
+    IPOIB_TRY_ASSIGN(auto ip,
+                     txn.allocate("r", range, AllocationPolicy::kLowestFree, attachment("late")));
+    REQUIRE(ip);
+    std::vector<Reservation> released;
+    auto del = (*runtime)->pool(net)->release_attachment(of("late"), released);
+    REQUIRE(del.ok());
+    CHECK(released.empty());
+    return ok_status();
+  });
+  REQUIRE_FALSE(add.ok());
+  CHECK(runs == 2);  // the first commit failed its compare
+  auto client = client_for(endpoints);
+  CHECK(key_count(*client, keys::address_prefix(net, IpFamily::kV4)) == 0);
+  CHECK(key_count(*client, keys::attachment(net, "late", "net1", "r")) == 0);
+  // A later ADD of the same attachment (a runtime retrying after its DEL) is not blocked.
+  auto again = add_one((*adder)->pool(net).get(), range, "late");
+  REQUIRE(again.ok());
+  CHECK(again->has_value());
 }
 
 int main(int argc, char** argv) {

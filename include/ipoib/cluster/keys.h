@@ -8,6 +8,10 @@
 //        local store.
 //   /ipoib/v1/net/<net>/att/<container_id>/<ifname>/<range_key>     index: the address (hex key
 //        suffix) an attachment holds in a range: find_attachment is one read
+//   /ipoib/v1/net/<net>/att/<container_id>/<ifname>/~released      tombstone: the attachment was
+//        released (DEL, GC), on a lease of about an hour; its creation makes a late copy of an
+//        earlier ADD's Txn fail (that Txn guarded the att/<cid>/<ifname>/ prefix). '~' is never
+//        produced by escape(), so no range key collides with it
 //   /ipoib/v1/net/<net>/pod/<pod_ref>/<ifname>/<range_key>/<cid>    index: a pod's reservations
 //        (the re-ADD rule): one bounded prefix read
 //   /ipoib/v1/net/<net>/range/<range_key>/state     the range as last configured and its cursor
@@ -43,6 +47,8 @@ std::string attachment_prefix(std::string_view net, std::string_view container_i
                               std::string_view ifname);
 std::string attachment(std::string_view net, std::string_view container_id, std::string_view ifname,
                        std::string_view range_key);
+std::string tombstone(std::string_view net, std::string_view container_id, std::string_view ifname);
+bool is_tombstone(std::string_view key);
 std::string pod_prefix(std::string_view net, std::string_view pod_ref, std::string_view ifname,
                        std::string_view range_key);
 std::string pod(std::string_view net, std::string_view pod_ref, std::string_view ifname,

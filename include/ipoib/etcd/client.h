@@ -99,6 +99,9 @@ class Client {
   Result<PutResponse> put(const PutRequest& r);
   Result<DeleteRangeResponse> delete_range(const DeleteRangeRequest& r);
   Result<TxnResponse> txn(const TxnRequest& r, TxnRetry retry);
+  // Grants a lease of `ttl_seconds` and returns its ID (retried like a read: a lease granted
+  // twice is one more lease that expires unused).
+  Result<std::int64_t> lease_grant(std::int64_t ttl_seconds);
   // Status of whichever member answers (with failover).
   Result<StatusResponse> status();
   // Status of one endpoint, one attempt bounded by call_timeout, no failover (doctor, tests).

@@ -34,6 +34,7 @@ inline constexpr std::string_view kDeleteRangePath = "/v3/kv/deleterange";
 inline constexpr std::string_view kTxnPath = "/v3/kv/txn";
 inline constexpr std::string_view kAuthenticatePath = "/v3/auth/authenticate";
 inline constexpr std::string_view kStatusPath = "/v3/maintenance/status";
+inline constexpr std::string_view kLeaseGrantPath = "/v3/lease/grant";
 
 // RFC 4648 base64 with padding (what Go's encoding/json uses for []byte).
 std::string base64_encode(std::string_view bytes);
@@ -179,6 +180,7 @@ std::string to_json(const PutRequest& r);
 std::string to_json(const DeleteRangeRequest& r);
 std::string to_json(const TxnRequest& r);
 std::string authenticate_json(std::string_view name, std::string_view password);
+std::string lease_grant_json(std::int64_t ttl_seconds);
 
 // Response bodies (HTTP 200).
 Result<RangeResponse> parse_range_response(std::string_view body);
@@ -187,6 +189,8 @@ Result<DeleteRangeResponse> parse_delete_range_response(std::string_view body);
 Result<TxnResponse> parse_txn_response(std::string_view body);
 Result<std::string> parse_authenticate_response(std::string_view body);  // the token
 Result<StatusResponse> parse_status_response(std::string_view body);
+// A granted lease: its ID (a key put with it is deleted when the lease expires).
+Result<std::int64_t> parse_lease_grant_response(std::string_view body);
 // An error body; nullopt when the body is not one (a proxy's HTML page, say).
 std::optional<GatewayError> parse_gateway_error(std::string_view body);
 
