@@ -105,18 +105,23 @@ Result<Fd> open_checked(int dir_fd, const std::string& path, int flags, FileType
 }
 
 Result<std::string> read_all(int fd, const std::string& path_for_errors, std::size_t max_bytes) {
+  // Reads straight into the string: no bounce buffer, so a pool snapshot is copied once (by the
+  // kernel), not twice. The string grows geometrically; for a regular file, whose size is known,
+  // it is sized once (one byte more, so that the end of the file is one short read).
   std::string text;
-  // One allocation for a regular file, whose size is known: growing the string chunk by chunk
-  // copied a pool snapshot about twice over on every IPAM operation.
+  std::size_t want = 16384;
   struct stat st {};
   if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
-    text.reserve(std::min(static_cast<std::size_t>(st.st_size), max_bytes) + 1);
+    want = static_cast<std::size_t>(st.st_size) + 1;
   }
-  char buf[16384];
+  std::size_t have = 0;
   for (;;) {
     // Ask for one byte more than allowed, so "exactly max_bytes" and "more" differ.
-    const std::size_t room = max_bytes - text.size() + 1;
-    const ssize_t n = ::read(fd, buf, std::min(sizeof buf, room));
+    const std::size_t cap = max_bytes < want ? max_bytes + 1 : want;
+    if (text.size() < cap) {
+      text.resize(cap);
+    }
+    const ssize_t n = ::read(fd, text.data() + have, text.size() - have);
     if (n < 0) {
       if (errno == EINTR) {
         continue;
@@ -124,12 +129,16 @@ Result<std::string> read_all(int fd, const std::string& path_for_errors, std::si
       return errno_error(ErrorCode::kIoFailure, "read " + path_for_errors);
     }
     if (n == 0) {
+      text.resize(have);
       return text;
     }
-    text.append(buf, static_cast<std::size_t>(n));
-    if (text.size() > max_bytes) {
+    have += static_cast<std::size_t>(n);
+    if (have > max_bytes) {
       return Error(ErrorCode::kIoFailure,
                    path_for_errors + " is larger than " + std::to_string(max_bytes) + " bytes");
+    }
+    if (have == text.size()) {
+      want = text.size() * 2;
     }
   }
 }
