@@ -154,15 +154,25 @@ Result<std::string> read_file(int dir_fd, const std::string& path, std::size_t m
   return text;
 }
 
+namespace {
+
+// Whether `path` does not exist (ENOENT, or ENOTDIR: a component is not a directory): asked after
+// an open failed, to tell "missing" from "refused".
+bool is_missing(int dir_fd, const std::string& path, FollowSymlinks follow) {
+  struct stat st {};
+  const int at_flags = follow == FollowSymlinks::kNo ? AT_SYMLINK_NOFOLLOW : 0;
+  return ::fstatat(dir_fd, path.c_str(), &st, at_flags) != 0 &&
+         (errno == ENOENT || errno == ENOTDIR);
+}
+
+}  // namespace
+
 Result<std::optional<std::string>> read_file_if_exists(int dir_fd, const std::string& path,
                                                        std::size_t max_bytes, ErrorCode code,
                                                        FollowSymlinks follow) {
   auto text = read_file(dir_fd, path, max_bytes, code, follow);
   if (!text) {
-    struct stat st {};
-    const int at_flags = follow == FollowSymlinks::kNo ? AT_SYMLINK_NOFOLLOW : 0;
-    if (::fstatat(dir_fd, path.c_str(), &st, at_flags) != 0 &&
-        (errno == ENOENT || errno == ENOTDIR)) {
+    if (is_missing(dir_fd, path, follow)) {
       return std::optional<std::string>();
     }
     return std::move(text).error();
@@ -245,6 +255,21 @@ Result<std::vector<std::string>> list_directory(int dir_fd, const std::string& p
   }
   std::sort(names.begin(), names.end());
   return names;
+}
+
+Result<std::optional<std::vector<std::string>>> list_directory_if_exists(int dir_fd,
+                                                                         const std::string& path,
+                                                                         ErrorCode code,
+                                                                         FollowSymlinks follow) {
+  auto dir = open_checked(dir_fd, path, O_RDONLY, FileType::kDirectory, code, 0, follow);
+  if (!dir) {
+    if (is_missing(dir_fd, path, follow)) {
+      return std::optional<std::vector<std::string>>();
+    }
+    return std::move(dir).error();
+  }
+  IPOIB_TRY_ASSIGN(std::vector<std::string> names, list_directory(dir->get(), path));
+  return std::optional<std::vector<std::string>>(std::move(names));
 }
 
 }  // namespace ipoib
