@@ -22,15 +22,6 @@ using std::chrono::milliseconds;
 
 namespace {
 
-etcd_test::Cluster& member() {
-  std::string why;
-  etcd_test::Cluster* c = etcd_test::shared_member(&why);
-  if (c == nullptr) {
-    FAIL("etcd did not start: " + why);
-  }
-  return *c;
-}
-
 std::unique_ptr<etcd::Client> client_for(const std::string& endpoints) {
   etcd::ConfigKeys k;
   k.etcd_host = endpoints;
@@ -103,7 +94,7 @@ TEST_CASE("key layout: version prefix, escaped components, fixed-width hex addre
 }
 
 TEST_CASE("add is idempotent, exhaustion is kIpamFailure, release frees the address") {
-  auto client = client_for(member().endpoints_csv());
+  auto client = client_for(etcd_test::started_member().endpoints_csv());
   REQUIRE(client);
   const std::string net = network_name("basic");
   AddressRange range = v4_range("10.1.0.1", "10.1.0.6");
@@ -155,7 +146,7 @@ TEST_CASE("add is idempotent, exhaustion is kIpamFailure, release frees the addr
 }
 
 TEST_CASE("concurrent nodes: every address exactly once, nothing leaked after DEL") {
-  const std::string eps = member().endpoints_csv();
+  const std::string eps = etcd_test::started_member().endpoints_csv();
   const int nodes = 8;
   const int per_node = 6;  // 48 = the range's capacity
   const bool v6 = GENERATE(false, true);
@@ -276,10 +267,8 @@ TEST_CASE("etcd unreachable: add fails with code 11 naming the endpoint, within 
 }
 
 int main(int argc, char** argv) {
-  if (!etcd_test::binaries_present()) {
-    (void)std::fprintf(stderr,
-                       "SKIP: etcd or etcdctl not on PATH (Debian: etcd-server etcd-client)\n");
-    return 77;
+  if (const int skip = etcd_test::skip_unless_binaries_present()) {
+    return skip;
   }
   return Catch::Session().run(argc, argv);
 }
