@@ -18,7 +18,6 @@
 namespace ipoib::netlink {
 namespace {
 
-using wire::kCreateFlags;
 using wire::make_ifinfo;
 constexpr std::uint16_t kChangeFlags = NLM_F_REQUEST | NLM_F_ACK;
 // The ipoib kind as iproute2 6.1 sends it: 5 bytes, no NUL (ip/iplink.c addattr_l(...,
