@@ -105,18 +105,23 @@ Result<Fd> open_checked(int dir_fd, const std::string& path, int flags, FileType
 }
 
 Result<std::string> read_all(int fd, const std::string& path_for_errors, std::size_t max_bytes) {
+  // Reads straight into the string: no bounce buffer, so a pool snapshot is copied once (by the
+  // kernel), not twice. The string grows geometrically; for a regular file, whose size is known,
+  // it is sized once (one byte more, so that the end of the file is one short read).
   std::string text;
-  // One allocation for a regular file, whose size is known: growing the string chunk by chunk
-  // copied a pool snapshot about twice over on every IPAM operation.
+  std::size_t want = 16384;
   struct stat st {};
   if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
-    text.reserve(std::min(static_cast<std::size_t>(st.st_size), max_bytes) + 1);
+    want = static_cast<std::size_t>(st.st_size) + 1;
   }
-  char buf[16384];
+  std::size_t have = 0;
   for (;;) {
     // Ask for one byte more than allowed, so "exactly max_bytes" and "more" differ.
-    const std::size_t room = max_bytes - text.size() + 1;
-    const ssize_t n = ::read(fd, buf, std::min(sizeof buf, room));
+    const std::size_t cap = max_bytes < want ? max_bytes + 1 : want;
+    if (text.size() < cap) {
+      text.resize(cap);
+    }
+    const ssize_t n = ::read(fd, text.data() + have, text.size() - have);
     if (n < 0) {
       if (errno == EINTR) {
         continue;
@@ -124,12 +129,16 @@ Result<std::string> read_all(int fd, const std::string& path_for_errors, std::si
       return errno_error(ErrorCode::kIoFailure, "read " + path_for_errors);
     }
     if (n == 0) {
+      text.resize(have);
       return text;
     }
-    text.append(buf, static_cast<std::size_t>(n));
-    if (text.size() > max_bytes) {
+    have += static_cast<std::size_t>(n);
+    if (have > max_bytes) {
       return Error(ErrorCode::kIoFailure,
                    path_for_errors + " is larger than " + std::to_string(max_bytes) + " bytes");
+    }
+    if (have == text.size()) {
+      want = text.size() * 2;
     }
   }
 }
@@ -145,15 +154,25 @@ Result<std::string> read_file(int dir_fd, const std::string& path, std::size_t m
   return text;
 }
 
+namespace {
+
+// Whether `path` does not exist (ENOENT, or ENOTDIR: a component is not a directory): asked after
+// an open failed, to tell "missing" from "refused".
+bool is_missing(int dir_fd, const std::string& path, FollowSymlinks follow) {
+  struct stat st {};
+  const int at_flags = follow == FollowSymlinks::kNo ? AT_SYMLINK_NOFOLLOW : 0;
+  return ::fstatat(dir_fd, path.c_str(), &st, at_flags) != 0 &&
+         (errno == ENOENT || errno == ENOTDIR);
+}
+
+}  // namespace
+
 Result<std::optional<std::string>> read_file_if_exists(int dir_fd, const std::string& path,
                                                        std::size_t max_bytes, ErrorCode code,
                                                        FollowSymlinks follow) {
   auto text = read_file(dir_fd, path, max_bytes, code, follow);
   if (!text) {
-    struct stat st {};
-    const int at_flags = follow == FollowSymlinks::kNo ? AT_SYMLINK_NOFOLLOW : 0;
-    if (::fstatat(dir_fd, path.c_str(), &st, at_flags) != 0 &&
-        (errno == ENOENT || errno == ENOTDIR)) {
+    if (is_missing(dir_fd, path, follow)) {
       return std::optional<std::string>();
     }
     return std::move(text).error();
@@ -236,6 +255,21 @@ Result<std::vector<std::string>> list_directory(int dir_fd, const std::string& p
   }
   std::sort(names.begin(), names.end());
   return names;
+}
+
+Result<std::optional<std::vector<std::string>>> list_directory_if_exists(int dir_fd,
+                                                                         const std::string& path,
+                                                                         ErrorCode code,
+                                                                         FollowSymlinks follow) {
+  auto dir = open_checked(dir_fd, path, O_RDONLY, FileType::kDirectory, code, 0, follow);
+  if (!dir) {
+    if (is_missing(dir_fd, path, follow)) {
+      return std::optional<std::vector<std::string>>();
+    }
+    return std::move(dir).error();
+  }
+  IPOIB_TRY_ASSIGN(std::vector<std::string> names, list_directory(dir->get(), path));
+  return std::optional<std::vector<std::string>>(std::move(names));
 }
 
 }  // namespace ipoib

@@ -14,12 +14,6 @@
 namespace ipoib::ib {
 namespace {
 
-// ENOENT or ENOTDIR: the path (or one of its directories) does not exist.
-bool is_missing(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) != 0 && (errno == ENOENT || errno == ENOTDIR);
-}
-
 Error not_available(const std::string& path) {
   return errno_error(ErrorCode::kNotAvailable, "open " + path, ENOENT);
 }
@@ -44,15 +38,13 @@ Result<std::string> read_trimmed(const std::string& path) {
 }
 
 Result<std::vector<std::string>> list_directory(const std::string& path) {
-  auto dir = open_checked(AT_FDCWD, path, O_RDONLY, FileType::kDirectory, ErrorCode::kIoFailure, 0,
-                          FollowSymlinks::kYes);
-  if (!dir) {
-    if (is_missing(path)) {
-      return not_available(path);
-    }
-    return std::move(dir).error();
+  IPOIB_TRY_ASSIGN(
+      std::optional<std::vector<std::string>> names,
+      list_directory_if_exists(AT_FDCWD, path, ErrorCode::kIoFailure, FollowSymlinks::kYes));
+  if (!names) {
+    return not_available(path);
   }
-  return ipoib::list_directory(dir->get(), path);
+  return std::move(*names);
 }
 
 PathKind path_kind(const std::string& path) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ipoib/base/errno_error.h"
+#include "ipoib/base/file.h"
 
 namespace ipoib::install::detail {
 namespace {
@@ -40,21 +41,6 @@ Result<std::size_t> pread_full(int fd, char* buf, std::size_t n, off_t offset,
     got += static_cast<std::size_t>(r);
   }
   return got;
-}
-
-Status write_full(int fd, const char* data, std::size_t n, const std::string& what) {
-  while (n > 0) {
-    const ssize_t w = ::write(fd, data, n);
-    if (w < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return io_error("write", what);
-    }
-    data += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return ok_status();
 }
 
 Result<Fd> open_regular(const std::string& path) {
@@ -246,7 +232,7 @@ Status atomic_copy(const Fd& src, const std::string& dest, mode_t mode) {
     if (n == 0) {
       break;
     }
-    IPOIB_TRY(write_full(tmp.fd(), buf.data(), n, tmp.path()));
+    IPOIB_TRY(write_all(tmp.fd(), std::string_view(buf.data(), n), tmp.path()));
     off += static_cast<off_t>(n);
   }
   return tmp.commit(dest, mode);
@@ -254,7 +240,7 @@ Status atomic_copy(const Fd& src, const std::string& dest, mode_t mode) {
 
 Status atomic_write(std::string_view text, const std::string& dest, mode_t mode) {
   IPOIB_TRY_ASSIGN(TempFile tmp, TempFile::create(dest));
-  IPOIB_TRY(write_full(tmp.fd(), text.data(), text.size(), tmp.path()));
+  IPOIB_TRY(write_all(tmp.fd(), text, tmp.path()));
   return tmp.commit(dest, mode);
 }
 

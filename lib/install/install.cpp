@@ -1,7 +1,6 @@
 // run_install: the node install of `ipoib install`, one step per option.
 #include "ipoib/install/install.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -13,6 +12,7 @@
 #include <cstdlib>
 
 #include "ipoib/base/errno_error.h"
+#include "ipoib/base/file.h"
 #include "ipoib/base/strings.h"
 #include "lib/install/files.h"
 
@@ -308,20 +308,13 @@ class Installer {
   static Status collect(const std::string& base, const std::string& rel,
                         std::vector<std::string>& out) {
     const std::string dir = join(base, rel);
-    DIR* d = ::opendir(dir.c_str());
-    if (d == nullptr) {
-      return errno == ENOENT ? ok_status() : errno_error(ErrorCode::kIoFailure, "read " + dir);
+    IPOIB_TRY_ASSIGN(
+        std::optional<std::vector<std::string>> names,
+        list_directory_if_exists(AT_FDCWD, dir, ErrorCode::kIoFailure, FollowSymlinks::kYes));
+    if (!names) {
+      return ok_status();  // no examples there
     }
-    std::vector<std::string> names;
-    while (const dirent* e = ::readdir(d)) {
-      const std::string name = e->d_name;
-      if (name != "." && name != "..") {
-        names.push_back(name);
-      }
-    }
-    ::closedir(d);
-    std::sort(names.begin(), names.end());
-    for (const std::string& name : names) {
+    for (const std::string& name : *names) {
       const auto st = lstat_path(join(dir, name));
       if (st && S_ISDIR(st->st_mode)) {
         IPOIB_TRY(collect(base, join(rel, name), out));

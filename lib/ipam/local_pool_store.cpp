@@ -92,7 +92,12 @@ class LocalTxn final : public PoolTxn {
     r.ip = *ip;
     r.range_key = range_key;
     IPOIB_TRY(reserve(std::move(r)));
-    pool_.upsert_range(range_key, range).cursor = *ip;
+    // Only round-robin reads the cursor. Lowest-free leaves it alone, so that its ADD's journal
+    // record is the reservation alone, not also the range's description (half of the record,
+    // and decoded again by every later operation until the next compaction).
+    if (policy == AllocationPolicy::kRoundRobin) {
+      pool_.upsert_range(range_key, range).cursor = *ip;
+    }
     return ip;
   }
 

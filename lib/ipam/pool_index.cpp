@@ -21,7 +21,8 @@ std::optional<IpAddress> parse_release(Reader& rd) {
   return ip;
 }
 
-bool entry_less(const PoolIndex::Entry& a, const IpAddress& b) { return a.ip < b; }
+IpAddress ip_of(const PoolIndex::Entry& e) { return record_ip(e.record); }
+bool entry_less(const PoolIndex::Entry& a, const IpAddress& b) { return ip_of(a) < b; }
 
 }  // namespace
 
@@ -51,6 +52,7 @@ struct IndexBuilder {
     const std::string_view payload = frame.records;
     std::size_t pos = 0;
     ix.entries_.reserve(payload.size() / 24 + 16);  // a reservation record is >= 24 bytes
+    IpAddress previous;
     while (pos < payload.size()) {
       const auto kind = static_cast<std::uint8_t>(payload[pos]);
       if (kind == kRangeOp) {
@@ -81,10 +83,11 @@ struct IndexBuilder {
         return corrupt(file, "bad reservation record");
       }
       const IpAddress ip = record_ip(rec);
-      if (!ix.entries_.empty() && !(ix.entries_.back().ip < ip)) {
+      if (!ix.entries_.empty() && !(previous < ip)) {
         return corrupt(file, "reservations out of order or duplicated");
       }
-      ix.entries_.push_back({ip, rec});
+      previous = ip;
+      ix.entries_.push_back({rec});
       pos += n;
     }
     return ok_status();
@@ -104,6 +107,8 @@ struct IndexBuilder {
     };
     std::vector<Change> changes;
     changes.reserve(j.frames.size() * 2 + 16);
+    // One decoded range record, reused: nearly every ADD's frame carries its range's cursor.
+    DecodedOp op;
     for (const JournalFrame& f : j.frames) {
       // Every frame is checked, even those the snapshot already includes: scan_journal decodes
       // them all, and both paths must accept the same files.
@@ -114,14 +119,14 @@ struct IndexBuilder {
       }
       const std::string_view payload = f.payload;
       std::size_t pos = 0;
-      const std::string in_record = " in record " + std::to_string(f.seq);
+      const auto in_record = [&f] { return " in record " + std::to_string(f.seq); };
       while (pos < payload.size()) {
         const auto kind = static_cast<std::uint8_t>(payload[pos]);
         if (kind == kReserveV2 || kind == kReserveV3) {
           const char* rec = payload.data() + pos;
           const std::size_t n = parse_reservation(rec, payload.size() - pos, nullptr, true);
           if (n == 0) {
-            return corrupt(file, "bad reservation record" + in_record);
+            return corrupt(file, "bad reservation record" + in_record());
           }
           if (apply) {
             changes.push_back({record_ip(rec), rec, f.seq});
@@ -131,7 +136,7 @@ struct IndexBuilder {
           Reader rd(payload.substr(pos + 1));
           const auto ip = parse_release(rd);
           if (!ip) {
-            return corrupt(file, "bad release record" + in_record);
+            return corrupt(file, "bad release record" + in_record());
           }
           if (apply) {
             changes.push_back({*ip, nullptr, f.seq});
@@ -139,9 +144,8 @@ struct IndexBuilder {
           pos = payload.size() - rd.left();
         } else {
           Reader rd(payload.substr(pos));
-          DecodedOp op;
           if (auto e = decode_op(rd, op)) {
-            return corrupt(file, *e + in_record);
+            return corrupt(file, *e + in_record());
           }
           if (op.kind == kNetworkOp) {
             return corrupt(file, "network record inside the journal");
@@ -169,10 +173,10 @@ struct IndexBuilder {
     auto e = ix.entries_.begin();
     for (std::size_t i = 0; i < changes.size();) {
       const IpAddress& ip = changes[i].ip;
-      while (e != ix.entries_.end() && e->ip < ip) {
+      while (e != ix.entries_.end() && ip_of(*e) < ip) {
         out.push_back(*e++);
       }
-      bool reserved = e != ix.entries_.end() && e->ip == ip;
+      bool reserved = e != ix.entries_.end() && ip_of(*e) == ip;
       if (reserved) {
         ++e;  // replaced or released below
       }
@@ -186,7 +190,7 @@ struct IndexBuilder {
         last_record = changes[i].record;
       }
       if (last_record != nullptr) {
-        out.push_back({ip, last_record});  // the last change decides; nullptr: released
+        out.push_back({last_record});  // the last change decides; nullptr: released
       }
     }
     if (bad != nullptr) {
@@ -292,8 +296,9 @@ std::vector<u128> PoolIndex::taken(IpFamily family) const {
   std::vector<u128> out;
   out.reserve(entries_.size());
   for (const Entry& e : entries_) {
-    if (e.ip.family() == family) {
-      out.push_back(e.ip.value());
+    const IpAddress ip = ip_of(e);
+    if (ip.family() == family) {
+      out.push_back(ip.value());
     }
   }
   return out;
@@ -322,15 +327,15 @@ Status PoolIndex::apply(const std::vector<PoolOp>& ops, std::string_view file) {
         IPOIB_TRY(encode_op(w, op));
         const char* p = rec->data();
         buffers_.push_back(std::move(rec));
-        if (it != entries_.end() && it->ip == ip) {
+        if (it != entries_.end() && ip_of(*it) == ip) {
           it->record = p;
         } else {
-          entries_.insert(it, {ip, p});
+          entries_.insert(it, {p});
         }
         break;
       }
       case PoolOp::Kind::kRelease:
-        if (it == entries_.end() || it->ip != ip) {
+        if (it == entries_.end() || ip_of(*it) != ip) {
           return corrupt(file, "release of " + ip.to_string() + ", which is not reserved");
         }
         entries_.erase(it);

@@ -207,9 +207,13 @@ std::optional<IpAddress> lowest_free(const Range& r, const std::vector<u128>& ta
   if (cand > last) {
     return std::nullopt;
   }
-  // Merge-walk two sorted sequences of blocked points/intervals starting at `cand`.
+  // Merge-walk two sorted sequences of blocked points/intervals starting at `cand`. A run of
+  // consecutive taken addresses is crossed in one binary search (the addresses are unique, so
+  // taken[i] - taken[j] == i - j exactly when no address between them is free): a pool filled
+  // from the bottom costs O(log n) per allocation, not a walk over every reservation.
   std::size_t ei = first_excluded_at_or_after(r, cand);
-  auto ti = std::lower_bound(taken.begin(), taken.end(), cand);
+  std::size_t ti =
+      static_cast<std::size_t>(std::lower_bound(taken.begin(), taken.end(), cand) - taken.begin());
   while (cand <= last) {
     bool moved = false;
     if (ei < r.excluded.size() && r.excluded[ei].lo <= cand) {
@@ -220,15 +224,28 @@ std::optional<IpAddress> lowest_free(const Range& r, const std::vector<u128>& ta
       ++ei;
       moved = true;
     }
-    while (ti != taken.end() && *ti < cand) {
-      ++ti;
-    }
-    if (ti != taken.end() && *ti == cand) {
-      if (cand == last) {
+    ti = static_cast<std::size_t>(
+        std::lower_bound(taken.begin() + static_cast<std::ptrdiff_t>(ti), taken.end(), cand) -
+        taken.begin());
+    if (ti < taken.size() && taken[ti] == cand) {
+      std::size_t lo = ti;  // taken[lo] ends a run starting at taken[ti]
+      std::size_t hi = taken.size();
+      while (hi - lo > 1) {
+        const std::size_t mid = lo + (hi - lo) / 2;
+        if (taken[mid] - cand == mid - ti) {
+          lo = mid;
+        } else {
+          hi = mid;
+        }
+      }
+      if (taken[lo] >= last) {
         return std::nullopt;
       }
-      ++cand;
-      ++ti;
+      cand = taken[lo] + 1;
+      ti = lo + 1;
+      while (ei < r.excluded.size() && r.excluded[ei].hi < cand) {
+        ++ei;  // intervals inside the run
+      }
       moved = true;
     }
     if (!moved) {

@@ -131,12 +131,14 @@ namespace {
 // One field of a record being validated: its length prefix (1 byte, or 2 when `wide`) and bytes.
 // Advances `pos`; false when it does not fit in `avail`, is empty while required, is too long,
 // or is not printable.
-template <bool kWide>
+// With kRoomy the caller has made sure that the longest possible record (kMaxRecordBytes) and 16
+// bytes more fit in `avail`, so no bound needs checking.
+template <bool kWide, bool kRoomy>
 [[gnu::always_inline]] inline bool check_field(const unsigned char* p, std::size_t avail,
                                                std::size_t& pos, bool required) {
   constexpr std::size_t kPrefix = kWide ? 2 : 1;
   constexpr std::size_t kMax = kWide ? kMaxStoredPathBytes : 253;
-  if (avail - pos < kPrefix) {
+  if (!kRoomy && avail - pos < kPrefix) {
     return false;
   }
   std::size_t len = p[pos];
@@ -144,12 +146,30 @@ template <bool kWide>
     len |= static_cast<std::size_t>(p[pos + 1]) << 8;
   }
   pos += kPrefix;
-  if (avail - pos < len || len > kMax || (required && len == 0) ||
-      !printable_bytes(p + pos, len, avail - pos)) {
+  if ((!kRoomy && avail - pos < len) || len > kMax || (required && len == 0) ||
+      !printable_bytes(p + pos, len, kRoomy ? 16 : avail - pos)) {
     return false;
   }
   pos += len;
   return true;
+}
+
+// The longest record: kind, family, IPv6 address, since, six short fields and the netns path.
+constexpr std::size_t kMaxRecordBytes = 2 + 16 + 8 + 6 * (1 + 253) + 2 + kMaxStoredPathBytes;
+
+// The fields after a record's fixed header at `pos`; the record's end, or 0.
+template <bool kRoomy>
+[[gnu::always_inline]] inline std::size_t check_fields_at(const unsigned char* p, std::size_t avail,
+                                                          std::size_t pos) {
+  // range_key, cni_network, container_id, ifname: required; pod_ref, node, netns: optional.
+  const bool ok = check_field<false, kRoomy>(p, avail, pos, true) &&
+                  check_field<false, kRoomy>(p, avail, pos, true) &&
+                  check_field<false, kRoomy>(p, avail, pos, true) &&
+                  check_field<false, kRoomy>(p, avail, pos, true) &&
+                  check_field<false, kRoomy>(p, avail, pos, false) &&
+                  (p[0] == kReserveV2 || (check_field<false, kRoomy>(p, avail, pos, false) &&
+                                          check_field<true, kRoomy>(p, avail, pos, false)));
+  return ok ? pos : 0;
 }
 
 }  // namespace
@@ -167,15 +187,12 @@ std::size_t parse_reservation(const char* rec, std::size_t avail, ReservationVie
     if (ip_len == 0 || avail < 2 + ip_len + 8) {
       return 0;
     }
-    std::size_t pos = 2 + ip_len + 8;
-    // range_key, cni_network, container_id, ifname: required; pod_ref, node, netns: optional.
-    const bool ok =
-        check_field<false>(p, avail, pos, true) && check_field<false>(p, avail, pos, true) &&
-        check_field<false>(p, avail, pos, true) && check_field<false>(p, avail, pos, true) &&
-        check_field<false>(p, avail, pos, false) &&
-        (p[0] == kReserveV2 ||
-         (check_field<false>(p, avail, pos, false) && check_field<true>(p, avail, pos, false)));
-    if (!ok) {
+    // Far from the end of the buffer (every record of a pool but its last few), no field's
+    // bounds need checking.
+    const std::size_t pos = avail >= kMaxRecordBytes + 16
+                                ? check_fields_at<true>(p, avail, 2 + ip_len + 8)
+                                : check_fields_at<false>(p, avail, 2 + ip_len + 8);
+    if (pos == 0) {
       return 0;
     }
     if (out != nullptr) {
@@ -306,7 +323,9 @@ std::optional<std::string> decode_op(Reader& rd, DecodedOp& out) {
         first->family() != addr->family() || last->family() != addr->family() || *last < *first) {
       return "bad range record";
     }
-    r.key.assign(key);
+    r.key.assign(key);  // `out` may be reused: every field is assigned, the list cleared
+    r.excluded.clear();
+    r.cursor.reset();
     r.subnet = IpPrefix(*addr, len);
     r.first = *first;
     r.last = *last;

@@ -5,7 +5,6 @@
 #include <linux/if_link.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
-#include <linux/veth.h>
 
 #include <cctype>
 #include <cerrno>
@@ -14,28 +13,20 @@
 #include <functional>
 #include <string>
 
-#include "ipoib/netns/netns.h"
 #include "wire.h"
 
 namespace ipoib::netlink {
 namespace {
 
-constexpr std::uint16_t kCreateFlags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK;
+using wire::make_ifinfo;
 constexpr std::uint16_t kChangeFlags = NLM_F_REQUEST | NLM_F_ACK;
 // The ipoib kind as iproute2 6.1 sends it: 5 bytes, no NUL (ip/iplink.c addattr_l(...,
 // strlen(type))). The kernel copies it with nla_strscpy, which accepts both forms.
 constexpr std::string_view kIpoibKind = "ipoib";
-constexpr std::string_view kMacvlanKind = "macvlan";
+constexpr std::string_view kMacvlanKind = "macvlan";  // parsed: the test builds' stand-in kind
 
 ByteView as_bytes(std::string_view s) {
   return ByteView(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
-}
-
-ifinfomsg make_ifinfo(int ifindex) {
-  ifinfomsg ifi{};
-  ifi.ifi_family = AF_UNSPEC;
-  ifi.ifi_index = ifindex;
-  return ifi;
 }
 
 Status validate_index(int ifindex, std::string_view what) {
@@ -52,49 +43,6 @@ Status validate_alias(std::string_view alias) {
                  "alias longer than " + std::to_string(kMaxAliasLength) + " bytes");
   }
   return ok_status();
-}
-
-// RTM_NEWLINK create request: IFLA_LINK, IFLA_IFNAME, IFLA_LINKINFO{KIND, DATA}, IFLA_NET_NS_FD.
-template <class FillData>
-Result<Bytes> build_child(int parent_ifindex, const std::string& name, std::string_view kind,
-                          std::optional<int> netns_fd, FillData fill_data) {
-  IPOIB_TRY(validate_index(parent_ifindex, "parent link"));
-  IPOIB_TRY(validate_ifname(name));
-  if (netns_fd && *netns_fd < 0) {
-    return Error(ErrorCode::kInvalidNetworkConfig, "create link: invalid netns fd");
-  }
-  const ifinfomsg ifi = make_ifinfo(0);
-  wire::MessageBuilder b(RTM_NEWLINK, kCreateFlags, &ifi, sizeof ifi);
-  b.put_u32(IFLA_LINK, static_cast<std::uint32_t>(parent_ifindex));
-  b.put_string(IFLA_IFNAME, name);
-  b.begin_nest(IFLA_LINKINFO);
-  b.put_bytes(IFLA_INFO_KIND, as_bytes(kind));
-  b.begin_nest(IFLA_INFO_DATA);
-  fill_data(b);
-  b.end_nest();
-  b.end_nest();
-  if (netns_fd) {
-    // rtnl_newlink_create: rtnl_link_get_net(src_net, tb) picks the destination from
-    // IFLA_NET_NS_FD, rtnl_create_link registers the device there, and ops->newlink still gets
-    // the requesting socket's net for IFLA_LINK (ipoib_new_child_link(src_net, ...) and
-    // macvlan_common_newlink do __dev_get_by_index(src_net, IFLA_LINK)).
-    b.put_u32(IFLA_NET_NS_FD, static_cast<std::uint32_t>(*netns_fd));
-  }
-  return b.build();
-}
-
-Result<Bytes> build_setlink(int ifindex, std::string_view what,
-                            const std::function<void(wire::MessageBuilder&)>& fill,
-                            unsigned change_flags = 0, unsigned flags = 0) {
-  IPOIB_TRY(validate_index(ifindex, what));
-  ifinfomsg ifi = make_ifinfo(ifindex);
-  ifi.ifi_change = change_flags;
-  ifi.ifi_flags = flags;
-  // RTM_NEWLINK without NLM_F_CREATE on an existing index is rtnl_setlink's path as well
-  // (rtnl_newlink → do_setlink), but RTM_SETLINK states the intent and never creates.
-  wire::MessageBuilder b(RTM_SETLINK, kChangeFlags, &ifi, sizeof ifi);
-  fill(b);
-  return b.build();
 }
 
 void parse_linkinfo(ByteView nest, LinkInfo& out, bool& malformed) {
@@ -176,6 +124,59 @@ Result<std::optional<LinkInfo>> get_link(NetlinkSocket& sock, const Bytes& reque
 
 }  // namespace
 
+namespace wire {
+
+ifinfomsg make_ifinfo(int ifindex) {
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  ifi.ifi_index = ifindex;
+  return ifi;
+}
+
+Result<Bytes> build_child_request(int parent_ifindex, const std::string& name,
+                                  std::string_view kind, std::optional<int> netns_fd,
+                                  const std::function<void(MessageBuilder&)>& fill_data) {
+  IPOIB_TRY(validate_index(parent_ifindex, "parent link"));
+  IPOIB_TRY(validate_ifname(name));
+  if (netns_fd && *netns_fd < 0) {
+    return Error(ErrorCode::kInvalidNetworkConfig, "create link: invalid netns fd");
+  }
+  const ifinfomsg ifi = make_ifinfo(0);
+  MessageBuilder b(RTM_NEWLINK, kCreateFlags, &ifi, sizeof ifi);
+  b.put_u32(IFLA_LINK, static_cast<std::uint32_t>(parent_ifindex));
+  b.put_string(IFLA_IFNAME, name);
+  b.begin_nest(IFLA_LINKINFO);
+  b.put_bytes(IFLA_INFO_KIND, as_bytes(kind));
+  b.begin_nest(IFLA_INFO_DATA);
+  fill_data(b);
+  b.end_nest();
+  b.end_nest();
+  if (netns_fd) {
+    // rtnl_newlink_create: rtnl_link_get_net(src_net, tb) picks the destination from
+    // IFLA_NET_NS_FD, rtnl_create_link registers the device there, and ops->newlink still gets
+    // the requesting socket's net for IFLA_LINK (ipoib_new_child_link(src_net, ...) and
+    // macvlan_common_newlink do __dev_get_by_index(src_net, IFLA_LINK)).
+    b.put_u32(IFLA_NET_NS_FD, static_cast<std::uint32_t>(*netns_fd));
+  }
+  return b.build();
+}
+
+Result<Bytes> build_setlink_request(int ifindex, std::string_view what,
+                                    const std::function<void(MessageBuilder&)>& fill,
+                                    unsigned change_flags, unsigned flags) {
+  IPOIB_TRY(validate_index(ifindex, what));
+  ifinfomsg ifi = make_ifinfo(ifindex);
+  ifi.ifi_change = change_flags;
+  ifi.ifi_flags = flags;
+  // RTM_NEWLINK without NLM_F_CREATE on an existing index is rtnl_setlink's path as well
+  // (rtnl_newlink → do_setlink), but RTM_SETLINK states the intent and never creates.
+  MessageBuilder b(RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, &ifi, sizeof ifi);
+  fill(b);
+  return b.build();
+}
+
+}  // namespace wire
+
 std::string_view to_string(OperState state) {
   switch (state) {
     case OperState::kUnknown:
@@ -228,38 +229,13 @@ Result<Bytes> build_ipoib_child_request(const IpoibChildSpec& spec) {
     return Error(ErrorCode::kInvalidNetworkConfig,
                  std::string("pkey ") + text + ": 0 and 0x8000 are not valid");
   }
-  return build_child(spec.parent_ifindex, spec.name, kIpoibKind, spec.netns_fd,
-                     [&](wire::MessageBuilder& b) {
-                       // u16 in host byte order (ipoib_changelink: nla_get_u16).
-                       b.put_u16(IFLA_IPOIB_PKEY, spec.pkey);
-                       b.put_u16(IFLA_IPOIB_MODE, static_cast<std::uint16_t>(spec.mode));
-                       b.put_u16(IFLA_IPOIB_UMCAST, static_cast<std::uint16_t>(spec.umcast));
-                     });
-}
-
-Result<Bytes> build_macvlan_child_request(const MacvlanChildSpec& spec) {
-  return build_child(
-      spec.parent_ifindex, spec.name, kMacvlanKind, spec.netns_fd,
-      [](wire::MessageBuilder& b) { b.put_u32(IFLA_MACVLAN_MODE, MACVLAN_MODE_BRIDGE); });
-}
-
-Result<Bytes> build_veth_pair_request(const VethPairSpec& spec) {
-  IPOIB_TRY(validate_ifname(spec.name));
-  IPOIB_TRY(validate_ifname(spec.peer_name));
-  const ifinfomsg ifi = make_ifinfo(0);
-  wire::MessageBuilder b(RTM_NEWLINK, kCreateFlags, &ifi, sizeof ifi);
-  b.put_string(IFLA_IFNAME, spec.name);
-  b.begin_nest(IFLA_LINKINFO);
-  b.put_string(IFLA_INFO_KIND, "veth");
-  b.begin_nest(IFLA_INFO_DATA);
-  // veth_newlink: VETH_INFO_PEER carries a whole ifinfomsg followed by the peer's attributes.
-  b.begin_nest(VETH_INFO_PEER);
-  b.append_raw(&ifi, sizeof ifi);
-  b.put_string(IFLA_IFNAME, spec.peer_name);
-  b.end_nest();
-  b.end_nest();
-  b.end_nest();
-  return b.build();
+  return wire::build_child_request(
+      spec.parent_ifindex, spec.name, kIpoibKind, spec.netns_fd, [&](wire::MessageBuilder& b) {
+        // u16 in host byte order (ipoib_changelink: nla_get_u16).
+        b.put_u16(IFLA_IPOIB_PKEY, spec.pkey);
+        b.put_u16(IFLA_IPOIB_MODE, static_cast<std::uint16_t>(spec.mode));
+        b.put_u16(IFLA_IPOIB_UMCAST, static_cast<std::uint16_t>(spec.umcast));
+      });
 }
 
 Result<LinkInfo> parse_link_message(ByteView message) {
@@ -366,58 +342,31 @@ Result<Bytes> build_delete_link_request(int ifindex) {
   return b.build();
 }
 
-Result<Bytes> build_move_link_request(int ifindex, int netns_fd) {
-  if (netns_fd < 0) {
-    return Error(ErrorCode::kInvalidNetworkConfig, "move link: invalid netns fd");
-  }
-  return build_setlink(ifindex, "move link", [&](wire::MessageBuilder& b) {
-    b.put_u32(IFLA_NET_NS_FD, static_cast<std::uint32_t>(netns_fd));
+Result<Bytes> build_rename_link_request(int ifindex, std::string_view new_name) {
+  IPOIB_TRY(validate_ifname(new_name));
+  return wire::build_setlink_request(ifindex, "rename link", [&](wire::MessageBuilder& b) {
+    b.put_string(IFLA_IFNAME, new_name);
   });
 }
 
-Result<Bytes> build_rename_link_request(int ifindex, std::string_view new_name) {
-  IPOIB_TRY(validate_ifname(new_name));
-  return build_setlink(ifindex, "rename link",
-                       [&](wire::MessageBuilder& b) { b.put_string(IFLA_IFNAME, new_name); });
-}
-
 Result<Bytes> build_set_mtu_request(int ifindex, std::uint32_t mtu_bytes) {
-  return build_setlink(ifindex, "set mtu",
-                       [&](wire::MessageBuilder& b) { b.put_u32(IFLA_MTU, mtu_bytes); });
+  return wire::build_setlink_request(
+      ifindex, "set mtu", [&](wire::MessageBuilder& b) { b.put_u32(IFLA_MTU, mtu_bytes); });
 }
 
 Result<Bytes> build_set_admin_state_request(int ifindex, AdminState state) {
   // ifi_change selects the bits of ifi_flags to apply (dev_change_flags via do_setlink).
-  return build_setlink(
+  return wire::build_setlink_request(
       ifindex, "set link state", [](wire::MessageBuilder&) {}, IFF_UP,
       state == AdminState::kUp ? static_cast<unsigned>(IFF_UP) : 0U);
 }
 
 Result<Bytes> build_set_alias_request(int ifindex, std::string_view alias) {
   IPOIB_TRY(validate_alias(alias));
-  return build_setlink(ifindex, "set alias", [&](wire::MessageBuilder& b) {
+  return wire::build_setlink_request(ifindex, "set alias", [&](wire::MessageBuilder& b) {
     // An empty IFLA_IFALIAS clears the alias (dev_set_alias with len 0).
     b.put_bytes(IFLA_IFALIAS, as_bytes(alias));
   });
-}
-
-Result<LinkInfo> create_link(NetlinkSocket& sock, ByteView newlink_request) {
-  IPOIB_TRY_ASSIGN(LinkInfo wanted, parse_link_message(newlink_request));
-  if (wanted.name.empty()) {
-    return Error(ErrorCode::kInternal, "create link: request carries no IFLA_IFNAME");
-  }
-  if (wanted.netns_fd) {
-    return Error(ErrorCode::kInternal,
-                 "create link " + wanted.name + ": the request names another netns");
-  }
-  const std::string what = "create link " + wanted.name;
-  IPOIB_TRY(sock.request(newlink_request, what));
-  IPOIB_TRY_ASSIGN(std::optional<LinkInfo> created, get_link_by_name(sock, wanted.name));
-  if (!created) {
-    // Something deleted or renamed it between the ack and the lookup.
-    return Error(ErrorCode::kNetlinkFailure, what + ": link vanished right after creation");
-  }
-  return std::move(*created);
 }
 
 Status send_create_request(NetlinkSocket& sock, ByteView newlink_request) {
@@ -465,11 +414,6 @@ Result<DeleteOutcome> delete_link(NetlinkSocket& sock, int ifindex) {
   return DeleteOutcome::kDeleted;
 }
 
-Status move_link_to_netns(NetlinkSocket& sock, int ifindex, const netns::NetnsHandle& target) {
-  IPOIB_TRY_ASSIGN(Bytes req, build_move_link_request(ifindex, target.fd()));
-  return sock.request(req, "move link " + std::to_string(ifindex) + " to netns " + target.path());
-}
-
 Status rename_link(NetlinkSocket& sock, int ifindex, std::string_view new_name) {
   IPOIB_TRY_ASSIGN(Bytes req, build_rename_link_request(ifindex, new_name));
   return sock.request(req,
@@ -491,24 +435,6 @@ Status set_link_admin_state(NetlinkSocket& sock, int ifindex, AdminState state) 
 Status set_link_alias(NetlinkSocket& sock, int ifindex, std::string_view alias) {
   IPOIB_TRY_ASSIGN(Bytes req, build_set_alias_request(ifindex, alias));
   return sock.request(req, "set alias on link " + std::to_string(ifindex));
-}
-
-Result<std::vector<LinkInfo>> find_links_by_alias(NetlinkSocket& sock, std::string_view tag,
-                                                  AliasMatch match) {
-  std::vector<LinkInfo> out;
-  if (tag.empty()) {
-    return out;
-  }
-  IPOIB_TRY_ASSIGN(std::vector<LinkInfo> links, list_links(sock));
-  for (LinkInfo& link : links) {
-    const bool hit = match == AliasMatch::kExact
-                         ? link.alias == tag
-                         : std::string_view(link.alias).substr(0, tag.size()) == tag;
-    if (hit) {
-      out.push_back(std::move(link));
-    }
-  }
-  return out;
 }
 
 }  // namespace ipoib::netlink

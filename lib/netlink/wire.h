@@ -2,11 +2,14 @@
 #pragma once
 
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "ipoib/base/error.h"
@@ -88,6 +91,24 @@ Result<IpFamily> ip_family(std::uint8_t af, std::string_view what);
 ByteView address_payload(const IpAddress& a, std::array<std::uint8_t, 16>& storage);
 // An address attribute of `family`; nullopt when the payload is too short.
 std::optional<IpAddress> read_address(ByteView payload, IpFamily family);
+
+// The request skeletons link.cpp builds on (also used by the test-only builders in
+// tests/support/netlink_testing.cpp, which is why they are declared here).
+// RTM_NEWLINK create request (REQUEST|CREATE|EXCL|ACK, ifinfomsg zero): IFLA_LINK, IFLA_IFNAME,
+// IFLA_LINKINFO {IFLA_INFO_KIND `kind` (no NUL), IFLA_INFO_DATA {fill_data}}, then IFLA_NET_NS_FD
+// if set. kInvalidNetworkConfig for parent_ifindex <= 0, an invalid name or a negative fd.
+Result<Bytes> build_child_request(int parent_ifindex, const std::string& name,
+                                  std::string_view kind, std::optional<int> netns_fd,
+                                  const std::function<void(MessageBuilder&)>& fill_data);
+// RTM_SETLINK (REQUEST|ACK) for `ifindex` with ifi_change/ifi_flags, attributes from `fill`;
+// kInvalidNetworkConfig "<what>: invalid interface index N" for ifindex <= 0.
+Result<Bytes> build_setlink_request(int ifindex, std::string_view what,
+                                    const std::function<void(MessageBuilder&)>& fill,
+                                    unsigned change_flags = 0, unsigned flags = 0);
+// The ifinfomsg of a request about `ifindex` (0: a new link): AF_UNSPEC, everything else zero.
+ifinfomsg make_ifinfo(int ifindex);
+// NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK.
+inline constexpr std::uint16_t kCreateFlags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK;
 
 // Aligns to NLA_ALIGNTO / NLMSG_ALIGNTO (both 4).
 constexpr std::size_t align4(std::size_t n) { return (n + 3U) & ~std::size_t{3}; }

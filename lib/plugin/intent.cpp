@@ -10,6 +10,7 @@
 
 #include "ipoib/base/errno_error.h"
 #include "ipoib/base/fd.h"
+#include "ipoib/base/file.h"
 #include "ipoib/cni/env.h"
 
 namespace ipoib::plugin {
@@ -25,21 +26,6 @@ bool usable_name(std::string_view name) {
 
 Error intent_error(const std::string& path, std::string_view what) {
   return Error(ErrorCode::kIoFailure, "intent directory " + path + ": " + std::string(what));
-}
-
-Status write_all(int fd, const std::string& text, const std::string& path) {
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      return errno_error(ErrorCode::kIoFailure, "write " + path);
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  return ok_status();
 }
 
 }  // namespace
@@ -109,27 +95,18 @@ std::optional<ChildOwner> IntentDirectory::lookup(std::string_view temporary_nam
     return std::nullopt;
   }
   const std::string file = path_ + "/" + name;
-  // Non-blocking and no symlinks: a FIFO or a link planted under that name proves nothing.
-  Fd fd(::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  // Non-blocking and no symlinks (open_checked): a FIFO or a link planted under that name proves
+  // nothing; neither does a file someone else owns.
+  auto fd = open_checked(AT_FDCWD, file, O_RDONLY, FileType::kRegular);
   struct stat st {};
-  if (!fd.valid() || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) ||
-      st.st_uid != ::geteuid() || st.st_size <= 0 ||
-      static_cast<std::size_t>(st.st_size) > kMaxIntentBytes) {
+  if (!fd || ::fstat(fd->get(), &st) != 0 || st.st_uid != ::geteuid()) {
     return std::nullopt;
   }
-  std::string text(static_cast<std::size_t>(st.st_size), '\0');
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::read(fd.get(), text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      return std::nullopt;
-    }
-    done += static_cast<std::size_t>(n);
+  auto text = read_all(fd->get(), file, kMaxIntentBytes);
+  if (!text || text->empty()) {
+    return std::nullopt;
   }
-  const auto doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  const auto doc = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (!doc.is_object()) {
     return std::nullopt;
   }

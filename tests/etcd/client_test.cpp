@@ -35,15 +35,6 @@ std::unique_ptr<Client> make_client(const std::string& endpoints,
   return std::move(*c);
 }
 
-etcd_test::Cluster& single() {
-  std::string why;
-  etcd_test::Cluster* c = etcd_test::shared_member(&why);
-  if (c == nullptr) {
-    FAIL("etcd did not start: " + why);
-  }
-  return *c;
-}
-
 std::string unique_prefix(const char* what) {
   static int n = 0;
   return std::string("/test/") + what + "/" + std::to_string(::getpid()) + "-" +
@@ -65,7 +56,7 @@ double seconds_since(steady_clock::time_point t) {
 }  // namespace
 
 TEST_CASE("put, range and delete_range: values, revisions, prefixes, limit") {
-  auto client = make_client(single().endpoints_csv());
+  auto client = make_client(etcd_test::started_member().endpoints_csv());
   const std::string p = unique_prefix("kv");
   const std::string binary_key = p + std::string("b\0\xff", 3);
   auto put = client->put(PutRequest{binary_key, std::string("\0\x01\xfe", 3)});
@@ -143,7 +134,7 @@ TEST_CASE("put, range and delete_range: values, revisions, prefixes, limit") {
 }
 
 TEST_CASE("txn: create-if-absent, mod_revision CAS, value and version compares") {
-  auto client = make_client(single().endpoints_csv());
+  auto client = make_client(etcd_test::started_member().endpoints_csv());
   const std::string key = unique_prefix("txn") + "addr/10.0.0.1";
 
   auto first = client->txn(create_if_absent(key, "owner-a"), TxnRetry::kNotIdempotent);
@@ -202,7 +193,7 @@ TEST_CASE("txn: create-if-absent, mod_revision CAS, value and version compares")
 }
 
 TEST_CASE("status reports the member, the leader and the raft index") {
-  auto client = make_client(single().endpoints_csv());
+  auto client = make_client(etcd_test::started_member().endpoints_csv());
   auto st = client->status();
   REQUIRE(st.ok());
   CHECK(st->is_leader());
@@ -215,7 +206,7 @@ TEST_CASE("status reports the member, the leader and the raft index") {
 
 TEST_CASE("failover: a dead first endpoint is skipped and the working one remembered") {
   const std::string dead = etcd_test::dead_url();
-  const std::string eps = dead + "," + single().client_url(0);
+  const std::string eps = dead + "," + etcd_test::started_member().client_url(0);
   auto client = make_client(eps);
   CHECK(client->preferred_endpoint() == 0);
   auto r = client->put(PutRequest{unique_prefix("failover") + "k", "v"});
@@ -476,10 +467,8 @@ TEST_CASE("user/password authentication: token header, renewal, wrong password")
 }
 
 int main(int argc, char** argv) {
-  if (!etcd_test::binaries_present()) {
-    (void)std::fprintf(stderr,
-                       "SKIP: etcd or etcdctl not on PATH (Debian: etcd-server etcd-client)\n");
-    return 77;
+  if (const int skip = etcd_test::skip_unless_binaries_present()) {
+    return skip;
   }
   return Catch::Session().run(argc, argv);
 }

@@ -14,6 +14,11 @@
 //   c.kill(i);                  // kill -9 a member (c.signal(i, SIGSTOP) / SIGCONT too)
 //   c.etcdctl({"user", "add", "root", "--new-user-password=pw", "--interactive=false"});
 //   etcd_test::shared_member(&why);                 // one member shared by a process's tests
+//   etcd_test::started_member();                    // the same, or throw (fails the TEST_CASE)
+//   int main(int argc, char** argv) {               // a test's main: skip (77) only without etcd
+//     if (const int skip = etcd_test::skip_unless_binaries_present()) return skip;
+//     return Catch::Session().run(argc, argv);
+//   }
 //
 // Options: TLS on the client URLs (Pki below makes a CA, a server and a client certificate with
 // the openssl CLI), extra etcd flags (e.g. --auth-token-ttl 1). Members die with the test
@@ -38,7 +43,9 @@
 #include <cstdio>
 #include <fstream>
 #include <initializer_list>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -429,6 +436,29 @@ inline Cluster* shared_member(std::string* why) {
     return nullptr;
   }
   return &c;
+}
+
+// shared_member for a TEST_CASE: the member, or an exception saying why it did not start (which
+// fails the test case, as a FAIL would, without this header needing Catch2).
+inline Cluster& started_member() {
+  std::string why;
+  Cluster* c = shared_member(&why);
+  if (c == nullptr) {
+    throw std::runtime_error("etcd did not start: " + why);
+  }
+  return *c;
+}
+
+// For a test's main(): 77 (skip), with the reason on stderr, when etcd or etcdctl is missing —
+// the only reason an etcd test may skip; 0 when the tests can run.
+//   if (const int skip = etcd_test::skip_unless_binaries_present()) return skip;
+inline int skip_unless_binaries_present() {
+  if (binaries_present()) {
+    return 0;
+  }
+  (void)std::fprintf(stderr,
+                     "SKIP: etcd or etcdctl not on PATH (Debian: etcd-server etcd-client)\n");
+  return 77;
 }
 
 }  // namespace etcd_test

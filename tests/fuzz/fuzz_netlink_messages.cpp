@@ -4,7 +4,8 @@
 // The first input byte picks the parser; the rest is one netlink message. Exercises
 // read_header, split_attributes (and recursively every attribute payload as a nest),
 // parse_link_message, parse_address_message and parse_route_message. A parsed link must
-// survive being rebuilt as a request from what was read (name and kind only).
+// survive being rebuilt as a request from what was read (an IPoIB child: name, parent, pkey,
+// mode, umcast).
 #include <cstddef>
 #include <cstdint>
 
@@ -41,10 +42,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     case 1: {
       auto link = parse_link_message(message);
-      if (link.ok() && link->kind == "macvlan" && link->parent_ifindex &&
+      if (link.ok() && link->kind == "ipoib" && link->ipoib && link->parent_ifindex &&
           *link->parent_ifindex > 0) {
-        (void)build_macvlan_child_request(
-            {.parent_ifindex = *link->parent_ifindex, .name = link->name});
+        (void)build_ipoib_child_request({.parent_ifindex = *link->parent_ifindex,
+                                         .name = link->name,
+                                         .pkey = link->ipoib->pkey,
+                                         .mode = link->ipoib->mode,
+                                         .umcast = link->ipoib->umcast});
       }
       break;
     }

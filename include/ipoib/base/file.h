@@ -10,6 +10,7 @@
 //                                                ErrorCode::kInvalidNetworkConfig));
 //   IPOIB_TRY(publish_file(dir_fd.get(), dir, "pool.json", bytes, 0600));
 //   IPOIB_TRY_ASSIGN(std::vector<std::string> names, list_directory(dir_fd.get(), dir));
+//   IPOIB_TRY_ASSIGN(auto maybe_names, list_directory_if_exists(AT_FDCWD, "/etc/cni/net.d"));
 #pragma once
 
 #include <fcntl.h>
@@ -78,5 +79,12 @@ Status publish_file(int dir_fd, const std::string& dir_path, const std::string& 
 // The names in a directory (not "." or ".."), sorted; RAII over DIR*; dir_fd is not consumed
 // (a duplicate is read from its start).
 Result<std::vector<std::string>> list_directory(int dir_fd, const std::string& path_for_errors);
+
+// Opens `path` (relative to dir_fd) with open_checked(kDirectory) and lists it as above. A path
+// that does not exist (ENOENT, or ENOTDIR: a component is not a directory) is std::nullopt; a
+// path that is not a directory is `code`, naming it.
+Result<std::optional<std::vector<std::string>>> list_directory_if_exists(
+    int dir_fd, const std::string& path, ErrorCode code = ErrorCode::kIoFailure,
+    FollowSymlinks follow = FollowSymlinks::kNo);
 
 }  // namespace ipoib

@@ -23,7 +23,8 @@ Result<std::string> read_text_file(const std::string& path, std::size_t max_byte
 // As read_text_file, with surrounding whitespace (the trailing newline) removed.
 Result<std::string> read_trimmed(const std::string& path);
 
-// Entry names except "." and "..", sorted. Missing -> kNotAvailable; other errors -> kIoFailure.
+// Entry names except "." and "..", sorted (base/file.h list_directory_if_exists, following
+// symlinks). Missing -> kNotAvailable; other errors -> kIoFailure.
 Result<std::vector<std::string>> list_directory(const std::string& path);
 
 enum class PathKind { kMissing, kFile, kDirectory, kOther };

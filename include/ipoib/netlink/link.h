@@ -1,5 +1,7 @@
-// ipoib/netlink/link.h — network links: the IPoIB (and macvlan) child request builders, the
-// link message parser, and the link operations the plugin composes.
+// ipoib/netlink/link.h — network links: the IPoIB child request builder, the link message
+// parser, and the link operations the plugin composes. (What only tests use — the macvlan and
+// veth builders, moving a link, create-and-read-back, finding links by alias — lives in
+// tests/support/netlink_testing.h.)
 //
 //   netlink::IpoibChildSpec spec{.parent_ifindex = 4, .name = "ib0.8001", .pkey = 0x8001,
 //                                .mode = netlink::IpoibMode::kDatagram,
@@ -14,7 +16,7 @@
 //   IPOIB_TRY(netlink::set_link_admin_state(pod_sock, child.ifindex, netlink::AdminState::kUp));
 //
 // Every operation acts on the namespace its socket was opened in (see socket.h); an ifindex is
-// only meaningful within one namespace, and a link moved with move_link_to_netns may get a new
+// only meaningful within one namespace, and a link moved to another namespace may get a new
 // index there (it keeps it unless it collides: net/core/dev.c __dev_change_net_namespace).
 #pragma once
 
@@ -27,10 +29,6 @@
 #include "ipoib/base/error.h"
 #include "ipoib/netlink/message.h"
 #include "ipoib/netlink/socket.h"
-
-namespace ipoib::netns {
-class NetnsHandle;
-}
 
 namespace ipoib::netlink {
 
@@ -95,24 +93,6 @@ struct IpoibChildSpec {
 // name, pkey 0 or 0x8000, negative netns fd.
 Result<Bytes> build_ipoib_child_request(const IpoibChildSpec& spec);
 
-// A macvlan child in bridge mode — the stand-in kind for test builds on kernels without IPoIB.
-// RTM_NEWLINK as above with IFLA_LINKINFO {KIND "macvlan", INFO_DATA {IFLA_MACVLAN_MODE u32
-// MACVLAN_MODE_BRIDGE}}. Same validation.
-struct MacvlanChildSpec {
-  int parent_ifindex = 0;
-  std::string name;
-  std::optional<int> netns_fd;  // as IpoibChildSpec::netns_fd (macvlan_newlink: same src_net rule)
-};
-Result<Bytes> build_macvlan_child_request(const MacvlanChildSpec& spec);
-
-// A veth pair {name, peer_name}, both in the socket's netns — the parent link of test builds
-// (IFLA_LINKINFO {KIND "veth", INFO_DATA {VETH_INFO_PEER {ifinfomsg, IFLA_IFNAME}}}).
-struct VethPairSpec {
-  std::string name;
-  std::string peer_name;
-};
-Result<Bytes> build_veth_pair_request(const VethPairSpec& spec);
-
 // IPoIB parameters read back from IFLA_INFO_DATA (ipoib_fill_info fills all three).
 struct IpoibParams {
   std::uint16_t pkey = 0;
@@ -154,7 +134,6 @@ Result<Bytes> build_get_link_by_index_request(int ifindex);
 Result<Bytes> build_get_link_by_name_request(std::string_view name);
 Bytes build_dump_links_request(std::string_view kind = {});  // see list_links
 Result<Bytes> build_delete_link_request(int ifindex);
-Result<Bytes> build_move_link_request(int ifindex, int netns_fd);  // IFLA_NET_NS_FD
 Result<Bytes> build_rename_link_request(int ifindex, std::string_view new_name);
 Result<Bytes> build_set_mtu_request(int ifindex, std::uint32_t mtu_bytes);
 Result<Bytes> build_set_admin_state_request(int ifindex, AdminState state);
@@ -162,18 +141,12 @@ Result<Bytes> build_set_alias_request(int ifindex, std::string_view alias);
 
 // ---- operations; each acts in the namespace `sock` was opened in ----
 
-// Sends a NEWLINK request built above, then reads the new link back by the request's name.
-// A request carrying IFLA_NET_NS_FD creates the link in
-// another namespace, where this socket cannot read it back: kInternal — use send_create_request.
-// A refusal is kernel_error("create link <name>", errno, extack): EEXIST (name taken), ENODEV
-// (parent missing or not ARPHRD_INFINIBAND), EINVAL (parent is a child, bad pkey), EBUSY
-// (connected mode raced the rtnl lock), EOPNOTSUPP with "Unknown device type" (kind not
+// Sends a NEWLINK create request and waits for the kernel's ack — nothing else: no read-back.
+// A request carrying IFLA_NET_NS_FD creates the link in that namespace: look it up with a socket
+// opened there. A refusal is kernel_error("create link <name>", errno, extack): EEXIST (name
+// taken), ENODEV (parent missing or not ARPHRD_INFINIBAND), EINVAL (parent is a child, bad pkey),
+// EBUSY (connected mode raced the rtnl lock), EOPNOTSUPP with "Unknown device type" (kind not
 // available: no ib_ipoib module on this kernel).
-Result<LinkInfo> create_link(NetlinkSocket& sock, ByteView newlink_request);
-
-// Sends a NEWLINK create request and waits for the kernel's ack — nothing else: no read-back,
-// For requests with IFLA_NET_NS_FD (the link appears in that namespace; look it up
-// with a socket opened there). Refusals as for create_link, under "create link <name>".
 Status send_create_request(NetlinkSocket& sock, ByteView newlink_request);
 
 // std::nullopt when no such link exists (ENODEV from RTM_GETLINK).
@@ -191,21 +164,11 @@ Result<std::vector<LinkInfo>> list_links(NetlinkSocket& sock, std::string_view k
 // refunded to the host netns as dev<N> (netns_refund) — see ipoib-kernel.md.
 Result<DeleteOutcome> delete_link(NetlinkSocket& sock, int ifindex);
 
-// Moves the link into `target` (IFLA_NET_NS_FD). The link keeps its name; EEXIST if the target
-// already has a link of that name — move under a unique temporary name, then rename.
-Status move_link_to_netns(NetlinkSocket& sock, int ifindex, const netns::NetnsHandle& target);
-
 // EEXIST when the name is taken; EBUSY when the link is up on old kernels.
 Status rename_link(NetlinkSocket& sock, int ifindex, std::string_view new_name);
 // EINVAL when the driver refuses the value (IPoIB datagram: above IB MTU - 4).
 Status set_link_mtu(NetlinkSocket& sock, int ifindex, std::uint32_t mtu_bytes);
 Status set_link_admin_state(NetlinkSocket& sock, int ifindex, AdminState state);
 Status set_link_alias(NetlinkSocket& sock, int ifindex, std::string_view alias);
-
-enum class AliasMatch { kExact, kPrefix };
-// Links in the socket's netns whose IFLA_IFALIAS equals (kExact) or starts with (kPrefix) `tag`.
-// An empty tag matches nothing.
-Result<std::vector<LinkInfo>> find_links_by_alias(NetlinkSocket& sock, std::string_view tag,
-                                                  AliasMatch match);
 
 }  // namespace ipoib::netlink

@@ -10,7 +10,7 @@
 //   IPOIB_TRY_ASSIGN(auto attrs, netlink::split_attributes(payload_after_ifinfomsg));
 //   for (const auto& a : attrs) { /* a.type, a.nested, a.payload */ }
 //
-//   auto created = netlink::create_link(sock, req);
+//   Status created = netlink::send_create_request(sock, req);
 //   if (!created.ok() && netlink::kernel_errno(created.error()) == EEXIST) { ... }
 #pragma once
 

@@ -20,6 +20,7 @@
 #include "ipoib/cni/version.h"
 #include "ipoib/netlink/message.h"
 #include "ipoib/plugin/ipoib_plugin.h"
+#include "netlink_testing.h"
 
 namespace ipoib::plugin {
 namespace {
@@ -55,9 +56,9 @@ class MacvlanKind final : public ChildKind {
   [[nodiscard]] Result<netlink::Bytes> build_create_request(const ChildSpec& spec,
                                                             std::string_view child_name,
                                                             int target_netns_fd) const override {
-    return netlink::build_macvlan_child_request({.parent_ifindex = spec.parent_ifindex,
-                                                 .name = std::string(child_name),
-                                                 .netns_fd = target_netns_fd});
+    return netlink::testing::build_macvlan_child_request({.parent_ifindex = spec.parent_ifindex,
+                                                          .name = std::string(child_name),
+                                                          .netns_fd = target_netns_fd});
   }
 
   [[nodiscard]] Status verify_child(const netlink::LinkInfo& child,

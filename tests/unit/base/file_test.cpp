@@ -269,3 +269,43 @@ TEST_CASE("list_directory lists names, sorted, and leaves dir_fd usable") {
   CHECK(::fstat(d->get(), &st) == 0);
   CHECK_FALSE(ipoib::list_directory(-1, "nowhere").ok());
 }
+
+TEST_CASE(
+    "list_directory_if_exists: missing is nullopt, a non-directory is refused, links only "
+    "when followed") {
+  TempDir dir("file-test");
+  put(dir.abs("f"), "");
+  REQUIRE(::mkdir(dir.abs("d").c_str(), 0700) == 0);
+  put(dir.abs("d/x"), "");
+  REQUIRE(::symlink("d", dir.abs("link").c_str()) == 0);
+  REQUIRE(::mkfifo(dir.abs("fifo").c_str(), 0600) == 0);
+
+  auto listed = ipoib::list_directory_if_exists(AT_FDCWD, dir.abs("d"));
+  REQUIRE(listed.ok());
+  REQUIRE(listed->has_value());
+  CHECK(**listed == std::vector<std::string>{"x"});
+  for (const char* missing : {"nothing", "f/below"}) {  // ENOENT, ENOTDIR
+    auto none = ipoib::list_directory_if_exists(AT_FDCWD, dir.abs(missing));
+    REQUIRE(none.ok());
+    CHECK_FALSE(none->has_value());
+  }
+  for (const char* wrong : {"f", "fifo", "link"}) {
+    auto refused =
+        ipoib::list_directory_if_exists(AT_FDCWD, dir.abs(wrong), ErrorCode::kNotAvailable);
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().code() == ErrorCode::kNotAvailable);
+    CHECK(has(refused.error().msg(), dir.abs(wrong)));
+  }
+  auto followed = ipoib::list_directory_if_exists(AT_FDCWD, dir.abs("link"), ErrorCode::kIoFailure,
+                                                  FollowSymlinks::kYes);
+  REQUIRE(followed.ok());
+  REQUIRE(followed->has_value());
+  CHECK(**followed == std::vector<std::string>{"x"});
+  // Relative to dir_fd.
+  auto d = ipoib::open_checked(AT_FDCWD, dir.path(), O_RDONLY, FileType::kDirectory);
+  REQUIRE(d.ok());
+  auto relative = ipoib::list_directory_if_exists(d->get(), "d");
+  REQUIRE(relative.ok());
+  REQUIRE(relative->has_value());
+  CHECK(**relative == std::vector<std::string>{"x"});
+}

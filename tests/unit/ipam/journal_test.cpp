@@ -431,6 +431,44 @@ std::string v2_record(std::uint8_t last_ip_byte, const std::string& cid) {
 
 }  // namespace
 
+TEST_CASE("a record's verdict does not depend on what follows it (the validator's two paths)") {
+  // A record far from the end of its buffer is checked in one pass over its span; one near the
+  // end field by field with bounds checks. Every change of one byte must get the same verdict
+  // and, when accepted, the same length from both.
+  const std::vector<Reservation> samples = {
+      {ip("10.0.0.2"), "10.0.0.0/16", "net", "c0", "net1", "ns/c0", 7, "node-a", "/run/netns/x"},
+      {ip("fd00::1"), "fd00::/64", "n", "c", "i", "", 1, "", ""},  // shortest v3 record
+      {ip("10.0.0.3"), "10.0.0.0/16", "network", std::string(64, 'a'), "net1", "namespace/pod-name",
+       9, "node", "/var/run/netns/cni-" + std::string(40, 'b')},  // > 128
+  };
+  for (const Reservation& r : samples) {
+    const std::string rec = *encode_ops({PoolOp::reserve(r)});
+    for (std::size_t at = 0; at < rec.size(); ++at) {
+      for (int c : {0x00, 0x01, 0x02, 0x05, 0x10, 0x20, 0x21, 0x41, 0x7e, 0x7f, 0x80, 0xfe, 0xff}) {
+        std::string tight = rec;
+        tight[at] = static_cast<char>(c);
+        const std::string roomy = tight + std::string(8192, 'A');
+        std::string_view in_tight = tight;
+        std::string_view in_roomy = roomy;
+        Record a;
+        Record b;
+        const bool ok_tight = !decode_record(in_tight, a);
+        const bool ok_roomy = !decode_record(in_roomy, b);
+        INFO("record of " << rec.size() << " bytes, byte " << at << " = " << c);
+        // The tight buffer holds the record only: a longer decode cannot succeed there.
+        if (ok_roomy && roomy.size() - in_roomy.size() <= tight.size()) {
+          CHECK(ok_tight);
+          CHECK(tight.size() - in_tight.size() == roomy.size() - in_roomy.size());
+        }
+        if (ok_tight) {
+          CHECK(ok_roomy);
+          CHECK(tight.size() - in_tight.size() == roomy.size() - in_roomy.size());
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("record v3: node and netns round-trip through snapshot, journal and PoolIndex") {
   const std::string long_netns = "/" + std::string(kMaxStoredPathBytes - 1, 'n');
   Reservation a = res("10.0.0.20", "ca");

@@ -25,9 +25,11 @@
 #include "ipoib/netlink/link.h"
 #include "ipoib/netlink/route.h"
 #include "ipoib/netns/netns.h"
+#include "netlink_testing.h"
 
 using namespace ipoib;
 using namespace ipoib::netlink;
+using namespace ipoib::netlink::testing;
 using netns::NetnsHandle;
 using netns::ScopedNetns;
 

@@ -16,9 +16,11 @@
 #include "ipoib/netlink/address.h"
 #include "ipoib/netlink/link.h"
 #include "ipoib/netlink/route.h"
+#include "netlink_testing.h"
 
 using namespace ipoib;
 using namespace ipoib::netlink;
+using namespace ipoib::netlink::testing;
 
 namespace {
 
