@@ -26,14 +26,7 @@ namespace keys = ipoib::cluster::keys;
 
 namespace {
 
-etcd_test::Cluster& member() {
-  std::string why;
-  etcd_test::Cluster* c = etcd_test::shared_member(&why);
-  if (c == nullptr) {
-    FAIL("etcd did not start: " + why);
-  }
-  return *c;
-}
+etcd_test::Cluster& member() { return etcd_test::started_member(); }
 
 std::string unique(const char* what) {
   return std::string(what) + "-" + std::to_string(::getpid());
@@ -460,10 +453,8 @@ TEST_CASE("an ADD's commit that arrives after its DEL does not apply (the DEL's 
 }
 
 int main(int argc, char** argv) {
-  if (!etcd_test::binaries_present()) {
-    (void)std::fprintf(stderr,
-                       "SKIP: etcd or etcdctl not on PATH (Debian: etcd-server etcd-client)\n");
-    return 77;
+  if (const int skip = etcd_test::skip_unless_binaries_present()) {
+    return skip;
   }
   return Catch::Session().run(argc, argv);
 }
