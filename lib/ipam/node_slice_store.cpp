@@ -460,7 +460,9 @@ class SliceIpamStore final : public IpamStore {
       return warnings;
     }
     std::vector<std::pair<std::string, IpPrefix>> to_return;
-    for (const auto& [range_key, slices] : state.by_range) {
+    for (const auto& entry : state.by_range) {
+      const std::string& range_key = entry.first;
+      const std::vector<IpPrefix>& slices = entry.second;
       std::vector<IpPrefix> empty;
       for (const IpPrefix& s : slices) {
         const bool used = std::any_of(all.begin(), all.end(), [&](const Reservation& r) {
