@@ -17,9 +17,7 @@ usage: admin_test.py <the ipoib binary>
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -27,15 +25,7 @@ import cni_driver  # noqa: E402
 import etcd_harness  # noqa: E402
 
 NET = "adm%d" % os.getpid()
-FAILURES = []
-
-
-def check(cond, what, detail=""):
-    if cond:
-        print("ok: " + what)
-    else:
-        FAILURES.append(what)
-        print("FAIL: %s %s" % (what, detail))
+check = cni_driver.check
 
 
 def netconf(endpoints, store_dir, **extra):
@@ -230,28 +220,14 @@ def unreachable_case(plugin, tmp):
     check(took < 10, "and returns within its time-out (%.1f s)" % took)
 
 
-def main():
-    if not etcd_harness.binaries_present():
-        print("SKIP: etcd/etcdctl not installed", file=sys.stderr)
-        return 77
-    binary = sys.argv[1]
-    tmp = tempfile.mkdtemp(prefix="ipoib-etcd-admin-%d-" % os.getpid())
-    try:
-        plugin = cni_driver.Plugin(binary, tmp)
-        with etcd_harness.Cluster(1) as c:
-            config = write_json(os.path.join(tmp, "10-adm.conflist"),
-                                netconf(c.endpoints_csv, os.path.join(tmp, "admin-host")))
-            list_and_release(plugin, c, tmp, config)
-            import_cases(plugin, c, tmp, config)
-        unreachable_case(plugin, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    if FAILURES:
-        print("%d failed: %s" % (len(FAILURES), ", ".join(FAILURES)))
-        return 1
-    print("admin_test: ok")
-    return 0
+def body(plugin, tmp):
+    with etcd_harness.Cluster(1) as c:
+        config = write_json(os.path.join(tmp, "10-adm.conflist"),
+                            netconf(c.endpoints_csv, os.path.join(tmp, "admin-host")))
+        list_and_release(plugin, c, tmp, config)
+        import_cases(plugin, c, tmp, config)
+    unreachable_case(plugin, tmp)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cni_driver.run_main("admin_test", body))

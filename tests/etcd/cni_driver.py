@@ -8,12 +8,49 @@ security_test.py next to etcd_harness.py.
     r.rc, r.result (parsed stdout JSON), r.stderr; r.address (first IP, ADD only)
     p.admin("list", "--json", "--config", path)  # -> CompletedProcess
     pki = cni_driver.Pki(dir).make()   # ca.crt, server.{crt,key}, client.{crt,key}, other-ca.crt
+    cni_driver.check(cond, "what", detail)     # prints ok:/FAIL:, remembers failures
+    sys.exit(cni_driver.run_main("name", body))  # body(plugin, tmp): 77 without etcd, 1 on FAIL
 """
 
 import json
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import etcd_harness  # noqa: E402
+
+FAILURES = []
+
+
+def check(cond, what, detail=""):
+    if cond:
+        print("ok: " + what)
+    else:
+        FAILURES.append(what)
+        print("FAIL: %s %s" % (what, detail))
+
+
+def run_main(name, body, needs_openssl=False):
+    """The test's exit status: 77 when etcd/etcdctl (or openssl) are missing; else body(plugin,
+    tmp) runs with the binary of argv[1] in a temporary directory (removed afterwards), and
+    any failed check makes it 1."""
+    if not etcd_harness.binaries_present() or (needs_openssl and not openssl_present()):
+        print("SKIP: etcd/etcdctl%s not installed" % (" or openssl" if needs_openssl else ""),
+              file=sys.stderr)
+        return 77
+    tmp = tempfile.mkdtemp(prefix="ipoib-etcd-%s-%d-" % (name, os.getpid()))
+    try:
+        body(Plugin(sys.argv[1], tmp), tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if FAILURES:
+        print("%d failed: %s" % (len(FAILURES), ", ".join(FAILURES)))
+        return 1
+    print(name + ": ok")
+    return 0
 
 
 class CniRun:

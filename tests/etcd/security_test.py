@@ -17,24 +17,17 @@ usage: security_test.py <the ipoib binary>
 
 import os
 import shutil
+import itertools
 import stat
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cni_driver  # noqa: E402
 import etcd_harness  # noqa: E402
 
 NET = "sec%d" % os.getpid()
-FAILURES = []
-
-
-def check(cond, what, detail=""):
-    if cond:
-        print("ok: " + what)
-    else:
-        FAILURES.append(what)
-        print("FAIL: %s %s" % (what, detail))
+check = cni_driver.check
+REFUSALS = itertools.count()
 
 
 def conf(store_dir, **keys):
@@ -51,7 +44,7 @@ def address_keys(cluster, *auth):
 
 
 def expect_refused(plugin, cluster, cfg, what, code, words, auth=(), secret=None):
-    r = plugin.cni("ADD", cfg, "refused-%d" % len(FAILURES), pod="ns/refused")
+    r = plugin.cni("ADD", cfg, "refused-%d" % next(REFUSALS), pod="ns/refused")
     text = r.stdout + r.stderr
     check(r.rc != 0 and r.code == code, what + ": ADD fails with code %s" % code, repr(r))
     for w in words:
@@ -154,25 +147,10 @@ def auth_cases(plugin, tmp):
                        "auth-no-credentials", 7, ["authentication"], root)
 
 
-def main():
-    if not etcd_harness.binaries_present() or not cni_driver.openssl_present():
-        print("SKIP: etcd/etcdctl or openssl not installed", file=sys.stderr)
-        return 77
-    binary = sys.argv[1]
-    tmp = tempfile.mkdtemp(prefix="ipoib-etcd-security-%d-" % os.getpid())
-    try:
-        plugin = cni_driver.Plugin(binary, tmp)
-        pki = cni_driver.Pki(os.path.join(tmp, "pki")).make()
-        tls_cases(plugin, tmp, pki)
-        auth_cases(plugin, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    if FAILURES:
-        print("%d failed: %s" % (len(FAILURES), ", ".join(FAILURES)))
-        return 1
-    print("security_test: ok")
-    return 0
+def body(plugin, tmp):
+    tls_cases(plugin, tmp, cni_driver.Pki(os.path.join(tmp, "pki")).make())
+    auth_cases(plugin, tmp)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cni_driver.run_main("security_test", body, needs_openssl=True))

@@ -40,8 +40,8 @@ int admin_run(const std::vector<std::string>& args, std::ostream& out, std::ostr
 // NetworkAttachmentDefinition as JSON (`kubectl get net-attach-def NAME -o json`; its
 // spec.config is read as a .conf or .conflist). The one reader of list, release and import.
 struct NetconfIpam {
-  std::string network;  // the CNI network name
-  nlohmann::json ipam;  // the `ipam` object (before the flat-file merge)
+  std::string network;                             // the CNI network name
+  nlohmann::json ipam = nlohmann::json::object();  // `ipam`, before the flat-file merge
 };
 // kInvalidNetworkConfig naming `path` (no built-in IPAM, no name, a YAML NAD: give its
 // spec.config as JSON), kDecodeFailure for bad JSON, kIoFailure when it cannot be read.
