@@ -1,11 +1,15 @@
 #include "ipoib/ipam/admin.h"
 
+#include <fcntl.h>
+
 #include <ctime>
 #include <iomanip>
 #include <iostream>
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "ipoib/base/file.h"
+#include "ipoib/cni/config.h"
 #include "ipoib/ipam/config.h"
 #include "ipoib/ipam/import.h"
 #include "ipoib/ipam/ipam.h"
@@ -20,19 +24,25 @@ constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 
 constexpr const char* kUsage =
-    "usage: ipoib ipam list [--json] [--store-dir DIR]\n"
-    "       ipoib ipam release (--ip IP | --container ID [--ifname IF]) [--network NAME]\n"
-    "                          [--store-dir DIR]\n"
+    "usage: ipoib ipam list [--json] [--network NAME] [--node NODE]\n"
+    "                       [--config NETCONF | --store-dir DIR]\n"
+    "       ipoib ipam release (--ip IP | --container ID [--ifname IF] | --node NODE)\n"
+    "                          [--node NODE] [--network NAME] [--config NETCONF | --store-dir "
+    "DIR]\n"
     "       ipoib ipam import --whereabouts FILE [--whereabouts FILE ...] --config NETCONF\n"
     "                         [--dry-run] [--ifname NAME]\n";
+
+constexpr std::size_t kMaxNetconfBytes = std::size_t{1} << 20;
 
 struct Options {
   std::string command;
   bool json = false;
-  std::string store_dir = std::string(kDefaultStoreDir);
+  std::optional<std::string> store_dir;
+  std::string config;
   std::string ip;
   std::string container;
   std::string ifname;
+  std::optional<std::string> node;
   std::optional<std::string> network;
 };
 
@@ -70,14 +80,26 @@ struct PoolView {
   std::vector<Reservation> reservations;
 };
 
-int run_list(const Options& o, IpamStore& store, std::ostream& out, std::ostream& err) {
-  auto networks = store.pool_names();
+// The pools a command works on: --network's, or every pool of the store.
+Result<std::vector<std::string>> selected_pools(const Options& o, IpamStore& store) {
+  if (o.network) {
+    return std::vector<std::string>{*o.network};
+  }
+  return store.pool_names();
+}
+
+int run_list(const Options& o, const StoreLocation& loc, IpamStore& store, std::ostream& out,
+             std::ostream& err) {
+  auto networks = selected_pools(o, store);
   if (!networks) {
     err << "ipoib ipam list: " << networks.error().msg() << "\n";
     return kExitFailed;
   }
   int rc = kExitOk;
-  nlohmann::json doc = {{"store_dir", store.label()}, {"pools", nlohmann::json::array()}};
+  nlohmann::json doc = {{"store", store.label()},
+                        {"datastore", loc.datastore == Datastore::kEtcd ? "etcd" : "local"},
+                        {"store_dir", loc.store_dir},
+                        {"pools", nlohmann::json::array()}};
   for (const std::string& net : *networks) {
     const std::unique_ptr<PoolStore> pool = store.pool(net);
     PoolView p;
@@ -120,12 +142,18 @@ int run_list(const Options& o, IpamStore& store, std::ostream& out, std::ostream
             << "  reserved " << reserved << "  free " << u128_to_string(free) << "\n";
       }
     }
-    if (!o.json && !p.reservations.empty()) {
+    std::vector<Reservation> shown;
+    for (const Reservation& res : p.reservations) {
+      if (!o.node || res.node == *o.node) {
+        shown.push_back(res);
+      }
+    }
+    if (!o.json && !shown.empty()) {
       out << "  " << std::left << std::setw(40) << "IP" << std::setw(20) << "CONTAINER"
           << std::setw(32) << "POD" << std::setw(16) << "IFNAME" << std::setw(24) << "NODE"
           << "SINCE\n";
     }
-    for (const Reservation& res : p.reservations) {
+    for (const Reservation& res : shown) {
       pj["reservations"].push_back({{"ip", res.ip.to_string()},
                                     {"range", res.range_key},
                                     {"network", res.cni_network},
@@ -164,26 +192,21 @@ int run_release(const Options& o, IpamStore& store, std::ostream& out, std::ostr
       return kExitUsage;
     }
     filter.ip = *parsed;
-  } else {
+  } else if (!o.container.empty()) {
     filter.container_id = o.container;
     if (!o.ifname.empty()) {
       filter.ifname = o.ifname;
     }
   }
-  std::vector<std::string> networks;
-  if (o.network) {
-    networks.push_back(*o.network);
-  } else {
-    auto all = store.pool_names();
-    if (!all) {
-      err << "ipoib ipam release: " << all.error().msg() << "\n";
-      return kExitFailed;
-    }
-    networks = *all;
+  filter.node = o.node;
+  auto networks = selected_pools(o, store);
+  if (!networks) {
+    err << "ipoib ipam release: " << networks.error().msg() << "\n";
+    return kExitFailed;
   }
   std::size_t released = 0;
   int rc = kExitOk;
-  for (const std::string& net : networks) {
+  for (const std::string& net : *networks) {
     std::vector<Reservation> gone;
     auto done = store.pool(net)->transact(Access::kWrite, [&](PoolTxn& txn) -> Status {
       IPOIB_TRY_ASSIGN(gone, release_matching(txn, filter));
@@ -199,7 +222,8 @@ int run_release(const Options& o, IpamStore& store, std::ostream& out, std::ostr
     }
     for (const Reservation& r : gone) {
       out << "released " << r.ip.to_string() << " (container " << r.container_id << ", ifname "
-          << r.ifname << ") from pool " << label(net) << "\n";
+          << r.ifname << (r.node.empty() ? std::string() : ", node " + r.node) << ") from pool "
+          << label(net) << "\n";
       ++released;
     }
   }
@@ -210,7 +234,108 @@ int run_release(const Options& o, IpamStore& store, std::ostream& out, std::ostr
   return rc;
 }
 
+// The store the command works on: NETCONF's, or the local store in --store-dir.
+Result<StoreLocation> store_location(const Options& o) {
+  if (!o.config.empty()) {
+    IPOIB_TRY_ASSIGN(NetconfIpam netconf, read_netconf_ipam(o.config));
+    // DEL's reading (store keys only): list and release still work when the rest of the
+    // section no longer validates, and need no node identity.
+    auto loc = load_store_location(netconf.ipam, ConfigSources{});
+    if (!loc) {
+      return std::move(loc).error().with_context(o.config);
+    }
+    return loc;
+  }
+  StoreLocation loc;
+  loc.store_dir = o.store_dir.value_or(std::string(kDefaultStoreDir));
+  IPOIB_TRY(validate_store_dir(loc.store_dir, "--store-dir"));
+  return loc;
+}
+
+// Checks what parsing alone cannot; the message, or "" when the options are usable.
+std::string misuse(const Options& o) {
+  if (!o.config.empty() && o.store_dir) {
+    return "give --config or --store-dir, not both";
+  }
+  if (o.command == "release") {
+    if (!o.ip.empty() && !o.container.empty()) {
+      return "give one of --ip and --container";
+    }
+    if (o.ip.empty() && o.container.empty() && !o.node) {
+      return "give --ip, --container or --node";
+    }
+    if (!o.ifname.empty() && o.container.empty()) {
+      return "--ifname goes with --container";
+    }
+  }
+  if (o.node && o.node->empty()) {
+    return "--node: empty node name";
+  }
+  return "";
+}
+
 }  // namespace
+
+Result<NetconfIpam> read_netconf_ipam(const std::string& path) {
+  IPOIB_TRY_ASSIGN(std::string text, read_file(AT_FDCWD, path, kMaxNetconfBytes,
+                                               ErrorCode::kIoFailure, FollowSymlinks::kYes));
+  auto parsed = cni::parse_json(text, path);
+  if (!parsed && text.find("NetworkAttachmentDefinition") != std::string::npos) {
+    return Error(ErrorCode::kInvalidNetworkConfig,
+                 path +
+                     ": a YAML NetworkAttachmentDefinition: give it as JSON (kubectl get "
+                     "net-attach-def NAME -o json), or its spec.config alone");
+  }
+  IPOIB_TRY_ASSIGN(nlohmann::json doc, std::move(parsed));
+  if (!doc.is_object()) {
+    return Error(ErrorCode::kInvalidNetworkConfig, path + ": not a JSON object");
+  }
+  if (doc.value("kind", nlohmann::json()) == "NetworkAttachmentDefinition") {
+    const nlohmann::json spec = doc.value("spec", nlohmann::json::object());
+    const auto config = spec.is_object() ? spec.find("config") : spec.end();
+    if (!spec.is_object() || config == spec.end() || !config->is_string()) {
+      return Error(ErrorCode::kInvalidNetworkConfig,
+                   path + ": the NetworkAttachmentDefinition has no spec.config string");
+    }
+    IPOIB_TRY_ASSIGN(doc, cni::parse_json(config->get<std::string>(), path + " spec.config"));
+    if (!doc.is_object()) {
+      return Error(ErrorCode::kInvalidNetworkConfig, path + ": spec.config is not a JSON object");
+    }
+  }
+  NetconfIpam found;
+  if (auto it = doc.find("name"); it != doc.end() && it->is_string()) {
+    found.network = it->get<std::string>();
+  }
+  auto builtin_ipam = [](const nlohmann::json& plugin) -> const nlohmann::json* {
+    const auto it = plugin.find("ipam");
+    if (it == plugin.end() || !it->is_object()) {
+      return nullptr;
+    }
+    const auto type = it->find("type");
+    return type != it->end() && type->is_string() && is_builtin_type(type->get<std::string>())
+               ? &*it
+               : nullptr;
+  };
+  const nlohmann::json* ipam = nullptr;
+  if (auto plugins = doc.find("plugins"); plugins != doc.end() && plugins->is_array()) {
+    for (const auto& p : *plugins) {
+      if (p.is_object() && (ipam = builtin_ipam(p)) != nullptr) {
+        break;
+      }
+    }
+  } else {
+    ipam = builtin_ipam(doc);
+  }
+  if (ipam == nullptr) {
+    return Error(ErrorCode::kInvalidNetworkConfig,
+                 path + ": no plugin with a built-in IPAM (\"ipam\": {\"type\": \"whereabouts\"})");
+  }
+  if (found.network.empty()) {
+    return Error(ErrorCode::kInvalidNetworkConfig, path + ": the network has no name");
+  }
+  found.ipam = *ipam;
+  return found;
+}
 
 int admin_run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   Options o;
@@ -232,21 +357,30 @@ int admin_run(const std::vector<std::string>& args, std::ostream& out, std::ostr
       dst = args[++i];
       return true;
     };
+    auto optional_value = [&](std::optional<std::string>& dst) {
+      std::string v;
+      const bool got = value(v);
+      dst = std::move(v);
+      return got;
+    };
+    const bool release = o.command == "release";
     bool ok = true;
-    if (a == "--json" && o.command == "list") {
+    if (a == "--json" && !release) {
       o.json = true;
     } else if (a == "--store-dir") {
-      ok = value(o.store_dir);
-    } else if (a == "--ip" && o.command == "release") {
+      ok = optional_value(o.store_dir);
+    } else if (a == "--config") {
+      ok = value(o.config) && !o.config.empty();
+    } else if (a == "--node") {
+      ok = optional_value(o.node);
+    } else if (a == "--network") {
+      ok = optional_value(o.network);
+    } else if (a == "--ip" && release) {
       ok = value(o.ip);
-    } else if (a == "--container" && o.command == "release") {
+    } else if (a == "--container" && release) {
       ok = value(o.container);
-    } else if (a == "--ifname" && o.command == "release") {
+    } else if (a == "--ifname" && release) {
       ok = value(o.ifname);
-    } else if (a == "--network" && o.command == "release") {
-      std::string n;
-      ok = value(n);
-      o.network = n;
     } else if (a == "-h" || a == "--help") {
       out << kUsage;
       return kExitOk;
@@ -258,32 +392,28 @@ int admin_run(const std::vector<std::string>& args, std::ostream& out, std::ostr
       return kExitUsage;
     }
   }
-  if (o.command == "release" && o.ip.empty() == o.container.empty()) {
-    err << "ipoib ipam release: give exactly one of --ip and --container\n" << kUsage;
-    return kExitUsage;
-  }
-  if (o.command == "release" && !o.ip.empty() && !o.ifname.empty()) {
-    err << "ipoib ipam release: --ifname goes with --container\n" << kUsage;
+  if (const std::string why = misuse(o); !why.empty()) {
+    err << "ipoib ipam " << o.command << ": " << why << "\n" << kUsage;
     return kExitUsage;
   }
   if (o.network && !o.network->empty() && !is_valid_network_name(*o.network)) {
-    err << "ipoib ipam release: --network: invalid network name\n";
+    err << "ipoib ipam " << o.command << ": --network: invalid network name\n";
     return kExitUsage;
   }
-  StoreLocation loc;
-  loc.store_dir = o.store_dir;
-  if (auto v = validate_store_dir(loc.store_dir, "--store-dir"); !v) {
-    err << "ipoib ipam " << o.command << ": " << v.error().msg() << "\n";
+  auto loc = store_location(o);
+  if (!loc) {
+    err << "ipoib ipam " << o.command << ": " << loc.error().msg() << "\n";
     return kExitFailed;
   }
   // list writes nothing at all (it must work on a read-only store); release creates nothing.
   auto store =
-      open_ipam_store(loc, o.command == "list" ? OpenMode::kReadOnly : OpenMode::kExisting);
+      open_ipam_store(*loc, o.command == "list" ? OpenMode::kReadOnly : OpenMode::kExisting);
   if (!store) {
     err << "ipoib ipam " << o.command << ": " << store.error().msg() << "\n";
     return kExitFailed;
   }
-  return o.command == "list" ? run_list(o, **store, out, err) : run_release(o, **store, out, err);
+  return o.command == "list" ? run_list(o, *loc, **store, out, err)
+                             : run_release(o, **store, out, err);
 }
 
 int admin_main(int argc, char** argv) {

@@ -6,7 +6,7 @@
 #include <optional>
 
 #include "ipoib/base/file.h"
-#include "ipoib/cni/config.h"
+#include "ipoib/ipam/admin.h"
 #include "ipoib/ipam/config.h"
 #include "ipoib/ipam/ipam.h"
 #include "ipoib/ipam/pool_store.h"
@@ -31,48 +31,6 @@ struct Options {
   bool dry_run = false;
   std::string default_ifname = "net1";
 };
-
-// The built-in IPAM section of the network NETCONF describes; `name` gets its CNI name.
-Result<nlohmann::json> read_network(const std::string& path, std::string& name) {
-  IPOIB_TRY_ASSIGN(std::string text, read_file(AT_FDCWD, path, std::size_t{1} << 20,
-                                               ErrorCode::kIoFailure, FollowSymlinks::kYes));
-  IPOIB_TRY_ASSIGN(nlohmann::json doc, cni::parse_json(text, path));
-  if (!doc.is_object()) {
-    return Error(ErrorCode::kInvalidNetworkConfig, path + ": not a JSON object");
-  }
-  name.clear();
-  if (auto it = doc.find("name"); it != doc.end() && it->is_string()) {
-    name = it->get<std::string>();
-  }
-  auto builtin_ipam = [](const nlohmann::json& plugin) -> const nlohmann::json* {
-    const auto it = plugin.find("ipam");
-    if (it == plugin.end() || !it->is_object()) {
-      return nullptr;
-    }
-    const auto type = it->find("type");
-    return type != it->end() && type->is_string() && is_builtin_type(type->get<std::string>())
-               ? &*it
-               : nullptr;
-  };
-  const nlohmann::json* ipam = nullptr;
-  if (auto plugins = doc.find("plugins"); plugins != doc.end() && plugins->is_array()) {
-    for (const auto& p : *plugins) {
-      if (p.is_object() && (ipam = builtin_ipam(p)) != nullptr) {
-        break;
-      }
-    }
-  } else {
-    ipam = builtin_ipam(doc);
-  }
-  if (ipam == nullptr) {
-    return Error(ErrorCode::kInvalidNetworkConfig,
-                 path + ": no plugin with a built-in IPAM (\"ipam\": {\"type\": \"whereabouts\"})");
-  }
-  if (name.empty()) {
-    return Error(ErrorCode::kInvalidNetworkConfig, path + ": the network has no name");
-  }
-  return *ipam;
-}
 
 // What one imported address becomes.
 struct Candidate {
@@ -178,12 +136,12 @@ int import_run(const std::vector<std::string>& args, std::ostream& out, std::ost
     err << "ipoib ipam import: " << e.msg() << "\n";
     return kExitFailed;
   };
-  std::string network;
-  auto ipam = read_network(o.config, network);
-  if (!ipam) {
-    return fail(ipam.error());
+  auto netconf = read_netconf_ipam(o.config);
+  if (!netconf) {
+    return fail(netconf.error());
   }
-  auto cfg = load_ipam_config(*ipam, ConfigSources{});
+  const std::string& network = netconf->network;
+  auto cfg = load_ipam_config(netconf->ipam, ConfigSources{});
   if (!cfg) {
     return fail(std::move(cfg).error().with_context(o.config));
   }

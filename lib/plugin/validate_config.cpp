@@ -9,6 +9,8 @@
 #include <sstream>
 #include <string>
 
+#include "ipoib/cluster/keys.h"
+#include "ipoib/etcd/client.h"
 #include "ipoib/ipam/config.h"
 #include "ipoib/ipam/store.h"
 #include "ipoib/plugin/config.h"
@@ -96,13 +98,93 @@ std::string describe_range(const std::string& key, const ipam::Range& r) {
   return line;
 }
 
-// How the store is decided: the configured store_dir's filesystem as this machine sees it
+// How the reservations of the cluster store travel and who may read them: TLS and
+// authentication as configured (file names only: a password is never printed).
+std::string describe_etcd_access(const etcd::ConfigKeys& k, bool tls) {
+  std::string line;
+  if (tls) {
+    line = "TLS, members verified against " + (k.etcd_ca_cert_file.empty()
+                                                   ? std::string("the system's CAs")
+                                                   : "etcd_ca_cert_file " + k.etcd_ca_cert_file);
+    line += k.etcd_cert_file.empty()
+                ? ", no client certificate"
+                : ", client certificate " + k.etcd_cert_file + " (key " + k.etcd_key_file + ")";
+  } else {
+    line = "plain http (no TLS)";
+  }
+  if (k.etcd_username.empty()) {
+    line += "; no authentication";
+  } else {
+    line += "; user " + k.etcd_username + ", password " +
+            (!k.etcd_password_file.empty() ? "from etcd_password_file " + k.etcd_password_file
+             : k.etcd_password.empty()     ? std::string("empty")
+                                           : std::string("inline (etcd_password)"));
+  }
+  return line;
+}
+
+// The cluster store (datastore etcd): its endpoints, its mode and how it is reached; then what
+// would refuse it on this machine (a key or password file others can read, a file missing), as
+// found by the client's own checks, which do no I/O to etcd.
+std::vector<std::string> describe_cluster_store(const ipam::StoreLocation& loc) {
+  const etcd::ConfigKeys& k = loc.cluster.etcd;
+  auto endpoints = etcd::parse_endpoints(k.etcd_host);
+  bool tls = false;
+  std::string urls;
+  for (const etcd::Endpoint& ep : endpoints ? *endpoints : std::vector<etcd::Endpoint>{}) {
+    tls = tls || ep.tls;
+    urls += (urls.empty() ? "" : ",") + ep.url();
+  }
+  const std::string keys =
+      cluster::keys::network(loc.network_name.empty() ? "_" : loc.network_name);
+  std::string mode = loc.cluster.node_slice_prefix == 0
+                         ? "per-address: every reservation a key under " + keys
+                         : "node slices /" + std::to_string(loc.cluster.node_slice_prefix) +
+                               ": each node claims slices of a range under " + keys +
+                               "range/ and allocates inside them from " + loc.store_dir;
+  std::vector<std::string> lines;
+  lines.push_back("store cluster: etcd " + urls + " (" + mode + "; " +
+                  describe_etcd_access(k, tls) +
+                  "): addresses are unique cluster-wide among the nodes using these endpoints "
+                  "and network_name; " +
+                  loc.store_dir +
+                  " keeps this node's own state (releases DEL deferred while etcd was "
+                  "unreachable)");
+  if (!tls && !k.etcd_username.empty()) {
+    lines.push_back(
+        "warning: the etcd password crosses the network in clear (plain http): use "
+        "https:// endpoints");
+  }
+  const Status usable = [&]() -> Status {
+    IPOIB_TRY_ASSIGN(etcd::Config cfg, etcd::config_from(k));
+    if (!k.etcd_key_file.empty()) {
+      // The key's mode first: the client reads the certificate before it, and a key others can
+      // read is the finding that matters even where the certificate is also wrong.
+      IPOIB_TRY(etcd::read_private_file(k.etcd_key_file, "etcd_key_file"));
+    }
+    IPOIB_TRY_ASSIGN(std::unique_ptr<etcd::Client> client, etcd::Client::create(std::move(cfg)));
+    (void)client;
+    return ok_status();
+  }();
+  if (!usable) {
+    lines.push_back("warning: on this machine ADD would fail (code " +
+                    std::to_string(static_cast<int>(usable.error().code())) +
+                    "): " + usable.error().msg());
+  }
+  return lines;
+}
+
+// How the local store is decided: the configured store_dir's filesystem as this machine sees it
 // (statfs f_type of the directory or, before the first ADD creates it, its nearest existing
 // ancestor). A node-local filesystem is "local" even for a path meant to be shared: on this
 // machine nothing is mounted there, and two nodes like it hand out the same addresses.
-std::string describe_store(const ipam::IpamConfig& ipam, const FilesystemProbe& probe) {
-  const std::string& dir = ipam.location.store_dir;
-  const std::string pool = ipam::Store::pool_file_name(ipam.location.network_name);
+std::vector<std::string> describe_store(const NetworkEntry& entry, const FilesystemProbe& probe) {
+  const ipam::StoreLocation& loc = entry.ipam->location;
+  if (loc.datastore == ipam::Datastore::kEtcd) {
+    return describe_cluster_store(loc);
+  }
+  const std::string& dir = loc.store_dir;
+  const std::string pool = ipam::Store::pool_file_name(loc.network_name);
   const std::optional<FilesystemInfo> fs = probe(dir);
   const FilesystemKind kind =
       fs ? classify_filesystem(fs->magic) : FilesystemKind{"unreadable", false};
@@ -111,14 +193,23 @@ std::string describe_store(const ipam::IpamConfig& ipam, const FilesystemProbe& 
            : fs->path == dir ? kind.name + ")"
                              : "not created yet, " + fs->path + " is " + kind.name + ")";
   if (kind.shared) {
-    return "store " + std::string(to_string(StoreScope::kShared)) + ": " + where +
-           ": a filesystem shared between hosts: addresses are unique cluster-wide when every "
-           "node mounts it there";
+    return {"store " + std::string(to_string(StoreScope::kShared)) + ": " + where +
+            ": a filesystem shared between hosts: addresses are unique cluster-wide when every "
+            "node mounts it there"};
   }
-  return "store " + std::string(to_string(StoreScope::kLocal)) + ": " + where +
-         ": addresses are unique on this node only; other nodes with this config hand out the "
-         "same ones (for one cluster-wide pool, mount a shared filesystem such as NFS, Lustre, "
-         "GPFS or CephFS there on every node)";
+  std::vector<std::string> lines = {
+      "store " + std::string(to_string(StoreScope::kLocal)) + ": " + where +
+      ": addresses are unique on this node only; other nodes with this config hand out the "
+      "same ones (for one cluster-wide pool, set \"datastore\": \"etcd\" with etcd_host, or "
+      "mount a shared filesystem such as NFS, Lustre, GPFS or CephFS there on every node)"};
+  // A NetworkAttachmentDefinition is the cluster's: every node its pods land on uses it.
+  if (entry.where.find("spec.config") != std::string::npos) {
+    lines.push_back(
+        "warning: a NetworkAttachmentDefinition with a node-local store: pods on different "
+        "nodes get the same addresses (duplicates across nodes, silently); use \"datastore\": "
+        "\"etcd\"");
+  }
+  return lines;
 }
 
 }  // namespace
@@ -137,7 +228,9 @@ std::vector<std::string> describe_network(const NetworkEntry& entry, const Files
   for (std::size_t i = 0; i < entry.ipam->ranges.size(); ++i) {
     lines.push_back(describe_range(entry.ipam->range_keys.at(i), entry.ipam->ranges[i]));
   }
-  lines.push_back(describe_store(*entry.ipam, probe));
+  for (std::string& line : describe_store(entry, probe)) {
+    lines.push_back(std::move(line));
+  }
   for (const std::string& note : entry.ipam->notes) {
     lines.push_back("note: " + note);
   }
