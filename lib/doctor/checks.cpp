@@ -131,6 +131,11 @@ class Checker {
     check_multus();
     check_whereabouts();
     check_store();
+    std::vector<std::string> cluster_signals = detail::kubelet_signals(options_.roots);
+    cluster_signals.insert(cluster_signals.end(), multus_seen_.begin(), multus_seen_.end());
+    for (CheckResult& r : detail::check_cluster_store(options_, cluster_signals)) {
+      results_.push_back(std::move(r));
+    }
     for (CheckResult& r : detail::check_memlock(options_.roots)) {
       results_.push_back(std::move(r));
     }
@@ -732,6 +737,7 @@ class Checker {
         }
       }
     }
+    multus_seen_ = seen;
     if (seen.empty()) {
       add(row("cni.multus", "Multus present", CheckStatus::kWarn,
               "no multus binary in " + options_.cni_bin_dir + " and no multus config in " +
@@ -905,6 +911,7 @@ class Checker {
   const DoctorOptions& options_;
   ib::SysfsRoot sys_;
   std::vector<CheckResult> results_;
+  std::vector<std::string> multus_seen_;  // check_multus's finds: a sign of a cluster
   std::optional<ib::NetdevInfo> master_;
   std::optional<ib::IbPort> port_;
   std::string auto_note_;

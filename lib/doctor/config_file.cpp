@@ -58,6 +58,9 @@ Status apply_config_file(const std::string& path, DoctorOptions& options) {
     if (!options.network_name) {
       options.network_name = ipoib->ipam->location.network_name;
     }
+    if (!options.ipam_location) {
+      options.ipam_location = ipoib->ipam->location;
+    }
   }
   return ok_status();
 }

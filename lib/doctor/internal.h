@@ -55,6 +55,17 @@ std::string memlock_fix(std::string_view runtime);
 // The whereabouts flat-file paths (ipam::ConfigSources) under roots.host.
 ipam::ConfigSources config_sources(const Roots& roots);
 
+// What says this node is part of a Kubernetes cluster: a running kubelet (roots.procfs), its
+// config files or its systemd unit (roots.host). Empty when none is seen.
+std::vector<std::string> kubelet_signals(const Roots& roots);
+
+// The cluster store rows (docs/doctor.md "cluster store"): store.cluster, and for datastore etcd
+// etcd.files, etcd.client (only when it cannot be set up), etcd.reachable, etcd.quorum and
+// etcd.auth. `cluster_signals` (kubelet_signals and the Multus files seen) non-empty with a
+// node-local store is the duplicate-address trap: FAIL.
+std::vector<CheckResult> check_cluster_store(const DoctorOptions& options,
+                                             const std::vector<std::string>& cluster_signals);
+
 // What a child interface seen in the host netns is, by the plugin's own marks (plugin/tag.h,
 // plugin/intent.h) and the plugin's own GC choice (plugin/collect.h select_gc_deletions).
 enum class ChildVerdict {

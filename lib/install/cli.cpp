@@ -28,12 +28,16 @@ that names the cluster IPAM store. A second run changes nothing ("up to date").
   --store-dir DIR       write the flat file ROOT/etc/cni/net.d/whereabouts.d/whereabouts.conf
                         (mode 0600) naming a shared store directory
   --etcd-endpoints URLS the flat file names etcd instead (comma-separated http(s)://host:port)
-  --etcd-ca-file F      etcd_ca_cert_file (a path on the node)
+  --etcd-ca-file F      etcd_ca_cert_file (a path on the node; also --etcd-ca-cert-file)
   --etcd-cert-file F    etcd_cert_file
   --etcd-key-file F     etcd_key_file
   --etcd-username U     etcd_username
-  --etcd-tls-dir DIR    copy DIR/{ca.crt,tls.crt,tls.key} (a mounted Secret) to the node's
+  --etcd-password-file F  etcd_password_file (a path on the node; needs --etcd-username)
+  --etcd-tls-dir DIR    copy DIR/{ca.crt,tls.crt,tls.key,password} (a mounted Secret; tls.key
+                        and password mode 0600 or stricter: defaultMode: 0600) to the node's
                         /etc/cni/net.d/whereabouts.d/etcd/ (0600); the flat file names them
+  --node-slice-size N   node_slice_size "/N" (or "/N" given): each node claims slices of /N
+                        from the range (needs --etcd-endpoints)
   --flat-file-only      write (or with --uninstall remove) the flat file, nothing else
   --uninstall           remove what the same options installed, only what is provably ours
   --force, -f           replace or remove files that are not ours
@@ -91,6 +95,19 @@ Result<std::vector<std::string>> parse_endpoints(std::string_view text) {
   return out;
 }
 
+// whereabouts' node_slice_size: "/26" or "26", a prefix length 1..128 (the IPAM checks it
+// against each range when it loads the config).
+Result<int> parse_slice_size(std::string_view text) {
+  const std::string_view digits = starts_with(text, "/") ? text.substr(1) : text;
+  const auto n = parse_uint(digits, 8);
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string_view::npos ||
+      !n.ok() || *n < 1 || *n > 128) {
+    return usage_error("--node-slice-size: \"" + std::string(text) +
+                       "\" must be a prefix length such as /26 (1..128)");
+  }
+  return static_cast<int>(*n);
+}
+
 // Checks the combination of options once every one has been read.
 Status check_options(const Options& o) {
   IPOIB_TRY(check_absolute("--bin-dir", o.bin_dir));
@@ -101,11 +118,17 @@ Status check_options(const Options& o) {
       return usage_error("--store-dir and --etcd-endpoints name two different stores: pick one");
     }
     const bool etcd_extras = !s.etcd_ca_file.empty() || !s.etcd_cert_file.empty() ||
-                             !s.etcd_key_file.empty() || !s.etcd_username.empty();
+                             !s.etcd_key_file.empty() || !s.etcd_username.empty() ||
+                             !s.etcd_password_file.empty() || s.node_slice_prefix != 0;
     if (s.etcd_endpoints.empty() && etcd_extras) {
       return usage_error(
-          "--etcd-ca-file, --etcd-cert-file, --etcd-key-file and --etcd-username "
-          "need --etcd-endpoints");
+          "--etcd-ca-file, --etcd-cert-file, --etcd-key-file, --etcd-username, "
+          "--etcd-password-file and --node-slice-size need --etcd-endpoints");
+    }
+    if (!s.etcd_password_file.empty() && s.etcd_username.empty()) {
+      return usage_error(
+          "--etcd-password-file needs --etcd-username (the user it is the "
+          "password of)");
     }
     const bool explicit_files =
         !s.etcd_ca_file.empty() || !s.etcd_cert_file.empty() || !s.etcd_key_file.empty();
@@ -122,7 +145,8 @@ Status check_options(const Options& o) {
     }
     for (const auto& [opt, path] : {std::pair{"--etcd-ca-file", &s.etcd_ca_file},
                                     std::pair{"--etcd-cert-file", &s.etcd_cert_file},
-                                    std::pair{"--etcd-key-file", &s.etcd_key_file}}) {
+                                    std::pair{"--etcd-key-file", &s.etcd_key_file},
+                                    std::pair{"--etcd-password-file", &s.etcd_password_file}}) {
       if (!path->empty()) {
         IPOIB_TRY(check_absolute(opt, *path));
       }
@@ -180,10 +204,14 @@ std::string flat_file_text(const StoreSpec& store) {
     for (const auto& [key, value] : {std::pair{"etcd_ca_cert_file", &store.etcd_ca_file},
                                      std::pair{"etcd_cert_file", &store.etcd_cert_file},
                                      std::pair{"etcd_key_file", &store.etcd_key_file},
-                                     std::pair{"etcd_username", &store.etcd_username}}) {
+                                     std::pair{"etcd_username", &store.etcd_username},
+                                     std::pair{"etcd_password_file", &store.etcd_password_file}}) {
       if (!value->empty()) {
         doc[key] = *value;
       }
+    }
+    if (store.node_slice_prefix != 0) {
+      doc["node_slice_size"] = "/" + std::to_string(store.node_slice_prefix);
     }
   } else {
     doc["store_dir"] = store.store_dir;
@@ -243,7 +271,7 @@ Result<Options> parse_install_args(const std::vector<std::string_view>& args) {
       IPOIB_TRY_ASSIGN(std::string e, value());
       IPOIB_TRY_ASSIGN(store.etcd_endpoints, parse_endpoints(e));
       store_given = true;
-    } else if (name == "--etcd-ca-file") {
+    } else if (name == "--etcd-ca-file" || name == "--etcd-ca-cert-file") {
       IPOIB_TRY_ASSIGN(store.etcd_ca_file, value());
       store_given = true;
     } else if (name == "--etcd-cert-file") {
@@ -257,6 +285,13 @@ Result<Options> parse_install_args(const std::vector<std::string_view>& args) {
       store_given = true;
     } else if (name == "--etcd-username") {
       IPOIB_TRY_ASSIGN(store.etcd_username, value());
+      store_given = true;
+    } else if (name == "--etcd-password-file") {
+      IPOIB_TRY_ASSIGN(store.etcd_password_file, value());
+      store_given = true;
+    } else if (name == "--node-slice-size") {
+      IPOIB_TRY_ASSIGN(std::string n, value());
+      IPOIB_TRY_ASSIGN(store.node_slice_prefix, parse_slice_size(n));
       store_given = true;
     } else if (name == "--whereabouts") {
       IPOIB_TRY(flag(o.whereabouts));

@@ -14,6 +14,7 @@
 #include "ipoib/base/errno_error.h"
 #include "ipoib/base/file.h"
 #include "ipoib/base/strings.h"
+#include "ipoib/etcd/client.h"
 #include "lib/install/files.h"
 
 extern char** environ;
@@ -452,21 +453,47 @@ class Installer {
     if (o_.etcd_tls_dir.empty()) {
       return copies;
     }
-    const std::pair<const char*, std::string*> files[] = {{"ca.crt", &spec.etcd_ca_file},
-                                                          {"tls.crt", &spec.etcd_cert_file},
-                                                          {"tls.key", &spec.etcd_key_file}};
-    for (const auto& [name, key] : files) {
+    struct SecretFile {
+      const char* name;
+      std::string* key;
+      bool secret;  // held to the client's 0600 rule before it is copied
+    };
+    const SecretFile files[] = {{"ca.crt", &spec.etcd_ca_file, false},
+                                {"tls.crt", &spec.etcd_cert_file, false},
+                                {"tls.key", &spec.etcd_key_file, true},
+                                {"password", &spec.etcd_password_file, true}};
+    for (const auto& [name, key, secret] : files) {
       const std::string from = join(o_.etcd_tls_dir, name);
       struct stat st {};
       if (::stat(from.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
         continue;  // Secret volumes hold symlinks to the files: stat follows them
       }
+      if (secret && !o_.uninstall) {
+        // The plugin would read the node's 0600 copy either way; a Secret that others can read
+        // is exposed on the node (kubelet's volume directory), so it is refused here, by the
+        // rule the etcd client applies to what it reads.
+        const auto held = etcd::read_private_file(from, name);
+        if (!held.ok()) {
+          return Error(ErrorCode::kIoFailure,
+                       "--etcd-tls-dir: " + held.error().msg() +
+                           " (a Secret volume: set its defaultMode: 0600, or 0400)");
+        }
+      }
+      if (!key->empty()) {
+        return Error(ErrorCode::kIoFailure, "--etcd-tls-dir " + o_.etcd_tls_dir + " holds " + name +
+                                                " and an option names that file too");
+      }
       *key = join(kEtcdTlsHostDir, name);
       copies.push_back({from, under(*key)});
     }
     if (copies.empty() || spec.etcd_cert_file.empty() != spec.etcd_key_file.empty()) {
+      return Error(ErrorCode::kIoFailure,
+                   "--etcd-tls-dir " + o_.etcd_tls_dir +
+                       ": needs tls.crt and tls.key together, or ca.crt, or password");
+    }
+    if (!spec.etcd_password_file.empty() && spec.etcd_username.empty()) {
       return Error(ErrorCode::kIoFailure, "--etcd-tls-dir " + o_.etcd_tls_dir +
-                                              ": needs tls.crt and tls.key together, or ca.crt");
+                                              ": holds a password: --etcd-username names its user");
     }
     return copies;
   }

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "ipoib/doctor/doctor.h"
+#include "tests/doctor/doctor_test_support.h"
 #include "tests/fixtures/fixture_tree.h"
 
 using namespace ipoib;
@@ -28,15 +29,7 @@ doctor::DoctorOptions options_for(const FixtureTree& tree) {
   return options;
 }
 
-const CheckResult& find(const std::vector<CheckResult>& results, const std::string& id) {
-  for (const CheckResult& r : results) {
-    if (r.id == id) {
-      return r;
-    }
-  }
-  FAIL("no check with id " << id);
-  throw std::logic_error("unreachable");
-}
+using doctor_test::find;
 
 std::vector<CheckResult> run_node(const NodeSpec& node, doctor::DoctorOptions* tweak = nullptr) {
   FixtureTree tree;
@@ -45,13 +38,7 @@ std::vector<CheckResult> run_node(const NodeSpec& node, doctor::DoctorOptions* t
   options.roots = doctor::Roots::under(tree.path());
   options.use_verbs = doctor::DoctorOptions::UseVerbs::kNo;
   auto results = doctor::run_checks(options);
-  // Every problem comes with its fix; nothing else carries one.
-  for (const CheckResult& r : results) {
-    INFO(r.id);
-    const bool problem = r.status == CheckStatus::kFail || r.status == CheckStatus::kWarn;
-    CHECK(r.fix.empty() == !problem);
-    CHECK_FALSE(r.finding.empty());
-  }
+  doctor_test::check_rows(results);
   return results;
 }
 
@@ -59,8 +46,14 @@ std::string dump(const std::vector<CheckResult>& results) { return doctor::rende
 
 }  // namespace
 
+// A shared store_dir named by the flat file: a cluster store as far as a fixture can have one (its
+// filesystem is not a shared one, so store.cluster WARNs; doctor.cluster_store has the all-PASS
+// cluster node on a real etcd).
+constexpr const char* kSharedStoreFlatFile = R"({"store_dir": "/shared/ipoib-ipam"})";
+
 TEST_CASE("a healthy node passes every check", "[doctor]") {
   NodeSpec node;
+  node.flat_file = kSharedStoreFlatFile;
   doctor::DoctorOptions options;
   options.master = "ib0";
   options.pkey = 0x8001;
@@ -68,12 +61,13 @@ TEST_CASE("a healthy node passes every check", "[doctor]") {
   const auto results = run_node(node, &options);
   INFO(dump(results));
   for (const CheckResult& r : results) {
-    if (r.id == "mode.connected" || r.id == "mtu.fits") {
+    if (r.id == "mode.connected" || r.id == "mtu.fits" || r.id == "store.cluster") {
       continue;
     }
     CHECK(r.status == CheckStatus::kPass);
     CHECK(r.fix.empty());
   }
+  CHECK(find(results, "store.cluster").status == CheckStatus::kWarn);
   CHECK(find(results, "mtu.fits").status == CheckStatus::kPass);
   CHECK(find(results, "mode.connected").status == CheckStatus::kPass);
   CHECK(find(results, "master.exists").finding == "ib0 exists (ifindex 4)");
@@ -85,12 +79,12 @@ TEST_CASE("a healthy node passes every check", "[doctor]") {
   CHECK(doctor::exit_status(results) == 0);
   // Every documented check ran.
   for (const char* id :
-       {"master.exists",   "master.ipoib",    "master.parent",     "master.up",
-        "module.ib_ipoib", "port.found",      "port.active",       "port.link_up",
-        "port.sm",         "pkey.table",      "mtu.fits",          "mode.connected",
-        "ipoib.enhanced",  "rdma.netns_mode", "dev.uverbs",        "dev.rdma_cm",
-        "children.leaked", "cni.bin_dir",     "cni.conf_dir",      "cni.multus",
-        "cni.whereabouts", "store.dir",       "memlock.containerd"}) {
+       {"master.exists",   "master.ipoib",    "master.parent", "master.up",
+        "module.ib_ipoib", "port.found",      "port.active",   "port.link_up",
+        "port.sm",         "pkey.table",      "mtu.fits",      "mode.connected",
+        "ipoib.enhanced",  "rdma.netns_mode", "dev.uverbs",    "dev.rdma_cm",
+        "children.leaked", "cni.bin_dir",     "cni.conf_dir",  "cni.multus",
+        "cni.whereabouts", "store.dir",       "store.cluster", "memlock.containerd"}) {
     CHECK(find(results, id).id == id);
   }
 }
@@ -416,6 +410,7 @@ TEST_CASE("node side: devices, CNI dirs, Multus, whereabouts, store", "[doctor]"
 TEST_CASE("CLI: table, JSON shape and exit status", "[doctor]") {
   FixtureTree tree;
   NodeSpec node;
+  node.flat_file = kSharedStoreFlatFile;
   build_node(tree, node);
   std::ostringstream out;
   std::ostringstream err;
@@ -600,5 +595,61 @@ TEST_CASE("store directory layout problems and a lock held by another process", 
     CHECK(find(results, "store.dir").status == CheckStatus::kFail);
     CHECK_THAT(find(results, "store.dir").finding, Catch::Contains("store directory /store is"));
     REQUIRE(::chown(tree.abs("store").c_str(), 0, 0) == 0);
+  }
+}
+
+TEST_CASE("cluster store: a node-local store on a cluster node is the duplicate-address trap",
+          "[doctor]") {
+  NodeSpec node;
+  SECTION("Multus present, no flat file") {
+    const auto results = run_node(node);
+    const CheckResult& r = find(results, "store.cluster");
+    CHECK(r.status == CheckStatus::kFail);
+    CHECK_THAT(r.finding, Catch::Contains("no cluster store configured") &&
+                              Catch::Contains("node-local store /var/lib/cni/ipoib-ipam") &&
+                              Catch::Contains("/opt/cni/bin/multus-shim") &&
+                              Catch::Contains("same addresses"));
+    CHECK_THAT(r.fix, Catch::Contains("ipoib install --flat-file-only --etcd-endpoints"));
+    CHECK(doctor::exit_status(results) == 1);
+  }
+  SECTION("a kubelet: running, its unit, or its config file") {
+    node.multus = false;
+    struct Sign {
+      const char* file;
+      const char* content;
+      const char* finding;
+    };
+    for (const Sign& sign : {Sign{"proc/4242/comm", "kubelet\n", "kubelet running (pid 4242)"},
+                             Sign{"lib/systemd/system/kubelet.service",
+                                  "[Service]\nExecStart=/usr/bin/kubelet\n", "kubelet.service"},
+                             Sign{"var/lib/kubelet/config.yaml", "kind: KubeletConfiguration\n",
+                                  "/var/lib/kubelet/config.yaml"}}) {
+      INFO(sign.file);
+      FixtureTree tree;
+      build_node(tree, node);
+      tree.file(sign.file, sign.content);
+      const auto results = doctor::run_checks(options_for(tree));
+      CHECK(find(results, "store.cluster").status == CheckStatus::kFail);
+      CHECK_THAT(find(results, "store.cluster").finding, Catch::Contains(sign.finding));
+    }
+  }
+  SECTION("no kubelet and no Multus: a single node, the local store is right") {
+    node.multus = false;
+    const auto results = run_node(node);
+    CHECK(find(results, "store.cluster").status == CheckStatus::kPass);
+    CHECK_THAT(find(results, "store.cluster").finding, Catch::Contains("no kubelet or Multus"));
+  }
+  SECTION("a configured store_dir on a filesystem not known as shared: WARN") {
+    node.flat_file = kSharedStoreFlatFile;
+    const auto results = run_node(node);
+    CHECK(find(results, "store.cluster").status == CheckStatus::kWarn);
+    CHECK_THAT(find(results, "store.cluster").finding, Catch::Contains("/shared/ipoib-ipam"));
+  }
+  SECTION("a flat file the IPAM refuses") {
+    node.flat_file = R"({"datastore": "etcd"})";
+    const auto results = run_node(node);
+    CHECK(find(results, "store.cluster").status == CheckStatus::kFail);
+    CHECK_THAT(find(results, "store.cluster").finding,
+               Catch::Contains("refuses") && Catch::Contains("etcd_host"));
   }
 }

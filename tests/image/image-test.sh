@@ -101,14 +101,30 @@ assert spec.get("automountServiceAccountToken") is False, "the service account t
 vols = {v["name"]: v for v in spec.get("volumes", [])}
 for c in spec.get("initContainers", []) + spec["containers"]:
     sc = c.get("securityContext", {})
-    mounts = [vols[m["name"]]["hostPath"]["path"] + ":" + m["mountPath"] for m in c.get("volumeMounts", [])]
+    # hostPath volumes as HOSTPATH:MOUNT; a Secret as secret=MODE:MOUNT (MODE its defaultMode).
+    mounts = [(vols[m["name"]]["hostPath"]["path"] if "hostPath" in vols[m["name"]]
+               else "secret=%o" % vols[m["name"]]["secret"].get("defaultMode", 0o644))
+              + ":" + m["mountPath"] for m in c.get("volumeMounts", [])]
     print(c["name"], sc.get("runAsUser", 0), json.dumps(c.get("args", []), separators=(",", ":")), " ".join(mounts))
 PY
   expect "daemonset: parsed, no service account token" test -s "$tmp/ds"
   ds_host=$tmp/ds-host
   while read -r cname user args mounts; do
     vols=()
-    for m in $mounts; do mkdir -p "$ds_host${m%%:*}"; vols+=(-v "$ds_host${m%%:*}:${m#*:}"); done
+    for m in $mounts; do
+      if [[ $m == secret=* ]]; then
+        # The Secret as the kubelet would project it: the client's files at its defaultMode.
+        secret=$tmp/secret-$cname
+        mkdir -p "$secret"
+        for f in ca.crt tls.crt tls.key; do echo "test $f" >"$secret/$f"; done
+        mode=${m%%:*}
+        chmod "${mode#secret=}" "$secret"/*
+        vols+=(-v "$secret:${m#*:}:ro")
+        continue
+      fi
+      mkdir -p "$ds_host${m%%:*}"
+      vols+=(-v "$ds_host${m%%:*}:${m#*:}")
+    done
     mapfile -t argv < <(python3 -c 'import json,sys; print("\n".join(json.loads(sys.argv[1])))' "$args")
     if [[ ${argv[0]:-} == sleep ]]; then
       "${pm[@]}" run -d --name "ipoib-ds-$$-$cname" --network none --read-only --user "$user" --cap-drop all \
@@ -123,6 +139,13 @@ PY
     else
       out=$("${pm[@]}" run --rm --network none --read-only --user "$user" "${vols[@]}" "$tag" "${argv[@]}" 2>&1) || bad "daemonset $cname: $out"
       expect "daemonset $cname: installed ipoib through its mounts" cmp -s "$ipoib" "$ds_host/opt/cni/bin/ipoib"
+      flat=$ds_host/etc/cni/net.d/whereabouts.d/whereabouts.conf
+      if [[ " ${argv[*]} " == *" --etcd-endpoints="* ]]; then
+        expect "daemonset $cname: the flat file names etcd and the Secret's copies" \
+          python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(not (d["datastore"] == "etcd" and d["etcd_key_file"] == "/etc/cni/net.d/whereabouts.d/etcd/tls.key"))' "$flat"
+        expect "daemonset $cname: the key copied to the node, mode 0600" \
+          test "$(stat -c %a "$ds_host/etc/cni/net.d/whereabouts.d/etcd/tls.key")" = 600
+      fi
     fi
   done <"$tmp/ds"
 fi

@@ -203,6 +203,42 @@ def check_daemonset(rel, d):
     paths = [v.get("hostPath", {}).get("path") for v in spec.get("volumes", [])]
     if "/opt/cni/bin" not in paths:
         fail(rel, f"no hostPath /opt/cni/bin volume: {paths}")
+    if spec.get("serviceAccountName") or spec.get("serviceAccount"):
+        fail(rel, "names a ServiceAccount: the installer needs no Kubernetes API rights")
+    check_cluster_store(rel, spec, inits[0], cmd)
+
+
+def check_cluster_store(rel, spec, init, cmd):
+    """The init container writes the flat file naming etcd, with the client's files from a Secret
+    that only its owner can read (the etcd client refuses a key or password others can read)."""
+    opts = dict(a[2:].split("=", 1) for a in cmd if a.startswith("--") and "=" in a)
+    endpoints = opts.get("etcd-endpoints", "")
+    if not endpoints or not all(re.match(r"^https?://[^/\s]+:\d+$", e) for e in endpoints.split(",")):
+        fail(rel, f"--etcd-endpoints missing or not http(s)://host:port,...: {endpoints!r}")
+    if not endpoints.startswith("https://"):
+        fail(rel, "the etcd endpoints are not https: the client certificate would not be used")
+    mounts = {m["mountPath"]: m["name"] for m in init.get("volumeMounts", [])}
+    vols = {v["name"]: v for v in spec.get("volumes", [])}
+    flat_dir = "/host/etc/cni/net.d/whereabouts.d"
+    hp = vols.get(mounts.get(flat_dir, ""), {}).get("hostPath", {}).get("path")
+    if hp != "/etc/cni/net.d/whereabouts.d":
+        fail(rel, f"{flat_dir} is not the node's /etc/cni/net.d/whereabouts.d (got {hp!r})")
+    tls_dir = opts.get("etcd-tls-dir")
+    if not tls_dir:
+        fail(rel, "no --etcd-tls-dir: the client certificate is not taken from a Secret")
+        return
+    secret = vols.get(mounts.get(tls_dir, ""), {}).get("secret")
+    if not secret:
+        fail(rel, f"--etcd-tls-dir {tls_dir} is not a mounted Secret")
+        return
+    mode = secret.get("defaultMode")
+    # 0600 in YAML 1.1 (what Kubernetes reads) is the octal 384; a decimal 600 is 0o1130.
+    if not isinstance(mode, int) or mode & 0o077 or not mode & 0o400 or mode > 0o777:
+        fail(rel, f"the Secret's defaultMode is {mode!r} ({oct(mode) if isinstance(mode, int) else '?'}): "
+             "it must be 0600 or 0400 so the etcd client accepts the key and password files")
+    for item in secret.get("items", []):
+        if "mode" in item and item["mode"] & 0o077:
+            fail(rel, f"Secret item {item.get('key')} has mode {oct(item['mode'])}")
 
 
 if __name__ == "__main__":

@@ -251,6 +251,13 @@ for f in ca.crt tls.crt tls.key; do
 done
 r5=$tmp/root5; mkdir -p "$r5"; flat5=$r5/etc/cni/net.d/whereabouts.d/whereabouts.conf
 etcd_args=(--etcd-endpoints https://10.0.0.1:2379 --etcd-tls-dir "$secret" --flat-file-only)
+# A Secret at Kubernetes' default mode 0644: the key is refused (the etcd client's rule), nothing
+# is written; at defaultMode 0600 it is copied.
+chmod 0644 "$secret/..data/"*
+"$bin_a" install --root "$r5" "${etcd_args[@]}" >"$tmp/tls-0644" 2>&1 || true
+expect "etcd tls: a key others can read is refused, naming defaultMode" grep -q "tls.key.*defaultMode: 0600" "$tmp/tls-0644"
+expect "etcd tls: the refusal wrote nothing" test ! -e "$r5/etc"
+chmod 0600 "$secret/..data/"*
 "$bin_a" install --root "$r5" "${etcd_args[@]}" >/dev/null
 for f in ca.crt tls.crt tls.key; do
   copy=$r5/etc/cni/net.d/whereabouts.d/etcd/$f

@@ -2,7 +2,9 @@
 // and MPI over them, and the exact fix.
 //
 // It reads sysfs, procfs and files only (no netlink, no setns), so every check runs against a
-// fixture tree in tests. Library entry points:
+// fixture tree in tests; the one exception is the cluster store: when the IPAM names etcd, the
+// etcd client asks every endpoint for its status and makes one read (docs/doctor.md). Library entry
+// points:
 //
 //   doctor::DoctorOptions options;
 //   options.master = "ib0";
@@ -26,6 +28,7 @@
 #include <vector>
 
 #include "ipoib/base/error.h"
+#include "ipoib/ipam/config.h"
 
 namespace ipoib::doctor {
 
@@ -59,6 +62,9 @@ struct DoctorOptions {
   std::string store_dir;  // "" -> ipam::kDefaultStoreDir
   // The network whose pool files are checked by name ("" = the default pool); unset: none.
   std::optional<std::string> network_name;
+  // The IPAM's store as the network's config gives it (apply_config_file, after the flat-file
+  // merge); unset: the flat file alone, read by ipam::load_store_location.
+  std::optional<ipam::StoreLocation> ipam_location;
   Roots roots;
   // Query libibverbs too (only meaningful when roots.sysfs is "/").
   enum class UseVerbs { kYes, kNo } use_verbs = UseVerbs::kYes;

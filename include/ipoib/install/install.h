@@ -36,6 +36,8 @@ struct StoreSpec {
   std::string etcd_cert_file;               // -> etcd_cert_file
   std::string etcd_key_file;                // -> etcd_key_file
   std::string etcd_username;                // -> etcd_username
+  std::string etcd_password_file;           // -> etcd_password_file (needs etcd_username)
+  int node_slice_prefix = 0;                // -> node_slice_size "/N"; 0 = per-address mode
 };
 
 struct Options {
@@ -54,8 +56,10 @@ struct Options {
   std::string conf_src;  // holds nad/ and cni/; required by --conf
   std::optional<StoreSpec> store;
   std::string flat_file = "/etc/cni/net.d/whereabouts.d/whereabouts.conf";
-  // A Secret's directory (ca.crt, tls.crt, tls.key): copied, 0600, to kEtcdTlsHostDir on the
-  // node, and the flat file's etcd_*_file keys name the copies.
+  // A Secret's directory (ca.crt, tls.crt, tls.key, password): what it holds is copied, 0600, to
+  // kEtcdTlsHostDir on the node, and the flat file's etcd_*_file keys name the copies. tls.key
+  // and password must already be 0600 or stricter there (etcd::read_private_file, the client's
+  // rule): the Secret volume's defaultMode: 0600.
   std::string etcd_tls_dir;
   bool flat_file_only = false;  // write (or remove) the flat file and nothing else
   bool help = false;

@@ -12,7 +12,10 @@
 #include <vector>
 
 #include "ipoib/install/install.h"
+#include "tests/unit/install/install_test_support.h"
 
+using install_test::slurp;
+using install_test::TempDir;
 using ipoib::ErrorCode;
 using ipoib::install::Options;
 using ipoib::install::parse_install_args;
@@ -23,24 +26,6 @@ namespace {
 
 ipoib::Result<Options> parse(const std::vector<std::string_view>& args) {
   return parse_install_args(args);
-}
-
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/unit-install-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { (void)std::system(("rm -rf '" + path + "'").c_str()); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string path;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 }  // namespace

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The flat file `ipoib install` writes makes the seed's NAD, unchanged, cluster-wide: two "nodes"
+# (each its own private mount namespace, where the node's installed /etc/cni/net.d/whereabouts.d
+# and an empty /var/lib are mounted, and its own NODENAME) run the seed's IPAM section through the
+# `whereabouts` name against one real etcd member; they get different addresses. Without the flat
+# file, the same two nodes hand out the same address (the trap `ipoib doctor` FAILs).
+#
+#   install-etcd-test.sh IPOIB
+#
+# Root (unshare -m); exit 77 only when etcd/etcdctl or unshare are missing.
+set -euo pipefail
+
+ipoib=${1:?usage: install-etcd-test.sh IPOIB}
+for tool in etcd etcdctl unshare; do
+  command -v "$tool" >/dev/null || { echo "install-etcd-test: $tool not installed: skipped"; exit 77; }
+done
+tmp=$(mktemp -d /tmp/scripts-install-etcd.$$.XXXXXX)
+etcd_pid=
+cleanup() {
+  if [[ -n $etcd_pid ]]; then kill -9 "$etcd_pid" 2>/dev/null || true; wait "$etcd_pid" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+failures=0
+pass() { echo "ok   - $*"; }
+bad() { echo "FAIL - $*"; failures=$((failures + 1)); }
+expect() { local what=$1; shift; if "$@"; then pass "$what"; else bad "$what"; fi; }
+
+# One etcd member on free loopback ports.
+read -r cport pport < <(python3 -c 'import socket
+s = [socket.socket() for _ in range(2)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*[x.getsockname()[1] for x in s])')
+url=http://127.0.0.1:$cport
+etcd --name m --data-dir "$tmp/etcd" --listen-client-urls "$url" --advertise-client-urls "$url" \
+  --listen-peer-urls "http://127.0.0.1:$pport" --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
+  --initial-cluster "m=http://127.0.0.1:$pport" >"$tmp/etcd.log" 2>&1 &
+etcd_pid=$!
+for _ in $(seq 100); do
+  etcdctl --endpoints "$url" endpoint health >/dev/null 2>&1 && break
+  sleep 0.1
+done
+etcdctl --endpoints "$url" endpoint health >/dev/null 2>&1 || { cat "$tmp/etcd.log"; bad "etcd started"; exit 1; }
+
+cp "$ipoib" "$tmp/whereabouts"
+# The seed's IPAM section, verbatim (conf/nad/jarvice-ipoib.yaml), in a config for `whereabouts`.
+net='{"cniVersion":"0.3.1","name":"jarvice-ipoib","type":"whereabouts","ipam":{"type":"whereabouts","range":"192.168.0.0/24"}}'
+
+# add NODE ROOT CONTAINER: the seed's IPAM ADD on NODE, whose host files are under ROOT.
+add() {
+  local node=$1 root=$2 cid=$3
+  mkdir -p "$root/etc/cni/net.d/whereabouts.d" "$root/var-lib"
+  NODENAME=$node CNI_COMMAND=ADD CNI_CONTAINERID=$cid CNI_NETNS=/proc/self/ns/net CNI_IFNAME=net1 \
+    CNI_PATH=$tmp unshare -m --propagation private sh -c '
+      mount --bind "$1/etc/cni/net.d/whereabouts.d" /etc/cni/net.d/whereabouts.d 2>/dev/null ||
+        { mount -t tmpfs none /etc/cni && mkdir -p /etc/cni/net.d/whereabouts.d &&
+          cp -a "$1/etc/cni/net.d/whereabouts.d/." /etc/cni/net.d/whereabouts.d/; }
+      mount --bind "$1/var-lib" /var/lib
+      exec "$2/whereabouts"' _ "$root" "$tmp" <<<"$net"
+}
+ip_of() { python3 -c 'import json,sys; print(json.load(sys.stdin)["ips"][0]["address"])'; }
+
+for node in a b; do
+  mkdir -p "$tmp/$node"
+  "$ipoib" install --root "$tmp/$node" --flat-file-only --etcd-endpoints "$url" >/dev/null
+done
+ip_a=$(add node-a "$tmp/a" pod-a | ip_of)
+ip_b=$(add node-b "$tmp/b" pod-b | ip_of)
+expect "node-a got an address from the range ($ip_a)" test "$ip_a" = 192.168.0.1/24
+expect "node-b got a different one ($ip_b): one range for the cluster" test "$ip_b" = 192.168.0.2/24
+expect "the reservations are in etcd (/ipoib/v1/)" \
+  bash -c '[[ $(etcdctl --endpoints "$0" get --prefix /ipoib/v1/ --keys-only | grep -c .) -ge 2 ]]' "$url"
+
+# The trap, for contrast: no flat file, each node its own store.
+ip_c=$(add node-c "$tmp/c" pod-c | ip_of)
+ip_d=$(add node-d "$tmp/d" pod-d | ip_of)
+expect "without the flat file two nodes hand out the same address ($ip_c, $ip_d)" \
+  test "$ip_c" = "$ip_d"
+
+echo "install-etcd-test: $failures failure(s)"
+((failures == 0))
