@@ -181,7 +181,9 @@ class Cluster:
 
     def restart(self, i, timeout=20):
         """Starts killed member i again on its ports and data dir (it rejoins the cluster);
-        returns whether it answered `endpoint health` within `timeout` seconds."""
+        returns whether it answered `endpoint health` within `timeout` seconds. Call it from a
+        thread that outlives the member (e.g. the main thread): PR_SET_PDEATHSIG fires when the
+        starting *thread* exits, and would kill the member then."""
         self.kill(i)
         self.procs[i] = self._spawn(i)
         end = time.monotonic() + timeout

@@ -25,9 +25,11 @@ Stores (--store):
                 with --expect-duplicates this is the harness's negative control (it passes only
                 when both detectors, the intervals and the ground truth, see duplicates)
 
---faults (etcd stores): during the storm the etcd leader is killed -9 and restarted, a member is
-SIGSTOPped then continued, and the leader is killed -9 for good (2 of 3 keep quorum); and ~8% of
-plugin processes are killed -9 at a random moment of their run. The harness then behaves like a
+--faults (etcd stores): during the storm the etcd leader is killed -9 and restarted, the leader is
+SIGSTOPped then continued, two members are SIGSTOPped for longer than lock_timeout_ms (no quorum:
+ADDs fail with code 11, DELs are deferred on the node) then continued, and the leader is killed -9
+for good (2 of 3 keep quorum); and ~8% of plugin processes are killed -9 at a random moment of
+their run. The harness then behaves like a
 runtime: a killed or failed ADD is followed by DELs until one succeeds, a killed DEL is retried.
 ADD may fail with code 11 only under --faults; DEL must always succeed when not killed.
 
@@ -70,6 +72,9 @@ CODE_EXHAUSTED = 102  # ErrorCode::kIpamFailure: the range is exhausted (lib/ipa
 PLUGIN_TIMEOUT_S = 60.0
 KILL_FRACTION = 0.08
 THREADS_PER_NODE = 2
+# Under --faults a no-quorum window outlasts this budget, so that ADDs fail with code 11 and DELs
+# are deferred (docs/ipam.md: etcd unreachable).
+FAULT_LOCK_TIMEOUT_MS = 1500
 IFNAME = "net1"
 
 RANGES = {  # (range, slice size) per family; capacity = size - 2 (network and all-ones)
@@ -152,7 +157,7 @@ def node_config(args, work, i, endpoints):
     ipam = {"type": "whereabouts", "range": rng, "node_name": node_name(i),
             "store_dir": os.path.join(work, "store-shared" if args.store == "local-shared"
                                       else "store-%d" % i),
-            "lock_timeout_ms": 10000}
+            "lock_timeout_ms": FAULT_LOCK_TIMEOUT_MS if args.faults else 10000}
     if args.store in ("etcd", "slices"):
         ipam.update({"datastore": "etcd", "etcd_host": endpoints})
     if args.store == "slices":
@@ -208,8 +213,10 @@ class Node:
         for attempt in range(200):
             o = self.op(rng, "DEL", cid)
             first = o.t0 if first is None else first
+            # A DEL that could not reach etcd says on stderr that it deferred the release.
             self.record(kind="del", cid=cid, t0=o.t0, t1=o.t1, rc=o.rc, code=o.code,
-                        killed=o.killed, mid=o.killed_mid, attempt=attempt)
+                        killed=o.killed, mid=o.killed_mid, attempt=attempt,
+                        deferred=o.ok and "defer" in o.err.lower())
             if o.ok:
                 return first
             if not o.killed:
@@ -398,7 +405,7 @@ class Storm:
         with concurrent.futures.ThreadPoolExecutor(max_workers=2 * THREADS_PER_NODE) as ex:
             return list(ex.map(fn, jobs))
 
-    # -- faults (run in a thread of the coordinator while the nodes storm)
+    # -- faults (the coordinator's main thread, while the nodes storm)
     def leader(self, timeout=10):
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -408,21 +415,21 @@ class Storm:
             time.sleep(0.1)
         raise RuntimeError("no etcd leader within %d s" % timeout)
 
-    def faults(self, counter, total, stop, done):
+    def faults(self, counter, total, nodes_gone, done):
         try:
-            self.inject(counter, total, stop)
+            self.inject(counter, total, nodes_gone)
         except RuntimeError as e:
             self.fail("faults: %s" % e)
         finally:
             done.set()
 
-    def inject(self, counter, total, stop):
+    def inject(self, counter, total, nodes_gone):
         c = self.cluster
 
         def at(fraction):
-            while counter.value < fraction * total and not stop.is_set():
+            while counter.value < fraction * total and not nodes_gone():
                 time.sleep(0.02)
-            return not stop.is_set()
+            return not nodes_gone()
 
         def note(what):
             self.fault_log.append((time.monotonic(), "%s (after %d ops)" % (what, counter.value)))
@@ -444,7 +451,18 @@ class Storm:
         time.sleep(1.5)
         c.signal(j, signal.SIGCONT)
         note("SIGCONT m%d" % j)
-        if not at(0.75):
+        if not at(0.6):
+            return
+        # No quorum for longer than lock_timeout_ms: ADDs fail with 11, DELs are deferred.
+        pair = [m for m in range(c.n) if m != self.leader()]
+        for m in pair:
+            c.signal(m, signal.SIGSTOP)
+        note("SIGSTOP m%d and m%d: no quorum" % tuple(pair))
+        time.sleep(2.5 * FAULT_LOCK_TIMEOUT_MS / 1000)
+        for m in pair:
+            c.signal(m, signal.SIGCONT)
+        note("SIGCONT m%d and m%d" % tuple(pair))
+        if not at(0.8):
             return
         k = self.leader()
         c.kill(k)
@@ -462,21 +480,17 @@ class Storm:
         paths = [os.path.join(self.work, "events-%d.json" % i) for i in range(a.nodes)]
         procs = [ctx.Process(target=node_main, args=(a, self.exe, self.confs[i], i, counter,
                                                      faults_done, paths[i])) for i in range(a.nodes)]
-        stop = threading.Event()
-        fault_thread = None
         t0 = time.monotonic()
         for p in procs:
             p.start()
         if a.faults:
-            fault_thread = threading.Thread(target=self.faults,
-                                            args=(counter, a.nodes * a.ops, stop, faults_done))
-            fault_thread.start()
+            # In this (the main) thread: a restarted member dies with the thread that started it
+            # (etcd_harness.Cluster.restart).
+            self.faults(counter, a.nodes * a.ops, lambda: not any(p.is_alive() for p in procs),
+                        faults_done)
         for p in procs:
             p.join()
         seconds = time.monotonic() - t0
-        stop.set()
-        if fault_thread:
-            fault_thread.join()
         events, live, peaks = [], {}, []
         for i, (p, path) in enumerate(zip(procs, paths)):
             if p.exitcode != 0:
@@ -505,10 +519,11 @@ class Storm:
         median = durations[len(durations) // 2] if durations else 0.0
         self.figures.append(
             "storm: %d nodes, %d ops (%d ADD, %d DEL) in %.1f s: %.0f allocations/s, %.0f ops/s; "
-            "median ADD %.1f ms; %d plugin processes killed (%d mid-operation); %d ADDs code 11"
-            % (a.nodes, len(adds) + len(dels), len(adds), len(dels), seconds,
-               len(acked) / seconds, (len(adds) + len(dels)) / seconds, median, len(kills),
-               sum(1 for e in kills if e["mid"]), len(busy)))
+            "median ADD %.1f ms; %d plugin processes killed (%d mid-operation); %d ADDs code 11; "
+            "%d DELs deferred" % (a.nodes, len(adds) + len(dels), len(adds), len(dels), seconds,
+                                  len(acked) / seconds, (len(adds) + len(dels)) / seconds, median,
+                                  len(kills), sum(1 for e in kills if e["mid"]), len(busy),
+                                  sum(1 for e in dels if e["deferred"])))
         dups = overlapping(intervals(events))
         return live, dict(peaks), dups
 
@@ -617,6 +632,10 @@ class Storm:
             os.makedirs(d, mode=0o700, exist_ok=True)
         t0 = time.monotonic()
         live, peaks, dups = self.storm()
+        held = self.ground_truth()
+        self.figures.append("before the flush: %d addresses held by attachments no longer live "
+                            "(releases deferred while etcd was unreachable)" %
+                            sum(1 for cids in held.values() for c in cids if c not in live))
         self.flush()
         truth_dups = self.check_live(live, dups)
         if a.expect_duplicates:
@@ -672,6 +691,8 @@ def main():
     s = Storm(a)
     try:
         s.run()
+    except RuntimeError as e:  # etcd or the listing did not answer: a failure, with the figures
+        s.fail(str(e))
     finally:
         s.close()
     for f in s.figures:
