@@ -77,14 +77,15 @@ THREADS_PER_NODE = 2
 FAULT_LOCK_TIMEOUT_MS = 1500
 IFNAME = "net1"
 
-RANGES = {  # (range, slice size) per family; capacity = size - 2 (network and all-ones)
+RANGES = {  # (default range, slice size) per family
     4: ("10.90.0.0/24", "/28"),
     6: ("fd00:90::/120", "/124"),
 }
 
 
-def capacity(family):
-    return ipaddress.ip_network(RANGES[family][0]).num_addresses - 2
+def capacity(args):
+    # Every address but the network and the all-ones one (lib/ipam/range.cpp).
+    return ipaddress.ip_network(args.range).num_addresses - 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,8 +154,8 @@ def node_name(i):
 
 
 def node_config(args, work, i, endpoints):
-    rng, slice_size = RANGES[args.family]
-    ipam = {"type": "whereabouts", "range": rng, "node_name": node_name(i),
+    slice_size = RANGES[args.family][1]
+    ipam = {"type": "whereabouts", "range": args.range, "node_name": node_name(i),
             "store_dir": os.path.join(work, "store-shared" if args.store == "local-shared"
                                       else "store-%d" % i),
             "lock_timeout_ms": FAULT_LOCK_TIMEOUT_MS if args.faults else 10000}
@@ -167,9 +168,11 @@ def node_config(args, work, i, endpoints):
 
 
 def max_live_per_node(args):
-    # Per-address: 8 nodes x 24 = 192 of 254 addresses, so the storm never exhausts the range.
-    # Slices: 12 fits one /28 (or /124) slice per node, with 16 slices for 8 nodes.
-    return 12 if args.store == "slices" else 24
+    # Slices: 12 fits one /28 (or /124) slice per node, with 16 slices of a /24 for 8 nodes.
+    # Otherwise at most 3/4 of the range is live (8 nodes x 24 = 192 of 254), never exhausted.
+    if args.store == "slices":
+        return 12
+    return max(THREADS_PER_NODE, min(24, capacity(args) * 3 // 4 // args.nodes))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -611,7 +614,7 @@ class Storm:
     def capacity_check(self):
         """Per-address: the whole range again, exactly its capacity."""
         n = self.args.nodes
-        cap = capacity(self.args.family)
+        cap = capacity(self.args)
         demand = [(i, cap // n + (1 if i < cap % n else 0)) for i in range(n)]
         acks = self.refill(demand, "capacity")
         o = run_plugin(self.exe, "ADD", "one-more", self.confs[0])
@@ -674,12 +677,15 @@ def main():
     ap.add_argument("--family", type=int, choices=[4, 6], default=4)
     ap.add_argument("--nodes", type=int, default=8)
     ap.add_argument("--ops", type=int, default=256, help="operations per node")
+    ap.add_argument("--range", help="the IPAM range (default 10.90.0.0/24, fd00:90::/120); "
+                    "node slices keep the default (16 slices for 8 nodes)")
     ap.add_argument("--faults", action="store_true")
     ap.add_argument("--expect-duplicates", action="store_true")
     ap.add_argument("--seed", type=int, default=int(os.environ.get("STORM_SEED", "0")) or
                     random.SystemRandom().randrange(1, 1 << 30))
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     a = ap.parse_args()
+    a.range = a.range or RANGES[a.family][0]
     if a.store in ("etcd", "slices") and not etcd_harness.binaries_present():
         print("SKIP: etcd/etcdctl not installed", file=sys.stderr)
         return 77
