@@ -12,15 +12,14 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
-// Jittered exponential backoff: 2, 4, 8 ... 128 ms, times a factor in [0.5, 1.5).
-milliseconds backoff(int attempt, std::mt19937& rng) {
+}  // namespace
+
+milliseconds conflict_backoff(int attempt, std::mt19937& rng) {
   const int shift = std::min(attempt, 7);
   const double base = 1 << shift;
   std::uniform_real_distribution<double> jitter(0.5, 1.5);
   return milliseconds(static_cast<std::int64_t>(base * jitter(rng)) + 1);
 }
-
-}  // namespace
 
 Result<std::optional<std::string>> KvTxn::get(const std::string& key) {
   if (auto w = writes_.find(key); w != writes_.end()) {
@@ -64,8 +63,46 @@ Result<std::vector<std::string>> KvTxn::scan_keys(const std::string& from, const
   return keys;
 }
 
+Result<std::vector<etcd::KeyValue>> KvTxn::list(const std::string& from, const std::string& end) {
+  std::vector<etcd::KeyValue> out;
+  etcd::RangeRequest r;
+  r.key = from;
+  r.range_end = end;
+  r.limit = 512;
+  std::int64_t revision = 0;
+  for (;;) {
+    IPOIB_TRY_ASSIGN(etcd::RangeResponse page, client_.range(r));
+    revision = page.header.revision;
+    for (auto& kv : page.kvs) {
+      listed_[kv.key] = kv.mod_revision;
+      out.push_back(std::move(kv));
+    }
+    if (!page.more || page.kvs.empty()) {
+      break;
+    }
+    r.key = out.back().key + std::string(1, '\0');
+    r.revision = revision;  // one consistent snapshot across pages
+  }
+  guards_.push_back({from, end, revision});
+  // This run's own writes in the range win over what etcd holds.
+  for (auto& kv : out) {
+    if (auto w = writes_.find(kv.key); w != writes_.end() && w->second) {
+      kv.value = *w->second;
+    }
+  }
+  std::erase_if(out, [&](const etcd::KeyValue& kv) {
+    auto w = writes_.find(kv.key);
+    return w != writes_.end() && !w->second;
+  });
+  return out;
+}
+
+bool KvTxn::was_read(const std::string& key) const {
+  return reads_.count(key) != 0 || listed_.count(key) != 0 || writes_.count(key) != 0;
+}
+
 Status KvTxn::put(const std::string& key, std::string value) {
-  if (reads_.count(key) == 0 && writes_.count(key) == 0) {
+  if (!was_read(key)) {
     return Error(ErrorCode::kInternal, "cluster txn: write of unread key " + key);
   }
   writes_[key] = std::move(value);
@@ -73,7 +110,7 @@ Status KvTxn::put(const std::string& key, std::string value) {
 }
 
 Status KvTxn::del(const std::string& key) {
-  if (reads_.count(key) == 0 && writes_.count(key) == 0) {
+  if (!was_read(key)) {
     return Error(ErrorCode::kInternal, "cluster txn: delete of unread key " + key);
   }
   writes_[key] = std::nullopt;
@@ -100,10 +137,19 @@ etcd::TxnRequest KvTxn::commit_request() const {
     t.compare.push_back(read.present ? etcd::Compare::mod_revision_is(key, read.mod_revision)
                                      : etcd::Compare::absent(key));
   }
+  for (const Guard& g : guards_) {
+    t.compare.push_back(etcd::Compare::range_unchanged_since(g.from, g.end, g.revision));
+  }
   for (const auto& [key, value] : writes_) {
+    const auto listed = listed_.find(key);
+    const bool listed_only = listed != listed_.end() && reads_.count(key) == 0;
+    if (listed_only) {
+      // Its own compare: the range guard does not see a delete.
+      t.compare.push_back(etcd::Compare::mod_revision_is(key, listed->second));
+    }
     if (value) {
       t.success.emplace_back(etcd::PutRequest{key, *value});
-    } else if (auto r = reads_.find(key); r != reads_.end() && r->second.present) {
+    } else if (auto r = reads_.find(key); listed_only || (r != reads_.end() && r->second.present)) {
       t.success.emplace_back(etcd::DeleteRangeRequest::single(key));
     }
     // A delete of a key read as absent (or created and deleted by this run) is nothing to do.
@@ -126,7 +172,7 @@ Result<TxnStats> run_transaction(etcd::Client& client, milliseconds budget, cons
     TxnStats stats;
     stats.attempts = attempt;
     stats.writes = txn.writes();
-    if (txn.reads() == 0 && txn.writes() == 0) {
+    if (txn.writes() == 0) {
       return stats;
     }
     IPOIB_TRY_ASSIGN(etcd::TxnResponse resp,
@@ -142,8 +188,8 @@ Result<TxnStats> run_transaction(etcd::Client& client, milliseconds budget, cons
                        std::to_string(budget.count()) +
                        " ms (keys read by this operation kept changing under concurrent writers)");
     }
-    auto pause =
-        std::min(backoff(attempt, rng), std::chrono::duration_cast<milliseconds>(deadline - now));
+    auto pause = std::min(conflict_backoff(attempt, rng),
+                          std::chrono::duration_cast<milliseconds>(deadline - now));
     std::this_thread::sleep_for(pause);
   }
 }

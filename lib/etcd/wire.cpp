@@ -275,6 +275,9 @@ json compare_json(const Compare& c) {
   json j = {{"key", base64_encode(c.key)},
             {"target", target_name(c.target)},
             {"result", result_name(c.result)}};
+  if (!c.range_end.empty()) {
+    j["range_end"] = base64_encode(c.range_end);
+  }
   switch (c.target) {
     case CompareTarget::kCreate:
       j["create_revision"] = std::to_string(c.number);
@@ -431,6 +434,17 @@ Compare Compare::value_is(std::string key, std::string value) {
   c.key = std::move(key);
   c.target = CompareTarget::kValue;
   c.value = std::move(value);
+  return c;
+}
+
+Compare Compare::range_unchanged_since(std::string key, std::string range_end,
+                                       std::int64_t revision) {
+  Compare c;
+  c.key = std::move(key);
+  c.range_end = std::move(range_end);
+  c.target = CompareTarget::kMod;
+  c.result = CompareResult::kLess;
+  c.number = revision + 1;
   return c;
 }
 

@@ -133,6 +133,69 @@ Result<std::string> configured_node_name(const json& ipam) {
   return get_string(ipam, "node_name", "node_name");
 }
 
+// "/26" or "26" (whereabouts' form) as a prefix length; 0 when unset.
+Result<int> read_node_slice_prefix(const json& ipam) {
+  const auto it = ipam.find("node_slice_size");
+  if (it == ipam.end() || it->is_null()) {
+    return 0;
+  }
+  if (!it->is_string() && !it->is_number_integer()) {
+    return bad("node_slice_size", "must be a prefix length such as \"/26\" or \"26\"");
+  }
+  std::string text = it->is_string() ? it->get<std::string>() : std::to_string(it->get<long>());
+  if (!text.empty() && text[0] == '/') {
+    text.erase(0, 1);
+  }
+  const auto n = parse_uint(text, 8);
+  if (!n || *n < 1 || *n > 128) {
+    return bad("node_slice_size",
+               "\"" + text.substr(0, 32) + "\" is not a prefix length between 1 and 128 (\"/26\")");
+  }
+  return static_cast<int>(*n);
+}
+
+// `datastore` and the cluster store's keys.
+Status read_datastore(const json& ipam, StoreLocation& loc) {
+  IPOIB_TRY_ASSIGN(std::string datastore, get_string(ipam, "datastore", "datastore"));
+  IPOIB_TRY_ASSIGN(loc.cluster.node_slice_prefix, read_node_slice_prefix(ipam));
+  if (datastore.empty() || datastore == "kubernetes") {
+    loc.datastore = Datastore::kLocal;
+    if (loc.cluster.node_slice_prefix != 0) {
+      return bad("node_slice_size",
+                 "needs \"datastore\": \"etcd\": the cluster store hands slices of a range to "
+                 "nodes; the local store (store_dir) is one node's or one shared directory's");
+    }
+    return ok_status();
+  }
+  if (datastore != "etcd") {
+    return bad("datastore", "\"" + datastore.substr(0, 32) +
+                                "\" is not \"etcd\" (the cluster store) or \"kubernetes\" "
+                                "(whereabouts' default: here the local store in store_dir)");
+  }
+  loc.datastore = Datastore::kEtcd;
+  etcd::ConfigKeys& k = loc.cluster.etcd;
+  const std::pair<const char*, std::string*> fields[] = {
+      {"etcd_host", &k.etcd_host},
+      {"etcd_username", &k.etcd_username},
+      {"etcd_password", &k.etcd_password},
+      {"etcd_password_file", &k.etcd_password_file},
+      {"etcd_cert_file", &k.etcd_cert_file},
+      {"etcd_key_file", &k.etcd_key_file},
+      {"etcd_ca_cert_file", &k.etcd_ca_cert_file}};
+  for (const auto& [key, value] : fields) {
+    IPOIB_TRY_ASSIGN(*value, get_string(ipam, key, key));
+  }
+  if (k.etcd_host.empty()) {
+    return bad("etcd_host",
+               "missing: \"datastore\": \"etcd\" needs the endpoints, e.g. "
+               "\"https://10.0.0.1:2379,https://10.0.0.2:2379\"");
+  }
+  if (auto endpoints = etcd::parse_endpoints(k.etcd_host); !endpoints) {
+    return std::move(endpoints).error();
+  }
+  return ok_status();
+}
+
 Result<StoreLocation> location_from(const json& ipam) {
   StoreLocation loc;
   IPOIB_TRY_ASSIGN(loc.store_dir, get_string(ipam, "store_dir", "store_dir"));
@@ -153,26 +216,18 @@ Result<StoreLocation> location_from(const json& ipam) {
     }
     loc.lock_timeout_ms = it->get<std::int64_t>();
   }
+  IPOIB_TRY(read_datastore(ipam, loc));
   return loc;
 }
 
+// whereabouts' keys for its own machinery (the Kubernetes API store, its leader election, its
+// reconciler): accepted and ignored.
 bool is_ignored_key(const std::string& key) {
-  static const char* const kIgnored[] = {"kubernetes",
-                                         "datastore",
-                                         "sleep_for_race",
-                                         "reconciler_cron_expression",
-                                         "etcd_host",
-                                         "etcd_username",
-                                         "etcd_password",
-                                         "etcd_key_file",
-                                         "etcd_cert_file",
-                                         "etcd_ca_cert_file",
-                                         "leader_lease_duration",
-                                         "leader_renew_deadline",
-                                         "leader_retry_period"};
+  static const char* const kIgnored[] = {"kubernetes", "sleep_for_race",
+                                         "reconciler_cron_expression"};
   return std::any_of(std::begin(kIgnored), std::end(kIgnored),
                      [&](const char* k) { return key == k; }) ||
-         starts_with(key, "etcd_") || starts_with(key, "leader_");
+         starts_with(key, "leader_");
 }
 
 bool is_known_key(const std::string& key) {
@@ -195,7 +250,15 @@ bool is_known_key(const std::string& key) {
                                        "allocation",
                                        "lock_timeout_ms",
                                        "node_slice_size",
-                                       "node_name"};
+                                       "node_name",
+                                       "datastore",
+                                       "etcd_host",
+                                       "etcd_username",
+                                       "etcd_password",
+                                       "etcd_password_file",
+                                       "etcd_key_file",
+                                       "etcd_cert_file",
+                                       "etcd_ca_cert_file"};
   return std::any_of(std::begin(kKnown), std::end(kKnown), [&](const char* k) { return key == k; });
 }
 
@@ -254,6 +317,26 @@ Status read_dns(const json& ipam, IpamConfig& c) {
   IPOIB_TRY_ASSIGN(c.dns.domain, get_string(*it, "domain", "dns.domain"));
   IPOIB_TRY_ASSIGN(c.dns.search, get_string_list(*it, "search", "dns.search"));
   IPOIB_TRY_ASSIGN(c.dns.options, get_string_list(*it, "options", "dns.options"));
+  return ok_status();
+}
+
+// Every range must split into slices of node_slice_size: longer than the range's prefix, at most
+// the family's width, and at most 2^16 slices (a node's claim reads the slice table).
+Status check_node_slices(const IpamConfig& c) {
+  const int slice = c.location.cluster.node_slice_prefix;
+  if (slice == 0) {
+    return ok_status();
+  }
+  for (std::size_t i = 0; i < c.ranges.size(); ++i) {
+    const IpPrefix& subnet = c.ranges[i].subnet;
+    const int width = subnet.family() == IpFamily::kV4 ? 32 : 128;
+    if (slice <= subnet.length() || slice > width || slice - subnet.length() > 16) {
+      return bad("node_slice_size", "/" + std::to_string(slice) + " does not split range " +
+                                        c.range_keys[i] + " into slices: it must be longer than /" +
+                                        std::to_string(subnet.length()) + ", at most /" +
+                                        std::to_string(width) + " and give at most 65536 slices");
+    }
+  }
   return ok_status();
 }
 
@@ -381,18 +464,19 @@ Result<IpamConfig> load_ipam_config(const nlohmann::json& ipam_inline, const Con
   IPOIB_TRY_ASSIGN(std::string node, configured_node_name(ipam));
   IPOIB_TRY_ASSIGN(c.location.node_name, resolve_node_name(node, src));
 
-  if (const auto it = ipam.find("node_slice_size"); it != ipam.end() && !it->is_null()) {
-    return bad("node_slice_size",
-               "per-node slices are not supported by the built-in IPAM and are not needed: its "
-               "store is local to the node, so give each node its own range (range_start/"
-               "range_end or a per-node `range`), or point `store_dir` at a shared POSIX "
-               "filesystem (NFS, Lustre, GPFS, CephFS) to allocate one range cluster-wide");
+  if (ipam.contains("datastore") && ipam["datastore"] == "kubernetes") {
+    c.notes.push_back(
+        "ignoring \"datastore\": \"kubernetes\" (whereabouts' Kubernetes API store): the "
+        "reservations are in the local store in store_dir; \"datastore\": \"etcd\" makes them "
+        "cluster-wide");
   }
   for (auto it = ipam.begin(); it != ipam.end(); ++it) {
     if (is_ignored_key(it.key())) {
-      c.notes.push_back(
-          "ignoring \"" + it.key() +
-          "\": it configures whereabouts' Kubernetes/etcd store, not this file store");
+      c.notes.push_back("ignoring \"" + it.key() +
+                        "\": it configures whereabouts' Kubernetes API store or its leader "
+                        "election, which this IPAM does not use");
+    } else if (starts_with(it.key(), "etcd_") && c.location.datastore != Datastore::kEtcd) {
+      c.notes.push_back("ignoring \"" + it.key() + "\": datastore is not \"etcd\"");
     } else if (!is_known_key(it.key())) {
       c.notes.push_back("ignoring unknown ipam key \"" + it.key() + "\"");
     }
@@ -449,6 +533,7 @@ Result<IpamConfig> load_ipam_config(const nlohmann::json& ipam_inline, const Con
     c.ranges.push_back(std::move(r).value());
   }
 
+  IPOIB_TRY(check_node_slices(c));
   IPOIB_TRY(read_routes(ipam, c));
   IPOIB_TRY(read_dns(ipam, c));
   IPOIB_TRY(read_addresses(ipam, c));

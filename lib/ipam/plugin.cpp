@@ -113,6 +113,13 @@ class BuiltinIpam final : public cni::Plugin {
           IPOIB_TRY_ASSIGN(std::vector<Reservation> same_pod, txn.find_pod(key, pod_ref, ifname));
           // Never one address for two live attachments: take over only a gone one.
           for (Reservation& r : same_pod) {
+            if (!r.node.empty() && r.node != node) {
+              // Its netns is on another node: nothing here can tell whether it still lives.
+              notes.push_back(concat({"ADD of pod ", pod_ref, "/", ifname, ": ", r.ip.to_string(),
+                                      " stays with container ", r.container_id, " of node ",
+                                      r.node, "; allocating another address"}));
+              continue;
+            }
             if (other_live(r.netns, req.env.netns)) {
               notes.push_back(concat({"ADD of pod ", pod_ref, "/", ifname, ": ", r.ip.to_string(),
                                       " stays with container ", r.container_id, ", whose netns ",
@@ -192,12 +199,12 @@ class BuiltinIpam final : public cni::Plugin {
     IPOIB_TRY_ASSIGN(std::unique_ptr<IpamStore> store, open_store(loc, OpenMode::kExisting));
     const std::unique_ptr<PoolStore> pool = store->pool(loc.network_name);
     std::vector<Reservation> released;
-    const PoolStore::Body body = [&](PoolTxn& txn) -> Status {
-      IPOIB_TRY_ASSIGN(
-          released, release_matching(txn, attachment_filter(req.env.container_id, req.env.ifname)));
-      return ok_status();
-    };
-    IPOIB_TRY(transact(*pool, Access::kWrite, body));
+    IPOIB_TRY_ASSIGN(TxnInfo info,
+                     pool->release_attachment(
+                         attachment_filter(req.env.container_id, req.env.ifname), released));
+    for (const std::string& w : info.warnings) {
+      log_.warning(w);
+    }
     if (!released.empty()) {
       log_.info("DEL " + req.env.container_id + "/" + req.env.ifname + ": released " +
                 std::to_string(released.size()) + " address(es) from pool " + pool->label());

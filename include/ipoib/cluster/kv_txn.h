@@ -20,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -43,8 +44,13 @@ class KvTxn {
   // candidates: whatever the body decides on it must get()).
   Result<std::vector<std::string>> scan_keys(const std::string& from, const std::string& end,
                                              std::int64_t limit);
-  // Writes and deletes of keys the body has get() (kInternal otherwise: a blind write would be
-  // outside the compare set).
+  // Every key in [from, end) with its value, read at one revision (paged), and recorded as a
+  // range guard: the commit fails if any key in the range was written after that revision.
+  // A key listed here may then be put() or del() (with its own mod_revision compare, which
+  // also catches a delete). For broad reads: list, GC, STATUS; never on an ADD's path.
+  Result<std::vector<etcd::KeyValue>> list(const std::string& from, const std::string& end);
+  // Writes and deletes of keys the body has get() or list()ed (kInternal otherwise: a blind
+  // write would be outside the compare set).
   Status put(const std::string& key, std::string value);
   Status del(const std::string& key);
   // Creates a key the body believes absent (a gap a scan showed) without reading it first: the
@@ -59,7 +65,7 @@ class KvTxn {
 
   // The Txn that commits this run (compares for the read set; writes, deletes and hints).
   [[nodiscard]] etcd::TxnRequest commit_request() const;
-  [[nodiscard]] std::size_t reads() const { return reads_.size(); }
+  [[nodiscard]] std::size_t reads() const { return reads_.size() + guards_.size(); }
 
  private:
   struct Read {
@@ -67,9 +73,17 @@ class KvTxn {
     std::int64_t mod_revision = 0;
     std::string value;
   };
+  struct Guard {
+    std::string from;
+    std::string end;
+    std::int64_t revision = 0;
+  };
+  [[nodiscard]] bool was_read(const std::string& key) const;
   etcd::Client& client_;
   int attempt_;
   std::map<std::string, Read> reads_;
+  std::vector<Guard> guards_;
+  std::map<std::string, std::int64_t> listed_;                // key -> mod_revision, from list()
   std::map<std::string, std::optional<std::string>> writes_;  // nullopt: delete
   std::map<std::string, std::string> hints_;
 };
@@ -82,10 +96,15 @@ struct TxnStats {
 
 using TxnBody = std::function<Status(KvTxn&)>;
 
+// The pause before retry `attempt` after a conflict: 2, 4, 8 ... 128 ms, times a random factor
+// in [0.5, 1.5), so that writers that collided do not collide again.
+std::chrono::milliseconds conflict_backoff(int attempt, std::mt19937& rng);
+
 // Runs body until a run commits or `budget` has elapsed since the call. A body error is
-// returned unchanged and nothing is committed. A run that read nothing and wrote nothing
-// commits nothing. Errors: the body's; kTryAgainLater naming the conflict when the budget ran
-// out; the etcd client's errors (kTryAgainLater naming endpoints when unreachable).
+// returned unchanged and nothing is committed. A run that wrote nothing commits nothing (what
+// it read was current when it read it; there is nothing to guard). Errors: the body's;
+// kTryAgainLater naming the conflict when the budget ran out; the etcd client's errors
+// (kTryAgainLater naming endpoints when unreachable).
 Result<TxnStats> run_transaction(etcd::Client& client, std::chrono::milliseconds budget,
                                  const TxnBody& body);
 

@@ -121,12 +121,17 @@ struct Compare {
   CompareResult result = CompareResult::kEqual;
   std::int64_t number = 0;
   std::string value;
+  std::string range_end = {};  // set: the compare holds for every key in [key, range_end)
 
   // The key does not exist (create_revision == 0): create-if-absent.
   static Compare absent(std::string key);
   // The key exists and was last written at mod_revision (compare-and-swap).
   static Compare mod_revision_is(std::string key, std::int64_t mod_revision);
   static Compare value_is(std::string key, std::string value);
+  // No key in [key, range_end) was written after `revision` (mod_revision < revision + 1): the
+  // guard of a range read at that revision. A key deleted since is not seen by it.
+  static Compare range_unchanged_since(std::string key, std::string range_end,
+                                       std::int64_t revision);
 };
 
 using RequestOp = std::variant<RangeRequest, PutRequest, DeleteRangeRequest>;

@@ -23,6 +23,7 @@
 #include "ipoib/base/log.h"
 #include "ipoib/cni/env.h"
 #include "ipoib/cni/result.h"
+#include "ipoib/etcd/client.h"
 #include "ipoib/ipam/range.h"
 
 namespace ipoib::ipam {
@@ -45,12 +46,30 @@ inline constexpr std::int64_t kDefaultLockTimeoutMs = 5000;
 
 // Where the store is and which pool file a network uses: all DEL and GC need, so they still work
 // when the rest of the configuration no longer validates.
+// Which engine holds the reservations (`datastore`).
+enum class Datastore {
+  kLocal,  // the journal store in store_dir (absent, "" or whereabouts' default "kubernetes")
+  kEtcd,   // the cluster store on etcd v3 ("etcd"); store_dir keeps this node's own state
+};
+
+// The cluster store's keys (datastore: etcd). The etcd keys are whereabouts' (plus
+// etcd_password_file); they are checked when the store opens (etcd::config_from), except
+// etcd_host, which must be present and parse at load.
+struct ClusterStore {
+  etcd::ConfigKeys etcd{};
+  // node_slice_size as a prefix length ("/26" or "26"): each node claims slices of that size
+  // from a range and allocates inside them locally; 0 = per-address mode (every ADD in etcd).
+  int node_slice_prefix = 0;
+};
+
 struct StoreLocation {
   std::string store_dir;     // absolute, no ".." (validated)
   std::string network_name;  // "" = the default pool (whereabouts' default)
   std::int64_t lock_timeout_ms = kDefaultLockTimeoutMs;
   std::string node_name = {};   // resolve_node_name's answer; "" when it failed:
   std::string node_error = {};  // then why (load_store_location only; load_ipam_config fails)
+  Datastore datastore = Datastore::kLocal;
+  ClusterStore cluster = {};  // datastore == kEtcd only
 };
 
 struct StaticAddress {

@@ -145,6 +145,14 @@ class PoolStore {
   // verification; kIoFailure when it cannot be read or written (naming the path and errno).
   virtual Result<TxnInfo> transact(Access access, const Body& body) = 0;
 
+  // DEL's operation: releases every reservation of one attachment (release_matching on an
+  // attachment filter, in one transaction) and returns them in `released`. It never blocks pod
+  // teardown on a remote store: when the cluster cannot be reached, the release is recorded
+  // durably on this node instead (info.deferred, `released` empty) and applied before any
+  // later transaction of this pool commits. The local store simply runs the transaction.
+  virtual Result<TxnInfo> release_attachment(const ReservationFilter& attachment,
+                                             std::vector<Reservation>& released);
+
   // Names the pool in messages: "/var/lib/cni/ipoib-ipam/pool-mynet".
   [[nodiscard]] virtual std::string label() const = 0;
 };
@@ -174,8 +182,9 @@ class IpamStore {
 
 struct StoreTuning;  // store.h: when the local journal is compacted
 
-// Opens the store `loc` names. Today every location is the local journal store in
-// loc.store_dir (local_pool_store.h); the cluster store dispatches here on loc's datastore.
+// Opens the store `loc` names: the local journal store in loc.store_dir (local_pool_store.h), or
+// with datastore etcd the cluster store (cluster_pool_store.h: per-address, or node slices when
+// node_slice_size is set).
 // Errors as the implementation's open (kInvalidNetworkConfig for a bad path, kIoFailure).
 Result<std::unique_ptr<IpamStore>> open_ipam_store(const StoreLocation& loc, OpenMode mode,
                                                    const StoreTuning& tuning);

@@ -115,10 +115,60 @@ TEST_CASE("validation names the key") {
   CHECK_THAT(err_of({{"range", 5}}), Catch::Contains("range"));
 }
 
-TEST_CASE("node_slice_size is refused with what to do instead") {
-  const std::string msg = err_of({{"range", "10.0.0.0/16"}, {"node_slice_size", "/22"}});
-  CHECK_THAT(msg, Catch::Contains("node_slice_size") && Catch::Contains("store_dir") &&
-                      Catch::Contains("range_start"));
+TEST_CASE("datastore etcd: whereabouts' keys, node_slice_size, and what is refused") {
+  const json etcd = {{"range", "10.0.0.0/16"},
+                     {"datastore", "etcd"},
+                     {"etcd_host", "https://10.0.0.1:2379,http://[fd00::1]:2379"},
+                     {"etcd_username", "u"},
+                     {"etcd_password", "p"},
+                     {"etcd_key_file", "/k"},
+                     {"etcd_cert_file", "/c"},
+                     {"etcd_ca_cert_file", "/ca"}};
+  const IpamConfig c = must(etcd);
+  CHECK(c.location.datastore == Datastore::kEtcd);
+  CHECK(c.location.cluster.etcd.etcd_host == "https://10.0.0.1:2379,http://[fd00::1]:2379");
+  CHECK(c.location.cluster.etcd.etcd_username == "u");
+  CHECK(c.location.cluster.etcd.etcd_ca_cert_file == "/ca");
+  CHECK(c.location.cluster.node_slice_prefix == 0);
+  for (const auto& n : c.notes) {
+    CHECK_THAT(n, !Catch::Contains("etcd_"));  // every etcd key is used
+  }
+  json sliced = etcd;
+  sliced["node_slice_size"] = "/22";
+  CHECK(must(sliced).location.cluster.node_slice_prefix == 22);
+  sliced["node_slice_size"] = "24";
+  CHECK(must(sliced).location.cluster.node_slice_prefix == 24);
+  // DEL and GC read the same location.
+  auto loc = load_store_location(sliced, no_flat_files());
+  REQUIRE(loc.ok());
+  CHECK(loc->datastore == Datastore::kEtcd);
+  CHECK(loc->cluster.node_slice_prefix == 24);
+
+  for (const char* bad : {"/16", "/8", "/33", "x", "/"}) {
+    sliced["node_slice_size"] = bad;
+    CHECK_THAT(err_of(sliced), Catch::Contains("node_slice_size"));
+  }
+  sliced["node_slice_size"] = "/30";  // 2^14 slices of a /16: fine; a /0 range would not be
+  CHECK(must(sliced).location.cluster.node_slice_prefix == 30);
+  json huge = sliced;
+  huge["range"] = "10.0.0.0/8";
+  CHECK_THAT(err_of(huge), Catch::Contains("65536"));
+
+  // Slices need the cluster store; etcd needs endpoints; an unknown datastore is refused.
+  CHECK_THAT(err_of({{"range", "10.0.0.0/16"}, {"node_slice_size", "/22"}}),
+             Catch::Contains("node_slice_size") && Catch::Contains("etcd"));
+  CHECK_THAT(err_of({{"range", "10.0.0.0/16"}, {"datastore", "etcd"}}),
+             Catch::Contains("etcd_host"));
+  CHECK_THAT(err_of({{"range", "10.0.0.0/16"}, {"datastore", "etcd"}, {"etcd_host", "ftp://x"}}),
+             Catch::Contains("etcd_host"));
+  CHECK_THAT(err_of({{"range", "10.0.0.0/16"}, {"datastore", "consul"}}),
+             Catch::Contains("datastore") && Catch::Contains("consul"));
+  // Without datastore etcd the etcd keys are noted as ignored, and the store stays local.
+  const IpamConfig local = must({{"range", "10.0.0.0/16"}, {"etcd_host", "http://h:1"}});
+  CHECK(local.location.datastore == Datastore::kLocal);
+  std::string notes;
+  for (const auto& n : local.notes) notes += n;
+  CHECK_THAT(notes, Catch::Contains("etcd_host"));
 }
 
 TEST_CASE("flat file: configuration_path first, inline wins, missing is fine") {

@@ -458,6 +458,24 @@ TEST_CASE("same pod and ifname: take over only a gone attachment, never a live o
   CHECK(rebooted.run("CHECK", cfg, "ctr-c").rc == 0);
 }
 
+TEST_CASE("same pod and ifname on another node: never taken over") {
+  // Node B cannot see node A's namespaces: a reservation of node A is never taken over by a pod
+  // reference on node B, even though A's netns path does not exist on B.
+  Harness a("node-a");
+  Harness b("node-b");
+  b.store_dir = a.store_dir;  // one shared store (a shared store_dir, or the cluster store)
+  const json cfg = a.conf(kRange);
+  const std::string pod = "K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p";
+  const auto on_a = a.add_ips(cfg, "ctr-a", "net1", pod, "/gone/a");
+  const auto on_b = b.add_ips(cfg, "ctr-b", "net1", pod, "/gone/b");
+  CHECK(on_a != on_b);
+  CHECK(a.reservations() == 2);
+  // On its own node the same pod's gone attachment is still taken over.
+  const auto again_a = a.add_ips(cfg, "ctr-a2", "net1", pod, "/gone/a2");
+  CHECK(again_a == on_a);
+  CHECK(a.reservations() == 2);
+}
+
 TEST_CASE("GC releases only its own node's reservations; node-less records are kept") {
   Harness a("node-a");
   Harness b("node-b");

@@ -1,0 +1,1000 @@
+// The cluster store on etcd v3 (ipoib/ipam/cluster_pool_store.h).
+#include "ipoib/ipam/cluster_pool_store.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "ipoib/base/errno_error.h"
+#include "ipoib/base/file.h"
+#include "ipoib/cluster/keys.h"
+#include "ipoib/cluster/kv_txn.h"
+#include "ipoib/etcd/client.h"
+#include "ipoib/ipam/pool_ops.h"
+#include "ipoib/ipam/store.h"
+
+namespace ipoib::ipam {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+namespace keys = cluster::keys;
+
+// etcd's default --max-txn-ops: the most compares, and the most operations, one Txn may carry.
+constexpr std::size_t kMaxTxnOps = 128;
+// Keys per bounded read while searching for a free address.
+constexpr std::int64_t kScanPage = 64;
+constexpr std::string_view kDeferredDir = "cluster-deferred";
+constexpr std::size_t kMaxDeferredBytes = 4096;
+// The range state's "mode": a range is allocated per address or in node slices, never both (the
+// two keep their reservations in different places, so mixing them could hand out an address
+// twice). Node-slice mode writes "node-slices".
+constexpr std::string_view kPerAddressMode = "per-address";
+
+Error corrupt(const std::string& key, const std::string& why) {
+  return {ErrorCode::kStoreCorrupt, "cluster store: key " + key + ": " + why};
+}
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+std::string record_json(const Reservation& r) {
+  return dump({{"ip", r.ip.to_string()},
+               {"range_key", r.range_key},
+               {"network", r.cni_network},
+               {"container_id", r.container_id},
+               {"ifname", r.ifname},
+               {"pod_ref", r.pod_ref},
+               {"since", r.since_unix_s},
+               {"node", r.node},
+               {"netns", r.netns}});
+}
+
+Result<Reservation> parse_record(const std::string& key, const std::string& text) {
+  const json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  const auto ip = keys::address_of(key);
+  if (!doc.is_object() || !ip) {
+    return corrupt(key, "not a reservation record");
+  }
+  Reservation r;
+  r.ip = *ip;
+  auto str = [&](const char* name, std::string& out) {
+    const auto it = doc.find(name);
+    if (it != doc.end() && it->is_string()) {
+      out = it->get<std::string>();
+      return true;
+    }
+    return false;
+  };
+  if (!str("container_id", r.container_id) || !str("ifname", r.ifname) ||
+      !str("range_key", r.range_key)) {
+    return corrupt(key, "reservation record without container_id, ifname or range_key");
+  }
+  str("network", r.cni_network);
+  str("pod_ref", r.pod_ref);
+  str("node", r.node);
+  str("netns", r.netns);
+  if (const auto it = doc.find("since"); it != doc.end() && it->is_number_integer()) {
+    r.since_unix_s = it->get<std::int64_t>();
+  }
+  return r;
+}
+
+// The index keys a reservation owns, with their values (the address).
+std::vector<std::pair<std::string, std::string>> index_keys(const std::string& net,
+                                                            const Reservation& r) {
+  std::vector<std::pair<std::string, std::string>> out;
+  out.emplace_back(keys::attachment(net, r.container_id, r.ifname, r.range_key), r.ip.to_string());
+  if (!r.pod_ref.empty()) {
+    out.emplace_back(keys::pod(net, r.pod_ref, r.ifname, r.range_key, r.container_id),
+                     r.ip.to_string());
+  }
+  return out;
+}
+
+std::string range_state_json(const Range& range, const std::optional<IpAddress>& cursor) {
+  json excluded = json::array();
+  for (const Interval& iv : range.excluded) {
+    excluded.push_back({IpAddress(range.family(), iv.lo).to_string(),
+                        IpAddress(range.family(), iv.hi).to_string()});
+  }
+  json j = {{"mode", kPerAddressMode},
+            {"subnet", range.subnet.to_string()},
+            {"first", range.first.to_string()},
+            {"last", range.last.to_string()},
+            {"excluded", excluded}};
+  if (cursor) {
+    j["cursor"] = cursor->to_string();
+  }
+  return dump(j);
+}
+
+std::optional<PoolRange> parse_range_state(const std::string& key, const std::string& text) {
+  const json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) {
+    return std::nullopt;
+  }
+  auto ip = [&](const char* name) -> std::optional<IpAddress> {
+    const auto it = j.find(name);
+    if (it == j.end() || !it->is_string()) {
+      return std::nullopt;
+    }
+    auto parsed = IpAddress::parse(it->get<std::string>());
+    return parsed ? std::optional<IpAddress>(*parsed) : std::nullopt;
+  };
+  const auto subnet_it = j.find("subnet");
+  if (subnet_it == j.end() || !subnet_it->is_string()) {
+    return std::nullopt;
+  }
+  auto subnet = IpPrefix::parse(subnet_it->get<std::string>());
+  const auto first = ip("first");
+  const auto last = ip("last");
+  if (!subnet || !first || !last) {
+    return std::nullopt;
+  }
+  PoolRange pr;
+  // .../range/<escaped key>/state
+  const std::string_view tail = std::string_view(key).substr(0, key.size() - 6);
+  pr.key = keys::unescape(tail.substr(tail.rfind('/') + 1));
+  pr.subnet = *subnet;
+  pr.first = *first;
+  pr.last = *last;
+  if (const auto ex = j.find("excluded"); ex != j.end() && ex->is_array()) {
+    for (const json& e : *ex) {
+      if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
+        auto lo = IpAddress::parse(e[0].get<std::string>());
+        auto hi = IpAddress::parse(e[1].get<std::string>());
+        if (lo && hi) {
+          pr.excluded.push_back({lo->value(), hi->value()});
+        }
+      }
+    }
+  }
+  pr.cursor = ip("cursor");
+  return pr;
+}
+
+// What one read found at a key: the compare that guards it.
+struct ReadState {
+  bool present = false;
+  std::int64_t mod_revision = 0;
+};
+
+// One transaction body's view of a pool: reads recorded, changes kept per address key and
+// turned into Txns by commit_requests().
+class ClusterPoolTxn final : public PoolTxn {
+ public:
+  ClusterPoolTxn(etcd::Client& client, const std::string& net, Access access, int attempt)
+      : client_(client), net_(net), access_(access), attempt_(attempt) {}
+
+  Result<std::optional<Reservation>> find_attachment(std::string_view range_key,
+                                                     std::string_view container_id,
+                                                     std::string_view ifname) override {
+    for (const auto& [key, after] : pending_) {
+      if (after && after->range_key == range_key && after->container_id == container_id &&
+          after->ifname == ifname) {
+        return after;
+      }
+    }
+    const std::string index = keys::attachment(net_, container_id, ifname, range_key);
+    IPOIB_TRY_ASSIGN(std::optional<std::string> held, get_value(index));
+    if (!held) {
+      return std::optional<Reservation>();
+    }
+    IPOIB_TRY_ASSIGN(std::optional<Reservation> r, at_index(index, *held));
+    if (r && r->range_key == range_key && r->container_id == container_id && r->ifname == ifname) {
+      return r;
+    }
+    return std::optional<Reservation>();
+  }
+
+  Result<std::vector<Reservation>> find_pod(std::string_view range_key, std::string_view pod_ref,
+                                            std::string_view ifname) override {
+    ReservationFilter f;
+    auto same_pod = [&](const Reservation& r) {
+      return r.range_key == range_key && r.pod_ref == pod_ref && r.ifname == ifname;
+    };
+    return via_index(keys::pod_prefix(net_, pod_ref, ifname, range_key), same_pod);
+  }
+
+  Result<std::vector<Reservation>> reservations(const ReservationFilter& filter) override {
+    auto matches = [&](const Reservation& r) { return filter.matches(r); };
+    if (filter.is_attachment()) {
+      return via_index(keys::attachment_prefix(net_, *filter.container_id, *filter.ifname),
+                       matches);
+    }
+    if (filter.ip) {
+      std::vector<Reservation> out;
+      IPOIB_TRY_ASSIGN(std::optional<Reservation> r, current(keys::address(net_, *filter.ip)));
+      if (r && matches(*r)) {
+        out.push_back(std::move(*r));
+      }
+      return out;
+    }
+    std::map<std::string, std::optional<Reservation>> all;
+    for (const IpFamily family : {IpFamily::kV4, IpFamily::kV6}) {
+      const std::string prefix = keys::address_prefix(net_, family);
+      // Not guarded as a range: a body that reads everything (GC, admin release) changes only
+      // reservations it read, each under its own compare, and must not conflict with every ADD
+      // of the network meanwhile.
+      IPOIB_TRY_ASSIGN(std::vector<etcd::KeyValue> kvs,
+                       list(prefix, keys::prefix_end(prefix), /*guard=*/false));
+      for (etcd::KeyValue& kv : kvs) {
+        IPOIB_TRY_ASSIGN(Reservation r, parse_record(kv.key, kv.value));
+        remember(kv.key, ReadState{true, kv.mod_revision}, r, /*listed=*/true);
+        all[kv.key] = std::move(r);
+      }
+    }
+    for (const auto& [key, after] : pending_) {
+      all[key] = after;
+    }
+    std::vector<Reservation> out;
+    for (auto& [key, r] : all) {
+      if (r && matches(*r)) {
+        out.push_back(std::move(*r));
+      }
+    }
+    sort_by_ip(out);
+    return out;
+  }
+
+  Result<std::vector<PoolRange>> ranges() override {
+    const std::string prefix = keys::ranges_prefix(net_);
+    etcd::RangeRequest req = etcd::RangeRequest::prefix(prefix);
+    IPOIB_TRY_ASSIGN(etcd::RangeResponse resp, client_.range(req));
+    std::vector<PoolRange> out;
+    for (const etcd::KeyValue& kv : resp.kvs) {
+      if (kv.key.size() > 6 && kv.key.compare(kv.key.size() - 6, 6, "/state") == 0) {
+        if (auto pr = parse_range_state(kv.key, kv.value)) {
+          out.push_back(std::move(*pr));
+        }
+      }
+    }
+    return out;
+  }
+
+  Result<u128> free_count(const std::string& /*range_key*/, const Range& range) override {
+    // Count the reservations in each part of [first, last] that is not excluded.
+    u128 taken = 0;
+    u128 lo = range.first.value();
+    auto count = [&](u128 from, u128 to) -> Status {
+      etcd::RangeRequest req;
+      req.key = keys::address(net_, IpAddress(range.family(), from));
+      req.range_end = keys::address(net_, IpAddress(range.family(), to)) + std::string(1, '\0');
+      req.count_only = true;
+      IPOIB_TRY_ASSIGN(etcd::RangeResponse resp, client_.range(req));
+      taken += static_cast<u128>(resp.count);
+      return ok_status();
+    };
+    for (const Interval& iv : range.excluded) {
+      if (iv.lo > lo) {
+        IPOIB_TRY(count(lo, iv.lo - 1));
+      }
+      lo = iv.hi + 1;
+      if (iv.hi >= range.last.value()) {
+        lo = range.last.value() + 1;
+        break;
+      }
+    }
+    if (lo <= range.last.value() && lo >= range.first.value()) {
+      IPOIB_TRY(count(lo, range.last.value()));
+    }
+    const u128 usable = range.usable_count();
+    return taken >= usable ? u128{0} : usable - taken;
+  }
+
+  Status use_range(const std::string& /*range_key*/, const Range& /*range*/) override {
+    if (access_ == Access::kRead) {
+      return read_only_change();
+    }
+    // Written with the cursor when an address is handed out (allocate): no write per ADD.
+    return ok_status();
+  }
+
+  Result<std::optional<IpAddress>> allocate(const std::string& range_key, const Range& range,
+                                            AllocationPolicy /*policy*/, Reservation r) override {
+    if (access_ == Access::kRead) {
+      return read_only_change();
+    }
+    IPOIB_TRY_ASSIGN(std::optional<IpAddress> ip, choose(range_key, range));
+    if (!ip) {
+      return ip;
+    }
+    const std::string key = keys::address(net_, *ip);
+    reads_[key] = ReadState{};  // create-if-absent: create_revision == 0
+    base_[key] = std::nullopt;
+    r.ip = *ip;
+    r.range_key = range_key;
+    pending_[key] = std::move(r);
+    hints_[keys::range_state(net_, range_key)] = range_state_json(range, *ip);
+    return ip;
+  }
+
+  Status reserve(Reservation r) override {
+    if (access_ == Access::kRead) {
+      return read_only_change();
+    }
+    const std::string key = keys::address(net_, r.ip);
+    IPOIB_TRY_ASSIGN(std::optional<Reservation> cur, current(key));
+    (void)cur;  // read: the compare guards the replacement
+    pending_[key] = std::move(r);
+    return ok_status();
+  }
+
+  Status release(const IpAddress& ip) override {
+    if (access_ == Access::kRead) {
+      return read_only_change();
+    }
+    const std::string key = keys::address(net_, ip);
+    IPOIB_TRY_ASSIGN(std::optional<Reservation> cur, current(key));
+    if (!cur) {
+      return Error(ErrorCode::kInternal,
+                   "cluster store: release of " + ip.to_string() + ", which is not reserved");
+    }
+    pending_[key] = std::nullopt;
+    return ok_status();
+  }
+
+  // The Txns that commit this run: one when it fits in one etcd Txn (every compare of the read
+  // set), else batches of whole changes, each under its own address key's compare.
+  Result<std::vector<etcd::TxnRequest>> commit_requests() const {
+    std::vector<etcd::TxnRequest> out;
+    std::vector<Change> changes = collect_changes();
+    if (changes.empty()) {
+      return out;
+    }
+    etcd::TxnRequest one;
+    for (const auto& [key, read] : reads_) {
+      one.compare.push_back(compare_for(key, read));
+    }
+    for (const Guard& g : guards_) {
+      one.compare.push_back(etcd::Compare::range_unchanged_since(g.from, g.end, g.revision));
+    }
+    for (const Change& c : changes) {
+      if (reads_.count(c.key) == 0) {
+        one.compare.push_back(compare_for(c.key, listed_.at(c.key)));
+      }
+    }
+    std::map<std::string, std::optional<std::string>> ops;
+    for (const Change& c : changes) {
+      add_ops(c, ops);
+    }
+    for (const auto& [k, v] : hints_) {
+      ops[k] = v;  // the range state: last writer wins, no compare
+    }
+    if (one.compare.size() <= kMaxTxnOps && ops.size() <= kMaxTxnOps) {
+      append_ops(ops, one);
+      out.push_back(std::move(one));
+      return out;
+    }
+    // Batches: a key two changes touch would have to be in one batch; that only happens when
+    // one attachment moves between addresses, which an ADD does in a small transaction.
+    std::map<std::string, std::size_t> owner;
+    for (std::size_t i = 0; i < changes.size(); ++i) {
+      std::map<std::string, std::optional<std::string>> mine;
+      add_ops(changes[i], mine);
+      for (const auto& [key, v] : mine) {
+        if (!owner.emplace(key, i).second) {
+          return Error(ErrorCode::kInternal,
+                       "cluster store: a transaction too large for one etcd Txn changes key " +
+                           key + " twice");
+        }
+      }
+    }
+    etcd::TxnRequest batch;
+    std::map<std::string, std::optional<std::string>> batch_ops;
+    for (const Change& c : changes) {
+      std::map<std::string, std::optional<std::string>> mine;
+      add_ops(c, mine);
+      if (batch.compare.size() + 1 > kMaxTxnOps || batch_ops.size() + mine.size() > kMaxTxnOps) {
+        append_ops(batch_ops, batch);
+        out.push_back(std::move(batch));
+        batch = {};
+        batch_ops.clear();
+      }
+      const auto r = reads_.find(c.key);
+      batch.compare.push_back(
+          compare_for(c.key, r != reads_.end() ? r->second : listed_.at(c.key)));
+      batch_ops.insert(mine.begin(), mine.end());
+    }
+    append_ops(batch_ops, batch);
+    out.push_back(std::move(batch));
+    etcd::TxnRequest hints;  // after every batch: a cursor never runs ahead of its reservation
+    for (const auto& [k, v] : hints_) {
+      hints.success.emplace_back(etcd::PutRequest{k, v});
+    }
+    if (!hints.success.empty()) {
+      out.push_back(std::move(hints));
+    }
+    return out;
+  }
+
+  [[nodiscard]] std::size_t changes() const { return collect_changes().size(); }
+  [[nodiscard]] bool changed() const { return !pending_.empty() || !hints_.empty(); }
+
+ private:
+  struct Guard {
+    std::string from;
+    std::string end;
+    std::int64_t revision = 0;
+  };
+  struct Change {
+    std::string key;
+    std::optional<Reservation> before;
+    std::optional<Reservation> after;
+  };
+
+  static Error read_only_change() {
+    return {ErrorCode::kInternal, "cluster store: a read transaction tried to change the pool"};
+  }
+
+  static etcd::Compare compare_for(const std::string& key, const ReadState& read) {
+    return read.present ? etcd::Compare::mod_revision_is(key, read.mod_revision)
+                        : etcd::Compare::absent(key);
+  }
+
+  static void sort_by_ip(std::vector<Reservation>& v) {
+    std::sort(v.begin(), v.end(),
+              [](const Reservation& a, const Reservation& b) { return a.ip < b.ip; });
+  }
+
+  std::vector<Change> collect_changes() const {
+    std::vector<Change> out;
+    for (const auto& [key, after] : pending_) {
+      const auto b = base_.find(key);
+      std::optional<Reservation> before = b != base_.end() ? b->second : std::nullopt;
+      if (before != after) {
+        out.push_back({key, std::move(before), after});
+      }
+    }
+    return out;
+  }
+
+  // Deletes of what `before` owned, then writes of `after` (a key both delete and write keeps
+  // the write: etcd refuses one key twice in a Txn).
+  void add_ops(const Change& c, std::map<std::string, std::optional<std::string>>& ops) const {
+    if (c.before) {
+      for (auto& [k, v] : index_keys(net_, *c.before)) {
+        ops.emplace(k, std::nullopt);
+      }
+    }
+    if (c.after) {
+      for (auto& [k, v] : index_keys(net_, *c.after)) {
+        ops[k] = v;
+      }
+      ops[c.key] = record_json(*c.after);
+    } else {
+      ops.emplace(c.key, std::nullopt);
+    }
+  }
+
+  static void append_ops(const std::map<std::string, std::optional<std::string>>& ops,
+                         etcd::TxnRequest& t) {
+    for (const auto& [key, value] : ops) {
+      if (value) {
+        t.success.emplace_back(etcd::PutRequest{key, *value});
+      } else {
+        t.success.emplace_back(etcd::DeleteRangeRequest::single(key));
+      }
+    }
+  }
+
+  void remember(const std::string& key, ReadState state, std::optional<Reservation> r,
+                bool listed) {
+    if (listed) {
+      listed_[key] = state;
+    } else {
+      reads_[key] = state;
+    }
+    base_.emplace(key, std::move(r));
+  }
+
+  // One key's value, recorded in the read set.
+  Result<std::optional<std::string>> get_value(const std::string& key) {
+    IPOIB_TRY_ASSIGN(etcd::RangeResponse resp, client_.range(etcd::RangeRequest::single(key)));
+    if (resp.kvs.empty()) {
+      reads_.emplace(key, ReadState{});
+      return std::optional<std::string>();
+    }
+    reads_.emplace(key, ReadState{true, resp.kvs[0].mod_revision});
+    return std::optional<std::string>(std::move(resp.kvs[0].value));
+  }
+
+  // The reservation at an address key as this run sees it: its own change, else what etcd held
+  // when this run first read it.
+  Result<std::optional<Reservation>> current(const std::string& key) {
+    if (auto p = pending_.find(key); p != pending_.end()) {
+      return p->second;
+    }
+    if (auto b = base_.find(key); b != base_.end()) {
+      return b->second;
+    }
+    IPOIB_TRY_ASSIGN(std::optional<std::string> text, get_value(key));
+    std::optional<Reservation> r;
+    if (text) {
+      IPOIB_TRY_ASSIGN(Reservation parsed, parse_record(key, *text));
+      r = std::move(parsed);
+    }
+    base_.emplace(key, r);
+    return r;
+  }
+
+  // The reservation an index entry (value: the address) points to.
+  Result<std::optional<Reservation>> at_index(const std::string& index, const std::string& value) {
+    auto ip = IpAddress::parse(value);
+    if (!ip) {
+      return corrupt(index, "not an address: " + value.substr(0, 64));
+    }
+    return current(keys::address(net_, *ip));
+  }
+
+  // Every key in [from, end), read at one revision; with `guard`, the commit also checks that no
+  // key in the range was written since (one range compare; a delete is not seen by it).
+  Result<std::vector<etcd::KeyValue>> list(const std::string& from, const std::string& end,
+                                           bool guard = true) {
+    std::vector<etcd::KeyValue> out;
+    etcd::RangeRequest r;
+    r.key = from;
+    r.range_end = end;
+    r.limit = 512;
+    std::int64_t revision = 0;
+    for (;;) {
+      IPOIB_TRY_ASSIGN(etcd::RangeResponse page, client_.range(r));
+      revision = page.header.revision;
+      for (auto& kv : page.kvs) {
+        out.push_back(std::move(kv));
+      }
+      if (!page.more || out.empty()) {
+        break;
+      }
+      r.key = out.back().key + std::string(1, '\0');
+      r.revision = revision;  // one consistent snapshot across pages
+    }
+    if (guard) {
+      guards_.push_back({from, end, revision});
+    }
+    return out;
+  }
+
+  // The reservations an index prefix names that satisfy `keep`, with this run's own changes.
+  template <class Keep>
+  Result<std::vector<Reservation>> via_index(const std::string& prefix, const Keep& keep) {
+    IPOIB_TRY_ASSIGN(std::vector<etcd::KeyValue> entries, list(prefix, keys::prefix_end(prefix)));
+    std::map<std::string, Reservation> found;
+    for (const etcd::KeyValue& kv : entries) {
+      IPOIB_TRY_ASSIGN(std::optional<Reservation> r, at_index(kv.key, kv.value));
+      if (r && keep(*r)) {
+        found.emplace(keys::address(net_, r->ip), std::move(*r));
+      }
+    }
+    for (const auto& [key, after] : pending_) {
+      if (after && keep(*after)) {
+        found.insert_or_assign(key, *after);
+      } else {
+        found.erase(key);
+      }
+    }
+    std::vector<Reservation> out;
+    for (auto& [key, r] : found) {
+      out.push_back(std::move(r));
+    }
+    sort_by_ip(out);
+    return out;
+  }
+
+  [[nodiscard]] std::string net_label() const { return net_.empty() ? "(default)" : net_; }
+
+  [[nodiscard]] bool excluded(const Range& range, u128 v, u128* skip_to) const {
+    for (const Interval& iv : range.excluded) {
+      if (v >= iv.lo && v <= iv.hi) {
+        *skip_to = iv.hi;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // A free address after the range's cursor (wrapping once), found with keys-only reads of
+  // kScanPage keys; the first on a first attempt, on a retry (it was taken under us) a random
+  // one of the first few, so that concurrent nodes stop colliding. The commit's
+  // create-if-absent compare on its key decides; the scan itself is not guarded.
+  Result<std::optional<IpAddress>> choose(const std::string& range_key, const Range& range) {
+    const IpFamily fam = range.family();
+    const std::size_t want =
+        attempt_ == 1 ? 1 : std::min<std::size_t>(4 + 8 * static_cast<std::size_t>(attempt_), 128);
+    u128 start = range.first.value();
+    {
+      IPOIB_TRY_ASSIGN(
+          etcd::RangeResponse resp,
+          client_.range(etcd::RangeRequest::single(keys::range_state(net_, range_key))));
+      if (!resp.kvs.empty()) {
+        const json state = json::parse(resp.kvs[0].value, nullptr, /*allow_exceptions=*/false);
+        if (state.is_object() && state.contains("mode") && state["mode"] != kPerAddressMode) {
+          return Error(ErrorCode::kInvalidNetworkConfig,
+                       "range " + range_key + " of network " + net_label() +
+                           " is allocated in node slices in the cluster store (" + resp.kvs[0].key +
+                           "): set the same node_slice_size on every node; a range cannot mix "
+                           "node slices and per-address allocation");
+        }
+        const auto pr = parse_range_state(resp.kvs[0].key, resp.kvs[0].value);
+        if (pr && pr->cursor && pr->cursor->family() == fam && *pr->cursor >= range.first &&
+            *pr->cursor < range.last) {
+          start = pr->cursor->value() + 1;
+        }
+      }
+    }
+    std::vector<IpAddress> candidates;
+    auto add_free = [&](u128 lo, u128 hi) {
+      while (lo <= hi && candidates.size() < want) {
+        u128 skip = 0;
+        if (excluded(range, lo, &skip)) {
+          if (skip >= hi) {
+            return;
+          }
+          lo = skip + 1;
+          continue;
+        }
+        const IpAddress ip(fam, lo);
+        const std::string key = keys::address(net_, ip);
+        const auto p = pending_.find(key);
+        const auto b = base_.find(key);
+        const bool seen_taken = (p != pending_.end()) || (b != base_.end() && b->second);
+        if (!seen_taken) {
+          candidates.push_back(ip);
+        }
+        if (lo == hi) {
+          return;
+        }
+        ++lo;
+      }
+    };
+    std::vector<std::pair<u128, u128>> segments = {{start, range.last.value()}};
+    if (start > range.first.value()) {
+      segments.emplace_back(range.first.value(), start - 1);
+    }
+    for (const auto& [seg_first, seg_last] : segments) {
+      u128 pos = seg_first;
+      const std::string end = keys::address(net_, IpAddress(fam, seg_last)) + std::string(1, '\0');
+      bool done = false;
+      while (!done && candidates.size() < want) {
+        etcd::RangeRequest r;
+        r.key = keys::address(net_, IpAddress(fam, pos));
+        r.range_end = end;
+        r.limit = kScanPage;
+        r.keys_only = true;
+        IPOIB_TRY_ASSIGN(etcd::RangeResponse page, client_.range(r));
+        for (const etcd::KeyValue& kv : page.kvs) {
+          const auto t = keys::address_of(kv.key);
+          if (!t || t->family() != fam) {
+            return corrupt(kv.key, "not an address key");
+          }
+          if (t->value() > pos) {
+            add_free(pos, t->value() - 1);
+          }
+          if (t->value() >= seg_last) {
+            done = true;
+            break;
+          }
+          pos = t->value() + 1;
+        }
+        if (!done && static_cast<std::int64_t>(page.kvs.size()) < kScanPage) {
+          add_free(pos, seg_last);
+          done = true;
+        }
+      }
+      if (candidates.size() >= want) {
+        break;
+      }
+    }
+    if (candidates.empty()) {
+      return std::optional<IpAddress>();
+    }
+    std::size_t pick = 0;
+    if (attempt_ > 1) {
+      // Seeded per call: a static generator would repeat its sequence in every forked process.
+      std::mt19937 rng(
+          static_cast<std::uint32_t>(::getpid()) * 2654435761U ^
+          static_cast<std::uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
+      pick = std::uniform_int_distribution<std::size_t>(0, candidates.size() - 1)(rng);
+    }
+    return std::optional<IpAddress>(candidates[pick]);
+  }
+
+  etcd::Client& client_;
+  const std::string& net_;
+  Access access_;
+  int attempt_;
+  std::map<std::string, ReadState> reads_;   // get(): compared in the one-Txn commit
+  std::map<std::string, ReadState> listed_;  // from list(): covered by a guard until changed
+  std::vector<Guard> guards_;
+  std::map<std::string, std::optional<Reservation>> base_;     // address key -> what etcd held
+  std::map<std::string, std::optional<Reservation>> pending_;  // address key -> this run's
+  std::map<std::string, std::string> hints_;                   // range state (cursor)
+};
+
+// A deferred release: the attachment whose reservations DEL could not release in etcd.
+struct Deferred {
+  std::string network;
+  std::string container_id;
+  std::string ifname;
+};
+
+std::string deferred_name(const Deferred& d) {
+  std::uint64_t h = 1469598103934665603ULL;  // FNV-1a 64
+  for (const std::string* part : {&d.network, &d.container_id, &d.ifname}) {
+    for (const char c : *part) {
+      h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+    }
+    h = (h ^ 0xffU) * 1099511628211ULL;  // a byte no storable field holds separates them
+  }
+  static constexpr std::string_view kHex = "0123456789abcdef";
+  std::string name = "release-";
+  for (int i = 15; i >= 0; --i) {
+    name += kHex[(h >> (4 * i)) & 15];
+  }
+  return name;
+}
+
+class ClusterIpamStore;
+
+class ClusterPool final : public PoolStore {
+ public:
+  ClusterPool(ClusterIpamStore& store, std::string net) : store_(store), net_(std::move(net)) {}
+  Result<TxnInfo> transact(Access access, const Body& body) override;
+  Result<TxnInfo> release_attachment(const ReservationFilter& attachment,
+                                     std::vector<Reservation>& released) override;
+  [[nodiscard]] std::string label() const override;
+  // The transaction without applying deferred releases first (what applying one runs).
+  Result<TxnInfo> run(Access access, const Body& body);
+
+ private:
+  ClusterIpamStore& store_;
+  std::string net_;
+};
+
+class ClusterIpamStore final : public IpamStore {
+ public:
+  ClusterIpamStore(StoreLocation loc, OpenMode mode, std::unique_ptr<etcd::Client> client)
+      : loc_(std::move(loc)), mode_(mode), client_(std::move(client)) {}
+
+  Result<std::vector<std::string>> pool_names() override {
+    // One bounded read per network: after a network's first key, skip past its prefix.
+    std::vector<std::string> out;
+    const std::string root = std::string(keys::kRoot) + "net/";
+    std::string from = root;
+    const std::string end = keys::prefix_end(root);
+    for (;;) {
+      etcd::RangeRequest r;
+      r.key = from;
+      r.range_end = end;
+      r.limit = 1;
+      r.keys_only = true;
+      IPOIB_TRY_ASSIGN(etcd::RangeResponse resp, client_->range(r));
+      if (resp.kvs.empty()) {
+        return out;
+      }
+      const std::string& key = resp.kvs[0].key;
+      const std::size_t slash = key.find('/', root.size());
+      if (slash == std::string::npos) {
+        return out;
+      }
+      const std::string name = keys::unescape(key.substr(root.size(), slash - root.size()));
+      out.push_back(name == "_" ? std::string() : name);
+      from = keys::prefix_end(key.substr(0, slash + 1));
+    }
+  }
+
+  std::unique_ptr<PoolStore> pool(const std::string& network_name) override {
+    return std::make_unique<ClusterPool>(*this, network_name);
+  }
+
+  Status writable() override {
+    IPOIB_TRY_ASSIGN(etcd::StatusResponse st, client_->status());
+    if (st.leader == 0) {
+      return Error(ErrorCode::kTryAgainLater, "cluster store " + label() +
+                                                  ": the member that answered has no leader (no "
+                                                  "quorum)");
+    }
+    // STATUS applies what DEL deferred, every network's.
+    IPOIB_TRY_ASSIGN(std::vector<Deferred> pending, deferred_entries());
+    for (const Deferred& d : pending) {
+      IPOIB_TRY(apply_deferred(d));
+    }
+    return ok_status();
+  }
+
+  [[nodiscard]] std::string label() const override { return "etcd " + loc_.cluster.etcd.etcd_host; }
+
+  etcd::Client& client() { return *client_; }
+  [[nodiscard]] const StoreLocation& location() const { return loc_; }
+
+  // Applies this network's deferred releases; an error when one cannot be applied (then the
+  // pool must commit nothing else).
+  Status flush_deferred(const std::string& net) {
+    IPOIB_TRY_ASSIGN(std::vector<Deferred> pending, deferred_entries());
+    for (const Deferred& d : pending) {
+      if (d.network == net) {
+        IPOIB_TRY(apply_deferred(d));
+      }
+    }
+    return ok_status();
+  }
+
+  // Records a release durably on this node.
+  Status defer(const Deferred& d) {
+    IPOIB_TRY(ensure_deferred_dir());
+    const std::string dir = deferred_dir();
+    auto fd = open_checked(AT_FDCWD, dir, O_RDONLY, FileType::kDirectory);
+    if (!fd) {
+      return std::move(fd).error();
+    }
+    const std::string text =
+        dump({{"network", d.network}, {"container_id", d.container_id}, {"ifname", d.ifname}});
+    return publish_file(fd->get(), dir, deferred_name(d), text, 0600);
+  }
+
+ private:
+  [[nodiscard]] std::string deferred_dir() const {
+    return loc_.store_dir + "/" + std::string(kDeferredDir);
+  }
+
+  Status ensure_deferred_dir() {
+    // Store::open creates missing directories 0700 and refuses untrusted ones.
+    IPOIB_TRY_ASSIGN(std::optional<Store> s, Store::open(deferred_dir(), CreateMode::kCreate));
+    (void)s;
+    return ok_status();
+  }
+
+  Result<std::vector<Deferred>> deferred_entries() {
+    std::vector<Deferred> out;
+    const std::string dir = deferred_dir();
+    auto fd = open_checked(AT_FDCWD, dir, O_RDONLY, FileType::kDirectory);
+    if (!fd) {
+      if (::access(dir.c_str(), F_OK) != 0 && errno == ENOENT) {
+        return out;  // nothing was ever deferred
+      }
+      return std::move(fd).error();
+    }
+    IPOIB_TRY_ASSIGN(std::vector<std::string> names, list_directory(fd->get(), dir));
+    for (const std::string& name : names) {
+      if (name.rfind("release-", 0) != 0) {
+        continue;  // publish_file's temporary files, or not ours
+      }
+      IPOIB_TRY_ASSIGN(std::optional<std::string> text,
+                       read_file_if_exists(fd->get(), name, kMaxDeferredBytes,
+                                           ErrorCode::kStoreCorrupt, FollowSymlinks::kNo));
+      if (!text) {
+        continue;  // applied by another process meanwhile
+      }
+      const json j = json::parse(*text, nullptr, /*allow_exceptions=*/false);
+      if (!j.is_object() || !j.value("container_id", json()).is_string() ||
+          !j.value("ifname", json()).is_string() || !j.value("network", json()).is_string()) {
+        return Error(ErrorCode::kStoreCorrupt,
+                     "deferred release " + dir + "/" + name + " is not a release record");
+      }
+      out.push_back({j["network"].get<std::string>(), j["container_id"].get<std::string>(),
+                     j["ifname"].get<std::string>()});
+    }
+    return out;
+  }
+
+  Status apply_deferred(const Deferred& d);
+
+  StoreLocation loc_;
+  OpenMode mode_;
+  std::unique_ptr<etcd::Client> client_;
+};
+
+Result<TxnInfo> ClusterPool::run(Access access, const Body& body) {
+  etcd::Client& client = store_.client();
+  const milliseconds budget(store_.location().lock_timeout_ms);
+  const auto deadline = steady_clock::now() + budget;
+  std::mt19937 rng(static_cast<std::uint32_t>(::getpid()) ^
+                   static_cast<std::uint32_t>(steady_clock::now().time_since_epoch().count()));
+  for (int attempt = 1;; ++attempt) {
+    ClusterPoolTxn txn(client, net_, access, attempt);
+    IPOIB_TRY(body(txn));
+    TxnInfo info;
+    info.attempts = attempt;
+    if (access == Access::kRead) {
+      if (txn.changed()) {
+        return Error(ErrorCode::kInternal, "cluster store: a read transaction changed the pool");
+      }
+      return info;
+    }
+    IPOIB_TRY_ASSIGN(std::vector<etcd::TxnRequest> commits, txn.commit_requests());
+    bool conflict = false;
+    for (const etcd::TxnRequest& t : commits) {
+      // Every commit is guarded by compares over what it read, so sending it again after an
+      // unknown outcome cannot apply it twice.
+      IPOIB_TRY_ASSIGN(etcd::TxnResponse resp, client.txn(t, etcd::TxnRetry::kIdempotent));
+      if (!resp.succeeded) {
+        conflict = true;
+        break;
+      }
+    }
+    if (!conflict) {
+      info.changes = txn.changes();
+      return info;
+    }
+    const auto now = steady_clock::now();
+    if (now >= deadline) {
+      return Error(ErrorCode::kTryAgainLater,
+                   "cluster store " + store_.label() + ": " + std::to_string(attempt) +
+                       " conflicting attempts within " + std::to_string(budget.count()) +
+                       " ms (lock_timeout_ms): the keys this operation read kept changing");
+    }
+    std::this_thread::sleep_for(std::min(cluster::conflict_backoff(attempt, rng),
+                                         std::chrono::duration_cast<milliseconds>(deadline - now)));
+  }
+}
+
+Result<TxnInfo> ClusterPool::transact(Access access, const Body& body) {
+  if (access == Access::kWrite) {
+    // Nothing commits while a release DEL deferred is pending: its address must be free first.
+    IPOIB_TRY(store_.flush_deferred(net_));
+  }
+  return run(access, body);
+}
+
+Result<TxnInfo> ClusterPool::release_attachment(const ReservationFilter& attachment,
+                                                std::vector<Reservation>& released) {
+  auto done = PoolStore::release_attachment(attachment, released);
+  if (done || done.error().code() != ErrorCode::kTryAgainLater || !attachment.is_attachment()) {
+    return done;
+  }
+  // etcd cannot be reached (or kept conflicting): DEL must not block pod teardown.
+  released.clear();
+  IPOIB_TRY(store_.defer({net_, *attachment.container_id, *attachment.ifname}));
+  TxnInfo info;
+  info.deferred = true;
+  info.warnings.push_back(
+      "cluster store unreachable; the release of " + *attachment.container_id + "/" +
+      *attachment.ifname +
+      " is recorded on this node and applied when etcd answers: " + done.error().msg());
+  return info;
+}
+
+std::string ClusterPool::label() const {
+  return store_.label() + " network " + (net_.empty() ? std::string("(default)") : net_);
+}
+
+Status ClusterIpamStore::apply_deferred(const Deferred& d) {
+  ClusterPool pool(*this, d.network);
+  ReservationFilter f;
+  f.container_id = d.container_id;
+  f.ifname = d.ifname;
+  auto done = pool.run(Access::kWrite, [&](PoolTxn& txn) -> Status {
+    IPOIB_TRY_ASSIGN(std::vector<Reservation> released, release_matching(txn, f));
+    (void)released;
+    return ok_status();
+  });
+  if (!done) {
+    return Error(done.error().code(), "applying a release deferred by DEL (" + d.container_id +
+                                          "/" + d.ifname + "): " + done.error().msg());
+  }
+  const std::string path = deferred_dir() + "/" + deferred_name(d);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return errno_error(ErrorCode::kIoFailure, "remove " + path);
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<IpamStore>> open_cluster_store(const StoreLocation& loc, OpenMode mode) {
+  IPOIB_TRY_ASSIGN(etcd::Config cfg, etcd::config_from(loc.cluster.etcd));
+  cfg.operation_timeout = milliseconds(loc.lock_timeout_ms);
+  cfg.call_timeout = std::min(cfg.call_timeout, cfg.operation_timeout);
+  IPOIB_TRY_ASSIGN(std::unique_ptr<etcd::Client> client, etcd::Client::create(std::move(cfg)));
+  return std::unique_ptr<IpamStore>(
+      std::make_unique<ClusterIpamStore>(loc, mode, std::move(client)));
+}
+
+}  // namespace ipoib::ipam

@@ -1,0 +1,416 @@
+// The IPAM pool on etcd (ipoib/ipam/cluster_pool_store.h) against a real etcd member, through
+// the same PoolStore transaction the verbs use: key layout, idempotent lookups, exhaustion,
+// release through the index keys, a transaction too big for one etcd Txn (batches), several
+// concurrent processes ("nodes", each with its own client) on one small range with 0 duplicate
+// addresses and exactly the range's capacity, and DEL's durable deferral while etcd is
+// unreachable. Exits 77 only when etcd/etcdctl are missing.
+#define CATCH_CONFIG_RUNNER
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "ipoib/cluster/keys.h"
+#include "ipoib/ipam/cluster_pool_store.h"
+#include "ipoib/ipam/pool_ops.h"
+#include "tests/etcd/etcd_cluster.h"
+
+using namespace ipoib;
+using namespace ipoib::ipam;
+namespace keys = ipoib::cluster::keys;
+
+namespace {
+
+etcd_test::Cluster& member() {
+  std::string why;
+  etcd_test::Cluster* c = etcd_test::shared_member(&why);
+  if (c == nullptr) {
+    FAIL("etcd did not start: " + why);
+  }
+  return *c;
+}
+
+std::string unique(const char* what) {
+  return std::string(what) + "-" + std::to_string(::getpid());
+}
+
+StoreLocation location(const std::string& endpoints, const std::string& store_dir,
+                       const std::string& net) {
+  StoreLocation loc;
+  loc.datastore = Datastore::kEtcd;
+  loc.cluster.etcd.etcd_host = endpoints;
+  loc.store_dir = store_dir;
+  loc.network_name = net;
+  loc.lock_timeout_ms = 10000;
+  loc.node_name = "node-a";
+  return loc;
+}
+
+Range range_of(const char* cidr, const char* first = "", const char* last = "",
+               std::vector<std::string> exclude = {}) {
+  RangeSpec spec;
+  spec.range = cidr;
+  spec.range_start = first;
+  spec.range_end = last;
+  spec.exclude = std::move(exclude);
+  auto r = parse_range(spec);
+  REQUIRE(r.ok());
+  return *r;
+}
+
+Reservation attachment(const std::string& cid, const std::string& pod = "") {
+  Reservation r;
+  r.cni_network = "cni-net";
+  r.container_id = cid;
+  r.ifname = "net1";
+  r.pod_ref = pod;
+  r.since_unix_s = 1700000000;
+  r.node = "node-a";
+  return r;
+}
+
+// ADD's core: the attachment's address, or a new one.
+Result<std::optional<IpAddress>> add(PoolStore& pool, const std::string& key, const Range& range,
+                                     const Reservation& r) {
+  std::optional<IpAddress> got;
+  auto done = pool.transact(Access::kWrite, [&](PoolTxn& txn) -> Status {
+    got.reset();
+    IPOIB_TRY_ASSIGN(auto found, txn.find_attachment(key, r.container_id, r.ifname));
+    if (found) {
+      got = found->ip;
+      return ok_status();
+    }
+    IPOIB_TRY_ASSIGN(got, txn.allocate(key, range, AllocationPolicy::kLowestFree, r));
+    return ok_status();
+  });
+  if (!done) {
+    return std::move(done).error();
+  }
+  return got;
+}
+
+ReservationFilter of(const std::string& cid) {
+  ReservationFilter f;
+  f.container_id = cid;
+  f.ifname = "net1";
+  return f;
+}
+
+std::size_t key_count(etcd::Client& c, const std::string& prefix) {
+  auto r = etcd::RangeRequest::prefix(prefix);
+  r.count_only = true;
+  auto resp = c.range(r);
+  REQUIRE(resp.ok());
+  return static_cast<std::size_t>(resp->count);
+}
+
+std::unique_ptr<etcd::Client> client_for(const std::string& endpoints) {
+  etcd::ConfigKeys k;
+  k.etcd_host = endpoints;
+  auto cfg = etcd::config_from(k);
+  REQUIRE(cfg.ok());
+  auto c = etcd::Client::create(std::move(*cfg));
+  REQUIRE(c.ok());
+  return std::move(*c);
+}
+
+// Runs `work(node)` in `nodes` child processes at once, each writing lines to a pipe; returns
+// every child's output and checks that each exited 0.
+std::vector<std::string> run_nodes(int nodes, const std::function<int(int, FILE*)>& work) {
+  std::vector<std::pair<pid_t, int>> kids;
+  for (int n = 0; n < nodes; ++n) {
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::close(fds[0]);
+      FILE* out = ::fdopen(fds[1], "w");
+      const int rc = work(n, out);
+      (void)std::fclose(out);
+      ::_exit(rc);
+    }
+    ::close(fds[1]);
+    kids.emplace_back(pid, fds[0]);
+  }
+  std::vector<std::string> outputs;
+  for (auto [pid, fd] : kids) {
+    std::string text;
+    char buf[4096];
+    ssize_t n = 0;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) {
+      text.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    INFO(text);
+    CHECK((WIFEXITED(st) && WEXITSTATUS(st) == 0));
+    outputs.push_back(text);
+  }
+  return outputs;
+}
+
+std::vector<std::string> lines(const std::vector<std::string>& outputs) {
+  std::vector<std::string> out;
+  for (const std::string& text : outputs) {
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+      const std::size_t nl = text.find('\n', pos);
+      out.push_back(text.substr(pos, nl - pos));
+      pos = nl == std::string::npos ? text.size() : nl + 1;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("key layout: version prefix, escaped components, family and fixed-width hex") {
+  const IpAddress v4 = *IpAddress::parse("10.0.0.1");
+  CHECK(keys::address("net1", v4) == "/ipoib/v1/net/net1/ip4/0a000001");
+  CHECK(keys::address("", v4) == "/ipoib/v1/net/_/ip4/0a000001");
+  CHECK(keys::address("n", *IpAddress::parse("fd00::1")) ==
+        "/ipoib/v1/net/n/ip6/fd000000000000000000000000000001");
+  CHECK(keys::attachment("n", "abc/../x", "net1", "10.0.0.0/24") ==
+        "/ipoib/v1/net/n/att/abc%2F..%2Fx/net1/10.0.0.0%2F24");
+  CHECK(keys::pod("n", "ns/pod", "net1", "r", "c") == "/ipoib/v1/net/n/pod/ns%2Fpod/net1/r/c");
+  CHECK(keys::unescape(keys::escape("fd00::/64#1 x")) == "fd00::/64#1 x");
+  CHECK(keys::address_of("/ipoib/v1/net/n/ip4/0a000009") == *IpAddress::parse("10.0.0.9"));
+  CHECK_FALSE(keys::address_of("/ipoib/v1/net/n/ip4/0a00000"));
+  CHECK(keys::address_hex(*IpAddress::parse("10.0.0.9")) <
+        keys::address_hex(*IpAddress::parse("10.0.0.10")));
+}
+
+TEST_CASE("ADD is idempotent, exclude is honoured, exhaustion is nullopt, DEL frees") {
+  etcd_test::TempDir dir("pool");
+  const std::string net = unique("basic");
+  auto store =
+      open_cluster_store(location(member().endpoints_csv(), dir.path(), net), OpenMode::kCreate);
+  REQUIRE(store.ok());
+  auto pool = (*store)->pool(net);
+  const Range range = range_of("10.1.0.0/29", "10.1.0.1", "10.1.0.6", {"10.1.0.2/31"});
+  std::set<std::string> got;
+  for (int i = 0; i < 4; ++i) {
+    auto ip = add(*pool, "r", range, attachment("cid" + std::to_string(i), "ns/pod"));
+    REQUIRE(ip.ok());
+    REQUIRE(ip->has_value());
+    got.insert((*ip)->to_string());
+  }
+  CHECK(got == std::set<std::string>{"10.1.0.1", "10.1.0.4", "10.1.0.5", "10.1.0.6"});
+  auto again = add(*pool, "r", range, attachment("cid2", "ns/pod"));
+  REQUIRE(again.ok());
+  CHECK(got.count((*again)->to_string()) == 1);
+  auto full = add(*pool, "r", range, attachment("cid9"));
+  REQUIRE(full.ok());
+  CHECK_FALSE(full->has_value());
+
+  // The record names node, container, ifname, pod and time; the pod index finds all four.
+  auto client = client_for(member().endpoints_csv());
+  auto rec = client->range(etcd::RangeRequest::single(keys::address(net, **again)));
+  REQUIRE(rec.ok());
+  const auto doc = nlohmann::json::parse(rec->kvs.at(0).value);
+  CHECK(doc["container_id"] == "cid2");
+  CHECK(doc["node"] == "node-a");
+  CHECK(doc["pod_ref"] == "ns/pod");
+  CHECK(doc["since"] == 1700000000);
+  std::size_t same_pod = 0;
+  REQUIRE(pool->transact(Access::kRead,
+                         [&](PoolTxn& txn) -> Status {
+                           IPOIB_TRY_ASSIGN(auto v, txn.find_pod("r", "ns/pod", "net1"));
+                           same_pod = v.size();
+                           return ok_status();
+                         })
+              .ok());
+  CHECK(same_pod == 4);
+
+  std::vector<Reservation> released;
+  auto del = pool->release_attachment(of("cid2"), released);
+  REQUIRE(del.ok());
+  CHECK_FALSE(del->deferred);
+  REQUIRE(released.size() == 1);
+  CHECK(released[0].ip == **again);
+  CHECK(key_count(*client, keys::attachment_prefix(net, "cid2", "net1")) == 0);
+  auto reuse = add(*pool, "r", range, attachment("cid9"));
+  REQUIRE(reuse.ok());
+  CHECK(**reuse == **again);
+
+  // A read transaction that changes something commits nothing.
+  auto bad = pool->transact(Access::kRead, [&](PoolTxn& txn) { return txn.release(**reuse); });
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().code() == ErrorCode::kInternal);
+}
+
+TEST_CASE("a transaction bigger than one etcd Txn commits in batches") {
+  etcd_test::TempDir dir("pool");
+  const std::string net = unique("batch");
+  auto store =
+      open_cluster_store(location(member().endpoints_csv(), dir.path(), net), OpenMode::kCreate);
+  REQUIRE(store.ok());
+  auto pool = (*store)->pool(net);
+  const Range range = range_of("10.2.0.0/24");
+  const int n = 150;  // 150 reservations x 3 keys each: several Txns
+  auto made = pool->transact(Access::kWrite, [&](PoolTxn& txn) -> Status {
+    for (int i = 0; i < n; ++i) {
+      IPOIB_TRY_ASSIGN(auto ip, txn.allocate("r", range, AllocationPolicy::kLowestFree,
+                                             attachment("c" + std::to_string(i), "ns/p")));
+      if (!ip) {
+        return Error(ErrorCode::kIpamFailure, "exhausted");
+      }
+    }
+    return ok_status();
+  });
+  INFO((made.ok() ? std::string() : made.error().msg()));
+  REQUIRE(made.ok());
+  CHECK(made->changes == static_cast<std::size_t>(n));
+  auto client = client_for(member().endpoints_csv());
+  CHECK(key_count(*client, keys::address_prefix(net, IpFamily::kV4)) == n);
+  CHECK(key_count(*client, keys::network(net) + "att/") == n);
+  CHECK(key_count(*client, keys::network(net) + "pod/") == n);
+  // GC's shape: every reservation of the pool released in one transaction.
+  std::size_t released = 0;
+  auto gc = pool->transact(Access::kWrite, [&](PoolTxn& txn) -> Status {
+    IPOIB_TRY_ASSIGN(auto all, release_matching(txn, ReservationFilter{}));
+    released = all.size();
+    return ok_status();
+  });
+  REQUIRE(gc.ok());
+  CHECK(released == static_cast<std::size_t>(n));
+  CHECK(key_count(*client, keys::network(net)) == 1);  // only the range state (cursor) is left
+}
+
+TEST_CASE("8 concurrent nodes fill a range exactly, without a duplicate, and free it all") {
+  etcd_test::TempDir dir("pool");
+  const std::string net = unique("storm");
+  const std::string endpoints = member().endpoints_csv();
+  const Range range = range_of("10.3.0.0/26");  // 62 usable addresses
+  const int nodes = 8;
+  const int per_node = 10;  // 80 demands for 62 addresses: 18 must find the range full
+  auto outputs = run_nodes(nodes, [&](int node, FILE* out) {
+    auto store = open_cluster_store(
+        location(endpoints, dir.path() + "/n" + std::to_string(node), net), OpenMode::kCreate);
+    if (!store) {
+      (void)std::fprintf(out, "open: %s\n", store.error().msg().c_str());
+      return 1;
+    }
+    auto pool = (*store)->pool(net);
+    for (int i = 0; i < per_node; ++i) {
+      auto r = attachment("n" + std::to_string(node) + "-" + std::to_string(i));
+      auto ip = add(*pool, "r", range, r);
+      if (!ip) {
+        (void)std::fprintf(out, "error: %s\n", ip.error().msg().c_str());
+        return 1;
+      }
+      (void)std::fprintf(out, "%s\n", *ip ? (*ip)->to_string().c_str() : "full");
+    }
+    return 0;
+  });
+  std::multiset<std::string> got;
+  int full = 0;
+  for (const std::string& l : lines(outputs)) {
+    if (l == "full") {
+      ++full;
+    } else {
+      got.insert(l);
+    }
+  }
+  std::set<std::string> distinct(got.begin(), got.end());
+  CHECK(distinct.size() == got.size());  // 0 duplicates
+  CHECK(got.size() == 62);               // exactly the capacity
+  CHECK(full == nodes * per_node - 62);
+  // Every node releases its own: nothing is left, and the whole range is free again.
+  run_nodes(nodes, [&](int node, FILE* out) {
+    auto store = open_cluster_store(
+        location(endpoints, dir.path() + "/n" + std::to_string(node), net), OpenMode::kExisting);
+    if (!store) {
+      return 1;
+    }
+    auto pool = (*store)->pool(net);
+    for (int i = 0; i < per_node; ++i) {
+      std::vector<Reservation> released;
+      auto del = pool->release_attachment(of("n" + std::to_string(node) + "-" + std::to_string(i)),
+                                          released);
+      if (!del || del->deferred) {
+        (void)std::fprintf(out, "DEL failed\n");
+        return 1;
+      }
+    }
+    return 0;
+  });
+  auto client = client_for(endpoints);
+  CHECK(key_count(*client, keys::address_prefix(net, IpFamily::kV4)) == 0);
+  CHECK(key_count(*client, keys::network(net) + "att/") == 0);
+  auto store =
+      open_cluster_store(location(endpoints, dir.path() + "/again", net), OpenMode::kCreate);
+  REQUIRE(store.ok());
+  auto pool = (*store)->pool(net);
+  for (int i = 0; i < 62; ++i) {
+    auto ip = add(*pool, "r", range, attachment("again-" + std::to_string(i)));
+    REQUIRE(ip.ok());
+    REQUIRE(ip->has_value());
+  }
+  auto one_more = add(*pool, "r", range, attachment("one-more"));
+  REQUIRE(one_more.ok());
+  CHECK_FALSE(one_more->has_value());
+}
+
+TEST_CASE("etcd unreachable: ADD is code 11 naming the endpoint; DEL is deferred, then applied") {
+  etcd_test::TempDir dir("pool");
+  const std::string net = unique("defer");
+  const Range range = range_of("10.4.0.0/28");
+  // A reservation made while etcd answers.
+  auto live =
+      open_cluster_store(location(member().endpoints_csv(), dir.path(), net), OpenMode::kCreate);
+  REQUIRE(live.ok());
+  auto ip = add(*(*live)->pool(net), "r", range, attachment("gone"));
+  REQUIRE(ip.ok());
+  REQUIRE(ip->has_value());
+
+  const std::string dead = etcd_test::dead_url();
+  auto loc = location(dead, dir.path(), net);
+  loc.lock_timeout_ms = 800;
+  auto down = open_cluster_store(loc, OpenMode::kExisting);
+  REQUIRE(down.ok());
+  auto pool = (*down)->pool(net);
+  auto a = add(*pool, "r", range, attachment("new"));
+  REQUIRE_FALSE(a.ok());
+  CHECK(a.error().code() == ErrorCode::kTryAgainLater);
+  CHECK_THAT(a.error().msg(), Catch::Contains(dead));
+
+  std::vector<Reservation> released;
+  auto del = pool->release_attachment(of("gone"), released);
+  REQUIRE(del.ok());
+  CHECK(del->deferred);
+  CHECK(released.empty());
+  const std::string deferred = dir.path() + "/cluster-deferred";
+  struct stat st {};
+  REQUIRE(::stat(deferred.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0700);
+
+  // The address is still reserved in etcd; the next write transaction with etcd back applies
+  // the release first, so the same address is free for the next ADD.
+  auto client = client_for(member().endpoints_csv());
+  CHECK(key_count(*client, keys::address_prefix(net, IpFamily::kV4)) == 1);
+  auto back = (*live)->pool(net);
+  auto next = add(*back, "r", range, attachment("next"));
+  REQUIRE(next.ok());
+  CHECK(key_count(*client, keys::attachment_prefix(net, "gone", "net1")) == 0);
+  CHECK(key_count(*client, keys::address_prefix(net, IpFamily::kV4)) == 1);
+  std::string names;
+  REQUIRE(etcd_test::run("ls -A " + deferred, &names) == 0);
+  CHECK(names.empty());
+}
+
+int main(int argc, char** argv) {
+  if (!etcd_test::binaries_present()) {
+    (void)std::fprintf(stderr,
+                       "SKIP: etcd or etcdctl not on PATH (Debian: etcd-server etcd-client)\n");
+    return 77;
+  }
+  return Catch::Session().run(argc, argv);
+}
