@@ -304,8 +304,9 @@ def node_main(args, exe, conf, index, counter, faults_done, path):
 # Ground truth
 
 
-def etcd_reservations(cluster):
-    """{address: [container_id, ...]} from every reservation record under ETCD_PREFIX."""
+def etcd_reservations(cluster, details=None):
+    """{address: [container_id, ...]} from every reservation record under ETCD_PREFIX; `details`
+    (a dict) gets each address's record and revisions, for a failure's report."""
     r = cluster.etcdctl("get", "--prefix", ETCD_PREFIX, "-w", "json")
     if r.returncode != 0:
         raise RuntimeError("etcdctl get %s: %s" % (ETCD_PREFIX, r.stderr.strip()))
@@ -316,7 +317,12 @@ def etcd_reservations(cluster):
         except ValueError:
             continue
         if isinstance(rec, dict) and "ip" in rec and "container_id" in rec:
-            held.setdefault(str(ipaddress.ip_address(rec["ip"])), []).append(rec["container_id"])
+            ip = str(ipaddress.ip_address(rec["ip"]))
+            held.setdefault(ip, []).append(rec["container_id"])
+            if details is not None:
+                details[ip] = "record %s create_revision %s mod_revision %s" % (
+                    json.dumps(rec, sort_keys=True), kv.get("create_revision"),
+                    kv.get("mod_revision"))
     return held
 
 
@@ -391,6 +397,9 @@ class Storm:
         self.cluster = None
         self.confs = []
         self.fault_log = []
+        self.events = []
+        self.details = {}  # address -> its etcd record, for reports
+        self.t0 = 0.0
 
     def fail(self, msg):
         self.failures.append(msg)
@@ -401,8 +410,19 @@ class Storm:
 
     def ground_truth(self):
         if self.args.store == "etcd":
-            return etcd_reservations(self.cluster)
+            return etcd_reservations(self.cluster, self.details)
         return local_reservations(self.args.ipoib, self.store_dirs())
+
+    def history(self, cid):
+        """What the nodes did with attachment `cid`, on the storm's clock, with the faults."""
+        out = ["%.2f-%.2f s %s%s exit %s code %s%s%s" %
+               (e["t0"] - self.t0, e["t1"] - self.t0, e["kind"].upper(),
+                " (repeat)" if e.get("repeat") else "", e["rc"], e["code"],
+                " killed" + (" mid-operation" if e["mid"] else "") if e["killed"] else "",
+                " deferred" if e.get("deferred") else "")
+               for e in self.events if e.get("cid") == cid]
+        out += ["fault at %.2f s: %s" % (t - self.t0, what) for t, what in self.fault_log]
+        return "history of %s: %s" % (cid, "; ".join(out))
 
     def parallel(self, jobs, fn):
         with concurrent.futures.ThreadPoolExecutor(max_workers=2 * THREADS_PER_NODE) as ex:
@@ -483,7 +503,7 @@ class Storm:
         paths = [os.path.join(self.work, "events-%d.json" % i) for i in range(a.nodes)]
         procs = [ctx.Process(target=node_main, args=(a, self.exe, self.confs[i], i, counter,
                                                      faults_done, paths[i])) for i in range(a.nodes)]
-        t0 = time.monotonic()
+        t0 = self.t0 = time.monotonic()
         for p in procs:
             p.start()
         if a.faults:
@@ -494,7 +514,7 @@ class Storm:
         for p in procs:
             p.join()
         seconds = time.monotonic() - t0
-        events, live, peaks = [], {}, []
+        events, live, peaks = self.events, {}, []
         for i, (p, path) in enumerate(zip(procs, paths)):
             if p.exitcode != 0:
                 self.fail("node %d exited with %s" % (i, p.exitcode))
@@ -546,7 +566,8 @@ class Storm:
             self.fail("lost: %s acknowledged %s and is live, the store does not hold it" %
                       (cid, addr))
         for ip, c in stale[:10]:
-            self.fail("leak: %s held by %s, which is not live" % (ip, c))
+            self.fail("leak: %s held by %s, which is not live; %s; %s" %
+                      (ip, c, self.details.get(ip, ""), self.history(c)))
 
         # CNI idempotency: each live attachment's node repeats its ADD.
         def repeat(item):
