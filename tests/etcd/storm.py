@@ -29,12 +29,13 @@ Stores (--store):
 SIGSTOPped then continued, two members are SIGSTOPped for longer than lock_timeout_ms (no quorum:
 ADDs fail with code 11, DELs are deferred on the node) then continued, and the leader is killed -9
 for good (2 of 3 keep quorum); and ~8% of plugin processes are killed -9 at a random moment of
-their run. The harness then behaves like a
-runtime: a killed or failed ADD is followed by DELs until one succeeds, a killed DEL is retried.
-ADD may fail with code 11 only under --faults; DEL must always succeed when not killed.
+their run. The harness then behaves like a runtime: a killed or failed ADD is followed by DELs
+until one succeeds, a killed DEL is retried. ADD may fail with code 11 only under --faults; DEL
+must always succeed when not killed. After the storm each node runs one more operation (a DEL of
+an unknown container), which applies the releases it deferred, before the ground truth is read.
 
-Usage: storm.py --ipoib BIN --store STORE --family 4|6 [--nodes 8] [--ops 256] [--faults]
-                [--expect-duplicates] [--seed N] [--keep]
+Usage: storm.py --ipoib BIN --store STORE --family 4|6 [--range CIDR] [--nodes 8] [--ops 256]
+                [--faults] [--expect-duplicates] [--seed N] [--keep]
 Exit 0 pass, 1 fail, 77 when an etcd store is asked for and etcd/etcdctl are not installed.
 Figures (ops, seconds, allocations/s, kills, code-11 ADDs) go to stdout; no timing is asserted.
 """
@@ -195,9 +196,9 @@ class Node:
         with self.lock:
             self.events.append(e)
 
-    def op(self, rng, command, cid, may_kill=True):
+    def op(self, rng, command, cid):
         kill_after = None
-        if self.args.faults and may_kill and rng.random() < KILL_FRACTION:
+        if self.args.faults and rng.random() < KILL_FRACTION:
             kill_after = rng.uniform(0.0, 2 * self.typical_s)
         o = run_plugin(self.exe, command, cid, self.conf, kill_after)
         if not o.killed:
