@@ -7,6 +7,7 @@
     with etcd_harness.Cluster(3) as c:          # free loopback ports, temp dir, healthy on entry
         c.endpoints_csv                          # "http://127.0.0.1:P1,..." (etcd_host)
         c.client_urls[i]; c.leader(); c.kill(i); c.signal(i, signal.SIGSTOP)
+        c.restart(i)                             # a killed member rejoins with its data dir
         c.etcdctl("put", "k", "v")               # -> CompletedProcess (stdout text)
     # on exit (also on exceptions): members SIGKILLed and reaped, the directory removed
 
@@ -57,6 +58,7 @@ class Cluster:
         self.dir = tempfile.mkdtemp(prefix="ipoib-etcd-py-%d-" % os.getpid())
         self.procs = []
         self.client_urls = []
+        self._argv = []  # each member's command line, for restart()
 
     # -- lifecycle
     def __enter__(self):
@@ -88,6 +90,15 @@ class Cluster:
                     pass
                 p.wait()
         self.procs = []
+        self._argv = []
+
+    def _spawn(self, i):
+        log = open("%s/m%d.log" % (self.dir, i), "ab")
+        try:
+            return subprocess.Popen(self._argv[i], stdout=log, stderr=subprocess.STDOUT,
+                                    preexec_fn=_die_with_parent)
+        finally:
+            log.close()
 
     def _start_once(self, attempt):
         ports = _free_ports(2 * self.n)
@@ -112,10 +123,8 @@ class Cluster:
                 if self.tls.get("client_cert_auth"):
                     args.append("--client-cert-auth")
             args += self.extra_args
-            log = open("%s/m%d.log" % (self.dir, i), "wb")
-            self.procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                               preexec_fn=_die_with_parent))
-            log.close()
+            self._argv.append(args)
+            self.procs.append(self._spawn(i))
         end = time.monotonic() + self.start_timeout
         while time.monotonic() < end:
             if any(p.poll() is not None for p in self.procs):
@@ -170,6 +179,20 @@ class Cluster:
             p.kill()
             p.wait()
 
+    def restart(self, i, timeout=20):
+        """Starts killed member i again on its ports and data dir (it rejoins the cluster);
+        returns whether it answered `endpoint health` within `timeout` seconds. Call it from a
+        thread that outlives the member (e.g. the main thread): PR_SET_PDEATHSIG fires when the
+        starting *thread* exits, and would kill the member then."""
+        self.kill(i)
+        self.procs[i] = self._spawn(i)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and self.procs[i].poll() is None:
+            if self.etcdctl("endpoint", "health", only=i).returncode == 0:
+                return True
+            time.sleep(0.1)
+        return False
+
     def signal(self, i, sig):
         if self.procs[i].poll() is None:
             self.procs[i].send_signal(sig)
@@ -190,6 +213,8 @@ if __name__ == "__main__":
         while c.etcdctl("put", "/harness/k", "w").returncode != 0:
             assert time.monotonic() < deadline, "no re-election"
             time.sleep(0.1)
+        assert c.restart(leader), "killed member did not rejoin: " + c._log_tails()
+        assert c.etcdctl("get", "/harness/k", only=leader).stdout.split() == ["/harness/k", "w"]
         d = c.dir
     assert not os.path.exists(d), "directory left behind"
     print("etcd_harness: ok")
