@@ -12,6 +12,7 @@ an error; a missed target is not).
 Usage (root; scripts/bench creates the node netns, the harness enters it before any thread):
   harness.py --node-netns NAME --parent IF --ours-plugin P --ours-ipam W --peer-dir D
              --floor F --exec-floor E --work DIR --pod-prefix PFX [--product P] [--top DIR]
+             [--etcd-floor F]
              [--quick] [--iterations N] [--out F] [--json F]
 """
 
@@ -27,6 +28,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "support"))
 import ipoib_testlib as testlib  # noqa: E402
+import cluster  # noqa: E402  (bench/cluster.py: the cluster store on etcd, issue 12)
 
 CNI_VERSION = "1.0.0"
 PLUGIN_TIMEOUT_S = 30.0
@@ -499,10 +501,15 @@ TARGETS = [
 
 
 def evaluate_targets(b):
-    """[(name, measured text, met)] for every entry of TARGETS; pure over b.results."""
+    """[(name, measured text, met)] for every entry of TARGETS and cluster.TARGETS; pure over
+    b.results. met is None for a figure that is not available."""
     out = []
-    for name, limit, kind, measure in TARGETS:
-        value, text = measure(b)
+    for name, limit, kind, measure in TARGETS + cluster.TARGETS:
+        try:
+            value, text = measure(b)
+        except cluster.Unavailable as e:
+            out.append((name, str(e), None))
+            continue
         met = value <= limit if kind == "max" else value >= limit
         out.append((name.format(top=b.levels[-1]), text, met))
     return out
@@ -598,10 +605,12 @@ class Report:
                    [[k, f"{v['file'] / 1024:.0f}", f"{v['stripped'] / 1024:.0f}"]
                     for k, v in r["sizes"].items()])
 
+        cluster.render(self)
         self.emit("### Targets (reported, never asserted)")
         self.emit()
+        verdict = {True: "MET", False: "MISSED", None: "—"}
         self.table(["target", "measured", ""],
-                   [[n, v, "MET" if m else "MISSED"] for n, v, m in evaluate_targets(b)])
+                   [[n, v, verdict[m]] for n, v, m in evaluate_targets(b)])
         return "\n".join(self.lines)
 
 
@@ -637,6 +646,7 @@ def main():
                  "exec-floor", "work", "pod-prefix"):
         p.add_argument(f"--{name}", required=True)
     p.add_argument("--product", default="")
+    p.add_argument("--etcd-floor", default="")
     p.add_argument("--top", default=".")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--iterations", type=int, default=0)
@@ -652,6 +662,7 @@ def main():
     print("\n".join(header), file=sys.stderr, flush=True)
     steps = (("exec floor", b.exec_floor), ("ADD/DEL cycles", b.cycles),
              ("IPAM scaling", b.ipam_scaling), ("concurrent allocation", b.concurrency),
+             ("cluster store on etcd", cluster.ClusterBench(b, sys.modules[__name__]).run),
              ("binary sizes", b.sizes))
     try:
         for name, step in steps:
