@@ -12,7 +12,7 @@ an error; a missed target is not).
 Usage (root; scripts/bench creates the node netns, the harness enters it before any thread):
   harness.py --node-netns NAME --parent IF --ours-plugin P --ours-ipam W --peer-dir D
              --floor F --exec-floor E --work DIR --pod-prefix PFX [--product P] [--top DIR]
-             [--etcd-floor F]
+             [--etcd-floor F] [--cluster-only]
              [--quick] [--iterations N] [--out F] [--json F]
 """
 
@@ -500,11 +500,11 @@ TARGETS = [
 ]
 
 
-def evaluate_targets(b):
-    """[(name, measured text, met)] for every entry of TARGETS and cluster.TARGETS; pure over
-    b.results. met is None for a figure that is not available."""
+def evaluate_targets(b, targets=None):
+    """[(name, measured text, met)] for every entry of `targets` (TARGETS and cluster.TARGETS);
+    pure over b.results. met is None for a figure that is not available."""
     out = []
-    for name, limit, kind, measure in TARGETS + cluster.TARGETS:
+    for name, limit, kind, measure in TARGETS + cluster.TARGETS if targets is None else targets:
         try:
             value, text = measure(b)
         except cluster.Unavailable as e:
@@ -535,8 +535,19 @@ class Report:
             self.emit("| " + " | ".join(row) + " |")
         self.emit()
 
+    def targets(self, targets=None):
+        self.emit("### Targets (reported, never asserted)")
+        self.emit()
+        verdict = {True: "MET", False: "MISSED", None: "—"}
+        self.table(["target", "measured", ""],
+                   [[n, v, verdict[m]] for n, v, m in evaluate_targets(self.b, targets)])
+
     def build(self):
         b, r = self.b, self.r
+        if b.a.cluster_only:
+            cluster.render(self)
+            self.targets(cluster.TARGETS)
+            return "\n".join(self.lines)
         c = r["cycles"]
         ex = r["exec"]
         exec_ms = ms(median(ex["wall"]))
@@ -606,11 +617,7 @@ class Report:
                     for k, v in r["sizes"].items()])
 
         cluster.render(self)
-        self.emit("### Targets (reported, never asserted)")
-        self.emit()
-        verdict = {True: "MET", False: "MISSED", None: "—"}
-        self.table(["target", "measured", ""],
-                   [[n, v, verdict[m]] for n, v, m in evaluate_targets(b)])
+        self.targets()
         return "\n".join(self.lines)
 
 
@@ -649,6 +656,7 @@ def main():
     p.add_argument("--etcd-floor", default="")
     p.add_argument("--top", default=".")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--cluster-only", action="store_true")
     p.add_argument("--iterations", type=int, default=0)
     p.add_argument("--out", default="")
     p.add_argument("--json", default="")
@@ -664,6 +672,8 @@ def main():
              ("IPAM scaling", b.ipam_scaling), ("concurrent allocation", b.concurrency),
              ("cluster store on etcd", cluster.ClusterBench(b, sys.modules[__name__]).run),
              ("binary sizes", b.sizes))
+    if a.cluster_only:
+        steps = tuple(s for s in steps if s[0] == "cluster store on etcd")
     try:
         for name, step in steps:
             t0 = time.monotonic()
