@@ -27,7 +27,6 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "etcd"))
@@ -77,7 +76,7 @@ class ClusterBench:
         self.warmup = 2
         self.n_alloc = 200 if b.quick else 2000
         self.out = {"members": MEMBERS, "nodes": NODES, "slice": SLICE,
-                    "n_latency": self.n_latency, "n_alloc": self.n_alloc,
+                    "n_latency": self.n_latency, "warmup": self.warmup, "n_alloc": self.n_alloc,
                     "latency": {}, "cpu": {}, "unavailable": {}, "throughput": {}}
         b.results["cluster"] = self.out
 
@@ -152,47 +151,17 @@ class ClusterBench:
                                   f"bench-node{n}", c.endpoints_csv),
                       os.path.dirname(self.a.ours_ipam), self.work)
                 for n in range(NODES)]
-        ips, errors = [], []
-        per_node = [0] * NODES
-        lock = threading.Lock()
-        next_k = [0]
-
-        def node(n):
-            scratch = os.path.join(self.work, f"tput-{n}")
-            while True:
-                with lock:
-                    if next_k[0] >= self.n_alloc or errors:
-                        return
-                    j = next_k[0]
-                    next_k[0] += 1
-                cid = f"cl{os.getpid()}t{k}x{j}"
-                r = cnis[n].run("ADD", cid, self.b.node_ns_path, cid, scratch)
-                try:
-                    if not r.ok():
-                        raise h.BenchError(f"{mode} ADD on bench-node{n}: {cni_error(r)}")
-                    ip = h.result_ip(r, f"{mode} ADD")
-                except h.BenchError as e:
-                    with lock:
-                        errors.append(e)
-                    return
-                with lock:
-                    ips.append(ip)
-                    per_node[n] += 1
-
-        threads = [threading.Thread(target=node, args=(n,), daemon=True) for n in range(NODES)]
         t0 = time.monotonic_ns()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        try:
+            ips = self.b.parallel_adds(None, self.n_alloc, f"cl{os.getpid()}t{k}x", per_client=cnis)
+        except h.BenchError as e:
+            if mode != "node-slices":
+                raise
+            self.out["unavailable"][mode] = " ".join(str(e).split())[:400]
+            return
         wall = time.monotonic_ns() - t0
-        if errors:
-            if mode == "node-slices":
-                self.out["unavailable"][mode] = str(errors[0])
-                return
-            raise errors[0]
         got = {"allocations": len(ips), "wall_ns": wall, "per_s": len(ips) / (wall / 1e9),
-               "duplicates": len(ips) - len(set(ips)), "per_node": per_node}
+               "duplicates": len(ips) - len(set(ips))}
         if mode == "per-address":
             got["etcd_reservations"] = self.count_reservations(c, name)
         self.out["throughput"][mode] = got
@@ -297,15 +266,11 @@ def render(rep):
         rep.emit(f"Skipped: {c['skipped']}.")
         rep.emit()
         return
-    rep.emit(f"{c['n_latency']} ADDs per variant after {2} warm-up, interleaved (each ADD "
+    rep.emit(f"{c['n_latency']} ADDs per variant after {c['warmup']} warm-up, interleaved (each ADD "
              f"followed by an untimed DEL); etcd cluster healthy after "
              f"{c['etcd_start_s']:.1f} s. Node slices: `node_slice_size` {c['slice']}.")
     rep.emit()
-    try:
-        exec_ms = _median_ms(b, "exec floor")
-        txn_ms = _median_ms(b, "txn floor")
-    except Unavailable:
-        exec_ms = txn_ms = float("nan")
+    exec_ms, txn_ms, local_ms = (_median_ms(b, v) for v in ("exec floor", "txn floor", "local"))
     rows = []
     for v in MODES + FLOORS:
         if v in c["unavailable"]:
@@ -313,7 +278,7 @@ def render(rep):
             continue
         m = _ms_median(c["latency"][v])
         cpu = _ms_median(c["cpu"][v])
-        rows.append([v, f"{m:.2f}", f"{cpu:.2f}", f"{m / _median_ms(b, 'local'):.2f}×",
+        rows.append([v, f"{m:.2f}", f"{cpu:.2f}", f"{m / local_ms:.2f}×",
                      f"{m / txn_ms:.2f}×", f"{m / exec_ms:.2f}×"])
     rep.table(["ADD (IPAM alone)", "latency (ms)", "CPU (ms)", "/ local", "/ Txn floor",
                "/ exec floor"], rows)
@@ -323,12 +288,11 @@ def render(rep):
     rows = []
     for mode in ("per-address", "node-slices"):
         if mode in c["unavailable"]:
-            rows.append([mode, f"not available: {c['unavailable'][mode]}", "", "", "", ""])
+            rows.append([mode, f"not available: {c['unavailable'][mode]}", "", "", ""])
             continue
         t = c["throughput"][mode]
         rows.append([mode, f"{t['per_s']:.0f}", f"{t['wall_ns'] / 1e9:.2f}", str(t["duplicates"]),
-                     " / ".join(str(x) for x in t["per_node"]),
                      str(t.get("etcd_reservations", "—"))])
-    rows.append(["whereabouts", WHEREABOUTS_PUBLISHED, "", "", "", ""])
-    rep.table(["mode", "allocations/s", "wall (s)", "duplicates", "ADDs per node",
-               "reservation keys in etcd"], rows)
+    rows.append(["whereabouts", WHEREABOUTS_PUBLISHED, "", "", ""])
+    rep.table(["mode", "allocations/s", "wall (s)", "duplicates", "reservation keys in etcd"],
+              rows)

@@ -386,8 +386,9 @@ class Bench:
         self.results["ipam"] = out
 
     # -- 5: concurrent allocation -----------------------------------------------------------------
-    def parallel_adds(self, cni, count, prefix):
-        """`count` ADDs by self.clients threads; returns every IP handed out."""
+    def parallel_adds(self, cni, count, prefix, per_client=None):
+        """`count` ADDs by self.clients threads; returns every IP handed out. per_client: one Cni
+        per thread instead of `cni` for all (bench/cluster.py: a node each)."""
         ips = []
         errors = []
         lock = threading.Lock()
@@ -401,10 +402,11 @@ class Bench:
                         return
                     k = next_k[0]
                     next_k[0] += 1
+                who = per_client[c] if per_client else cni
                 try:
-                    r = must(cni.run("ADD", f"{prefix}{k}", self.node_ns_path, f"{prefix}{k}",
-                                     scratch), f"{cni.label} ADD")
-                    ip = result_ip(r, f"{cni.label} ADD")
+                    r = must(who.run("ADD", f"{prefix}{k}", self.node_ns_path, f"{prefix}{k}",
+                                     scratch), f"{who.label} ADD")
+                    ip = result_ip(r, f"{who.label} ADD")
                 except BenchError as e:
                     with lock:
                         errors.append(str(e))
@@ -414,7 +416,7 @@ class Bench:
 
         # Daemon threads: Ctrl-C in join() must end the run, not wait for the remaining ADDs.
         threads = [threading.Thread(target=client, args=(c,), daemon=True)
-                   for c in range(self.clients)]
+                   for c in range(len(per_client) if per_client else self.clients)]
         for t in threads:
             t.start()
         for t in threads:
