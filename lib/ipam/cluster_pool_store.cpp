@@ -220,7 +220,11 @@ class ClusterPoolTxn final : public PoolTxn {
     std::map<std::string, std::optional<Reservation>> all;
     for (const IpFamily family : {IpFamily::kV4, IpFamily::kV6}) {
       const std::string prefix = keys::address_prefix(net_, family);
-      IPOIB_TRY_ASSIGN(std::vector<etcd::KeyValue> kvs, list(prefix, keys::prefix_end(prefix)));
+      // Not guarded as a range: a body that reads everything (GC, admin release) changes only
+      // reservations it read, each under its own compare, and must not conflict with every ADD
+      // of the network meanwhile.
+      IPOIB_TRY_ASSIGN(std::vector<etcd::KeyValue> kvs,
+                       list(prefix, keys::prefix_end(prefix), /*guard=*/false));
       for (etcd::KeyValue& kv : kvs) {
         IPOIB_TRY_ASSIGN(Reservation r, parse_record(kv.key, kv.value));
         remember(kv.key, ReadState{true, kv.mod_revision}, r, /*listed=*/true);
@@ -530,8 +534,10 @@ class ClusterPoolTxn final : public PoolTxn {
     return current(keys::address(net_, *ip));
   }
 
-  // Every key under `from`..`end`, guarded by one range compare.
-  Result<std::vector<etcd::KeyValue>> list(const std::string& from, const std::string& end) {
+  // Every key in [from, end), read at one revision; with `guard`, the commit also checks that no
+  // key in the range was written since (one range compare; a delete is not seen by it).
+  Result<std::vector<etcd::KeyValue>> list(const std::string& from, const std::string& end,
+                                           bool guard = true) {
     std::vector<etcd::KeyValue> out;
     etcd::RangeRequest r;
     r.key = from;
@@ -550,7 +556,9 @@ class ClusterPoolTxn final : public PoolTxn {
       r.key = out.back().key + std::string(1, '\0');
       r.revision = revision;  // one consistent snapshot across pages
     }
-    guards_.push_back({from, end, revision});
+    if (guard) {
+      guards_.push_back({from, end, revision});
+    }
     return out;
   }
 
@@ -610,8 +618,7 @@ class ClusterPoolTxn final : public PoolTxn {
         if (state.is_object() && state.contains("mode") && state["mode"] != kPerAddressMode) {
           return Error(ErrorCode::kInvalidNetworkConfig,
                        "range " + range_key + " of network " + net_label() +
-                           " is allocated in node slices in the cluster store (" +
-                           resp.kvs[0].key +
+                           " is allocated in node slices in the cluster store (" + resp.kvs[0].key +
                            "): set the same node_slice_size on every node; a range cannot mix "
                            "node slices and per-address allocation");
         }
