@@ -581,6 +581,7 @@ class ClusterPoolTxn final : public PoolTxn {
       }
     }
     std::vector<Reservation> out;
+    out.reserve(found.size());
     for (auto& [key, r] : found) {
       out.push_back(std::move(r));
     }
@@ -875,8 +876,9 @@ class ClusterIpamStore final : public IpamStore {
       const json j = json::parse(*text, nullptr, /*allow_exceptions=*/false);
       if (!j.is_object() || !j.value("container_id", json()).is_string() ||
           !j.value("ifname", json()).is_string() || !j.value("network", json()).is_string()) {
-        return Error(ErrorCode::kStoreCorrupt,
-                     "deferred release " + dir + "/" + name + " is not a release record");
+        std::string msg = "deferred release ";
+        msg.append(dir).append("/").append(name).append(" is not a release record");
+        return Error(ErrorCode::kStoreCorrupt, msg);
       }
       out.push_back({j["network"].get<std::string>(), j["container_id"].get<std::string>(),
                      j["ifname"].get<std::string>()});
