@@ -112,7 +112,6 @@ class ClusterBench:
         lat = {v: [] for v in MODES + FLOORS}
         cpu = {v: [] for v in MODES + FLOORS}
         scratch = os.path.join(self.work, "lat")
-        node = self.b.node_ns_path
         order = list(MODES + FLOORS)
         for i in range(self.warmup + self.n_latency):
             for v in order[i % len(order):] + order[:i % len(order)]:
@@ -125,18 +124,30 @@ class ClusterBench:
                     r = h.must(h.spawn([self.a.exec_floor], {}, "/dev/null", scratch),
                                "exec floor")
                 else:
-                    cid = f"cl{os.getpid()}lat{i}"
-                    r = cnis[v].run("ADD", cid, node, f"lat-{i}", scratch)
-                    if not r.ok() and v == "node-slices":
-                        self.out["unavailable"][v] = cni_error(r)
+                    try:
+                        r = self.add_del(cnis[v], v, f"cl{os.getpid()}lat{i}", scratch)
+                    except h.BenchError as e:
+                        if v != "node-slices":
+                            raise h.BenchError(f"{v}: {e}") from e
+                        self.out["unavailable"][v] = str(e)
                         continue
-                    h.result_ip(h.must(r, f"{v} ADD"), f"{v} ADD")
-                    h.must(cnis[v].run("DEL", cid, node, f"lat-{i}", scratch), f"{v} DEL")
                 if i >= self.warmup:
                     lat[v].append(r.wall_ns)
                     cpu[v].append(r.cpu_ns)
         self.out["latency"] = lat
         self.out["cpu"] = cpu
+
+    def add_del(self, cni, what, cid, scratch):
+        """One timed ADD (returned) and its untimed DEL."""
+        h = self.h
+        r = cni.run("ADD", cid, self.b.node_ns_path, cid, scratch)
+        if not r.ok():
+            raise h.BenchError(cni_error(r))
+        h.result_ip(r, f"{what} ADD")
+        d = cni.run("DEL", cid, self.b.node_ns_path, cid, scratch)
+        if not d.ok():
+            raise h.BenchError(f"DEL: {cni_error(d)}")
+        return r
 
     # -- 2 ---------------------------------------------------------------------------------------
     def throughput(self, c, mode):
