@@ -31,6 +31,8 @@ namespace keys = cluster::keys;
 constexpr std::size_t kMaxTxnOps = 128;
 // Keys per bounded read while searching for a free address.
 constexpr std::int64_t kScanPage = 64;
+// Free addresses after the cursor among which an ADD picks (times the attempt number).
+constexpr std::size_t kChoiceWindow = 16;
 constexpr std::string_view kDeferredDir = "cluster-deferred";
 constexpr std::size_t kMaxDeferredBytes = 4096;
 // The range state's "mode": a range is allocated per address or in node slices, never both (the
@@ -602,13 +604,16 @@ class ClusterPoolTxn final : public PoolTxn {
   }
 
   // A free address after the range's cursor (wrapping once), found with keys-only reads of
-  // kScanPage keys; the first on a first attempt, on a retry (it was taken under us) a random
-  // one of the first few, so that concurrent nodes stop colliding. The commit's
-  // create-if-absent compare on its key decides; the scan itself is not guarded.
+  // kScanPage keys: a random one of the first kChoiceWindow × attempt free addresses, so that
+  // concurrent nodes rarely collide. The commit's create-if-absent compare on its key decides;
+  // the scan itself is not guarded.
   Result<std::optional<IpAddress>> choose(const std::string& range_key, const Range& range) {
     const IpFamily fam = range.family();
+    // A window of free addresses after the cursor, one picked at random: nodes that ADD at the
+    // same moment read the same cursor, and taking its first free address would make all but
+    // one of them conflict. The window widens on each retry.
     const std::size_t want =
-        attempt_ == 1 ? 1 : std::min<std::size_t>(4 + 8 * static_cast<std::size_t>(attempt_), 128);
+        std::min<std::size_t>(kChoiceWindow * static_cast<std::size_t>(attempt_), 128);
     u128 start = range.first.value();
     {
       IPOIB_TRY_ASSIGN(
@@ -696,14 +701,12 @@ class ClusterPoolTxn final : public PoolTxn {
     if (candidates.empty()) {
       return std::optional<IpAddress>();
     }
-    std::size_t pick = 0;
-    if (attempt_ > 1) {
-      // Seeded per call: a static generator would repeat its sequence in every forked process.
-      std::mt19937 rng(
-          static_cast<std::uint32_t>(::getpid()) * 2654435761U ^
-          static_cast<std::uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
-      pick = std::uniform_int_distribution<std::size_t>(0, candidates.size() - 1)(rng);
-    }
+    // Seeded per call: a static generator would repeat its sequence in every forked process.
+    std::mt19937 rng(
+        static_cast<std::uint32_t>(::getpid()) * 2654435761U ^
+        static_cast<std::uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
+    const std::size_t pick =
+        std::uniform_int_distribution<std::size_t>(0, candidates.size() - 1)(rng);
     return std::optional<IpAddress>(candidates[pick]);
   }
 
