@@ -12,6 +12,7 @@ an error; a missed target is not).
 Usage (root; scripts/bench creates the node netns, the harness enters it before any thread):
   harness.py --node-netns NAME --parent IF --ours-plugin P --ours-ipam W --peer-dir D
              --floor F --exec-floor E --work DIR --pod-prefix PFX [--product P] [--top DIR]
+             [--etcd-floor F] [--cluster-only]
              [--quick] [--iterations N] [--out F] [--json F]
 """
 
@@ -27,6 +28,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "support"))
 import ipoib_testlib as testlib  # noqa: E402
+import cluster  # noqa: E402  (bench/cluster.py: the cluster store on etcd, issue 12)
 
 CNI_VERSION = "1.0.0"
 PLUGIN_TIMEOUT_S = 30.0
@@ -384,8 +386,9 @@ class Bench:
         self.results["ipam"] = out
 
     # -- 5: concurrent allocation -----------------------------------------------------------------
-    def parallel_adds(self, cni, count, prefix):
-        """`count` ADDs by self.clients threads; returns every IP handed out."""
+    def parallel_adds(self, cni, count, prefix, per_client=None):
+        """`count` ADDs by self.clients threads; returns every IP handed out. per_client: one Cni
+        per thread instead of `cni` for all (bench/cluster.py: a node each)."""
         ips = []
         errors = []
         lock = threading.Lock()
@@ -399,10 +402,11 @@ class Bench:
                         return
                     k = next_k[0]
                     next_k[0] += 1
+                who = per_client[c] if per_client else cni
                 try:
-                    r = must(cni.run("ADD", f"{prefix}{k}", self.node_ns_path, f"{prefix}{k}",
-                                     scratch), f"{cni.label} ADD")
-                    ip = result_ip(r, f"{cni.label} ADD")
+                    r = must(who.run("ADD", f"{prefix}{k}", self.node_ns_path, f"{prefix}{k}",
+                                     scratch), f"{who.label} ADD")
+                    ip = result_ip(r, f"{who.label} ADD")
                 except BenchError as e:
                     with lock:
                         errors.append(str(e))
@@ -412,7 +416,7 @@ class Bench:
 
         # Daemon threads: Ctrl-C in join() must end the run, not wait for the remaining ADDs.
         threads = [threading.Thread(target=client, args=(c,), daemon=True)
-                   for c in range(self.clients)]
+                   for c in range(len(per_client) if per_client else self.clients)]
         for t in threads:
             t.start()
         for t in threads:
@@ -498,11 +502,16 @@ TARGETS = [
 ]
 
 
-def evaluate_targets(b):
-    """[(name, measured text, met)] for every entry of TARGETS; pure over b.results."""
+def evaluate_targets(b, targets=None):
+    """[(name, measured text, met)] for every entry of `targets` (TARGETS and cluster.TARGETS);
+    pure over b.results. met is None for a figure that is not available."""
     out = []
-    for name, limit, kind, measure in TARGETS:
-        value, text = measure(b)
+    for name, limit, kind, measure in TARGETS + cluster.TARGETS if targets is None else targets:
+        try:
+            value, text = measure(b)
+        except cluster.Unavailable as e:
+            out.append((name, str(e), None))
+            continue
         met = value <= limit if kind == "max" else value >= limit
         out.append((name.format(top=b.levels[-1]), text, met))
     return out
@@ -528,8 +537,19 @@ class Report:
             self.emit("| " + " | ".join(row) + " |")
         self.emit()
 
+    def targets(self, targets=None):
+        self.emit("### Targets (reported, never asserted)")
+        self.emit()
+        verdict = {True: "MET", False: "MISSED", None: "—"}
+        self.table(["target", "measured", ""],
+                   [[n, v, verdict[m]] for n, v, m in evaluate_targets(self.b, targets)])
+
     def build(self):
         b, r = self.b, self.r
+        if b.a.cluster_only:
+            cluster.render(self)
+            self.targets(cluster.TARGETS)
+            return "\n".join(self.lines)
         c = r["cycles"]
         ex = r["exec"]
         exec_ms = ms(median(ex["wall"]))
@@ -598,10 +618,8 @@ class Report:
                    [[k, f"{v['file'] / 1024:.0f}", f"{v['stripped'] / 1024:.0f}"]
                     for k, v in r["sizes"].items()])
 
-        self.emit("### Targets (reported, never asserted)")
-        self.emit()
-        self.table(["target", "measured", ""],
-                   [[n, v, "MET" if m else "MISSED"] for n, v, m in evaluate_targets(b)])
+        cluster.render(self)
+        self.targets()
         return "\n".join(self.lines)
 
 
@@ -637,8 +655,10 @@ def main():
                  "exec-floor", "work", "pod-prefix"):
         p.add_argument(f"--{name}", required=True)
     p.add_argument("--product", default="")
+    p.add_argument("--etcd-floor", default="")
     p.add_argument("--top", default=".")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--cluster-only", action="store_true")
     p.add_argument("--iterations", type=int, default=0)
     p.add_argument("--out", default="")
     p.add_argument("--json", default="")
@@ -652,7 +672,10 @@ def main():
     print("\n".join(header), file=sys.stderr, flush=True)
     steps = (("exec floor", b.exec_floor), ("ADD/DEL cycles", b.cycles),
              ("IPAM scaling", b.ipam_scaling), ("concurrent allocation", b.concurrency),
+             ("cluster store on etcd", cluster.ClusterBench(b, sys.modules[__name__]).run),
              ("binary sizes", b.sizes))
+    if a.cluster_only:
+        steps = tuple(s for s in steps if s[0] == "cluster store on etcd")
     try:
         for name, step in steps:
             t0 = time.monotonic()
