@@ -417,6 +417,24 @@ class SliceIpamStore final : public IpamStore {
       const std::string key = keys::slice(net_component(net), range_key, pick.address());
       etcd::TxnRequest t;
       t.compare.push_back(etcd::Compare::absent(key));
+      // A range is per-address or node slices, never both (cluster_pool_store.cpp): the range
+      // state says which; the first claim writes it.
+      const std::string state_key = keys::range_state(net_component(net), range_key);
+      IPOIB_TRY_ASSIGN(etcd::RangeResponse st,
+                       client_->range(etcd::RangeRequest::single(state_key)));
+      if (st.kvs.empty()) {
+        t.compare.push_back(etcd::Compare::absent(state_key));
+        t.success.emplace_back(etcd::PutRequest{state_key, dump({{"mode", "node-slices"}})});
+      } else {
+        const json mode = json::parse(st.kvs[0].value, nullptr, /*allow_exceptions=*/false);
+        if (!mode.is_object() || mode.value("mode", std::string()) != "node-slices") {
+          return Error(ErrorCode::kInvalidNetworkConfig,
+                       "node_slice_size: range " + range_key +
+                           " is allocated per address in the cluster store (" + state_key +
+                           "): a range cannot mix per-address allocation and node slices; set "
+                           "the same node_slice_size on every node");
+        }
+      }
       t.success.emplace_back(
           etcd::PutRequest{key, dump({{"node", loc_.node_name},
                                       {"slice", pick.to_string()},

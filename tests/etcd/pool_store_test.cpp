@@ -18,6 +18,7 @@
 #include "ipoib/cluster/keys.h"
 #include "ipoib/ipam/cluster_pool_store.h"
 #include "ipoib/ipam/pool_ops.h"
+#include "ipoib/ipam/store.h"
 #include "tests/etcd/etcd_cluster.h"
 
 using namespace ipoib;
@@ -450,6 +451,35 @@ TEST_CASE("an ADD's commit that arrives after its DEL does not apply (the DEL's 
   auto again = add_one((*adder)->pool(net).get(), range, "late");
   REQUIRE(again.ok());
   CHECK(again->has_value());
+}
+
+TEST_CASE("a range is per-address or node slices, never both") {
+  etcd_test::TempDir dir("pool");
+  const std::string net = unique("mode");
+  const std::string endpoints = member().endpoints_csv();
+  auto per_address =
+      open_cluster_store(location(endpoints, dir.path() + "/p", net), OpenMode::kCreate);
+  StoreLocation sliced_loc = location(endpoints, dir.path() + "/s", net);
+  sliced_loc.cluster.node_slice_prefix = 28;
+  auto sliced = open_node_slice_store(sliced_loc, OpenMode::kCreate, StoreTuning{});
+  REQUIRE(per_address.ok());
+  REQUIRE(sliced.ok());
+  const Range range = range_of("10.6.0.0/24");
+  // Per-address first: a node-slice claim on the same range is refused, naming both modes.
+  auto p1 = add(*(*per_address)->pool(net), "r", range, attachment("p1"));
+  REQUIRE(p1.ok());
+  auto s1 = add(*(*sliced)->pool(net), "r", range, attachment("s1"));
+  REQUIRE_FALSE(s1.ok());
+  CHECK(s1.error().code() == ErrorCode::kInvalidNetworkConfig);
+  CHECK_THAT(s1.error().msg(), Catch::Contains("per address") && Catch::Contains("r"));
+  // Node slices first: a per-address ADD on that range is refused.
+  auto s2 = add(*(*sliced)->pool(net), "r2", range, attachment("s2"));
+  REQUIRE(s2.ok());
+  REQUIRE(s2->has_value());
+  auto p2 = add(*(*per_address)->pool(net), "r2", range, attachment("p2"));
+  REQUIRE_FALSE(p2.ok());
+  CHECK(p2.error().code() == ErrorCode::kInvalidNetworkConfig);
+  CHECK_THAT(p2.error().msg(), Catch::Contains("node slices"));
 }
 
 int main(int argc, char** argv) {
