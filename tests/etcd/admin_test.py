@@ -63,8 +63,10 @@ def snapshot(cluster):
 
 
 def key_names(cluster, part):
+    """Keys under /ipoib/v1/net/NET/<part>/, without DEL's tombstones (att/.../~released, on a
+    lease: docs/ipam.md)."""
     r = cluster.etcdctl("get", "--prefix", "--keys-only", "/ipoib/v1/net/%s/%s/" % (NET, part))
-    return [k for k in r.stdout.split() if k]
+    return [k for k in r.stdout.split() if k and not k.endswith("/~released")]
 
 
 def list_and_release(plugin, c, tmp, config):
