@@ -33,7 +33,7 @@
 
 #include "ipoib/base/file.h"
 #include "ipoib/cluster/keys.h"
-#include "ipoib/cluster/kv_txn.h"
+#include "ipoib/cluster/backoff.h"
 #include "ipoib/etcd/client.h"
 #include "ipoib/ipam/cluster_pool_store.h"
 #include "ipoib/ipam/local_pool_store.h"
