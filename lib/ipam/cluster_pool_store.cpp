@@ -14,8 +14,8 @@
 
 #include "ipoib/base/errno_error.h"
 #include "ipoib/base/file.h"
-#include "ipoib/cluster/keys.h"
 #include "ipoib/cluster/backoff.h"
+#include "ipoib/cluster/keys.h"
 #include "ipoib/etcd/client.h"
 #include "ipoib/ipam/pool_ops.h"
 #include "ipoib/ipam/store.h"

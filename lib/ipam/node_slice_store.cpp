@@ -32,8 +32,8 @@
 #include <thread>
 
 #include "ipoib/base/file.h"
-#include "ipoib/cluster/keys.h"
 #include "ipoib/cluster/backoff.h"
+#include "ipoib/cluster/keys.h"
 #include "ipoib/etcd/client.h"
 #include "ipoib/ipam/cluster_pool_store.h"
 #include "ipoib/ipam/local_pool_store.h"
@@ -428,11 +428,14 @@ class SliceIpamStore final : public IpamStore {
       } else {
         const json mode = json::parse(st.kvs[0].value, nullptr, /*allow_exceptions=*/false);
         if (!mode.is_object() || mode.value("mode", std::string()) != "node-slices") {
-          return Error(ErrorCode::kInvalidNetworkConfig,
-                       "node_slice_size: range " + range_key +
-                           " is allocated per address in the cluster store (" + state_key +
-                           "): a range cannot mix per-address allocation and node slices; set "
-                           "the same node_slice_size on every node");
+          std::string msg = "node_slice_size: range ";
+          msg.append(range_key)
+              .append(" is allocated per address in the cluster store (")
+              .append(state_key)
+              .append(
+                  "): a range cannot mix per-address allocation and node slices; set the "
+                  "same node_slice_size on every node");
+          return Error(ErrorCode::kInvalidNetworkConfig, msg);
         }
       }
       t.success.emplace_back(

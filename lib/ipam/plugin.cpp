@@ -116,8 +116,8 @@ class BuiltinIpam final : public cni::Plugin {
             if (!r.node.empty() && r.node != node) {
               // Its netns is on another node: nothing here can tell whether it still lives.
               notes.push_back(concat({"ADD of pod ", pod_ref, "/", ifname, ": ", r.ip.to_string(),
-                                      " stays with container ", r.container_id, " of node ",
-                                      r.node, "; allocating another address"}));
+                                      " stays with container ", r.container_id, " of node ", r.node,
+                                      "; allocating another address"}));
               continue;
             }
             if (other_live(r.netns, req.env.netns)) {

@@ -174,8 +174,7 @@ TEST_CASE("etcd credentials: the configured user and password file, read by the 
     CHECK_THAT(find(results, "etcd.auth").finding, Catch::Contains("authentication"));
     // The member answered (it refused the password): reachable, not down.
     CHECK(status_of(results, "etcd.reachable") == CheckStatus::kPass);
-    CHECK_THAT(find(results, "etcd.reachable").finding,
-               Catch::Contains("refused the credentials"));
+    CHECK_THAT(find(results, "etcd.reachable").finding, Catch::Contains("refused the credentials"));
   }
   SECTION("no user configured") {
     node_with_flat_file(tree, base);
