@@ -830,8 +830,10 @@ class ClusterPool final : public PoolStore {
 
 class ClusterIpamStore final : public IpamStore {
  public:
-  ClusterIpamStore(StoreLocation loc, OpenMode mode, std::unique_ptr<etcd::Client> client)
-      : loc_(std::move(loc)), mode_(mode), client_(std::move(client)) {}
+  // Every OpenMode is the same here: etcd needs nothing created, and store_dir is created only
+  // when a DEL defers a release or a lease is recorded.
+  ClusterIpamStore(StoreLocation loc, std::unique_ptr<etcd::Client> client)
+      : loc_(std::move(loc)), client_(std::move(client)) {}
 
   Result<std::vector<std::string>> pool_names() override {
     // One bounded read per network: after a network's first key, skip past its prefix.
@@ -1001,7 +1003,6 @@ class ClusterIpamStore final : public IpamStore {
   Status apply_deferred(const Deferred& d);
 
   StoreLocation loc_;
-  OpenMode mode_;
   std::unique_ptr<etcd::Client> client_;
   std::int64_t lease_ = 0;
   std::int64_t lease_expires_ = 0;
@@ -1128,13 +1129,12 @@ Status ClusterIpamStore::apply_deferred(const Deferred& d) {
 
 }  // namespace
 
-Result<std::unique_ptr<IpamStore>> open_cluster_store(const StoreLocation& loc, OpenMode mode) {
+Result<std::unique_ptr<IpamStore>> open_cluster_store(const StoreLocation& loc, OpenMode /*mode*/) {
   IPOIB_TRY_ASSIGN(etcd::Config cfg, etcd::config_from(loc.cluster.etcd));
   cfg.operation_timeout = milliseconds(loc.lock_timeout_ms);
   cfg.call_timeout = std::min(cfg.call_timeout, cfg.operation_timeout);
   IPOIB_TRY_ASSIGN(std::unique_ptr<etcd::Client> client, etcd::Client::create(std::move(cfg)));
-  return std::unique_ptr<IpamStore>(
-      std::make_unique<ClusterIpamStore>(loc, mode, std::move(client)));
+  return std::unique_ptr<IpamStore>(std::make_unique<ClusterIpamStore>(loc, std::move(client)));
 }
 
 }  // namespace ipoib::ipam
