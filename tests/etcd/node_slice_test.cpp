@@ -122,18 +122,24 @@ Result<TxnInfo> del(PoolStore& pool, const std::string& cid) {
   return pool.release_attachment(f, released);
 }
 
-// The slice keys of (net, "r") in etcd: first address -> owning node.
-std::map<std::string, std::string> claims(const std::string& net) {
+// One read from the live member.
+etcd::RangeResponse read(const etcd::RangeRequest& r) {
   etcd::ConfigKeys k;
   k.etcd_host = live();
   auto cfg = etcd::config_from(k);
   REQUIRE(cfg.ok());
   auto c = etcd::Client::create(std::move(*cfg));
   REQUIRE(c.ok());
-  auto resp = (*c)->range(etcd::RangeRequest::prefix(keys::slice_prefix(net, "r")));
+  auto resp = (*c)->range(r);
   REQUIRE(resp.ok());
+  return std::move(*resp);
+}
+
+// The slice keys of (net, "r") in etcd: first address -> owning node.
+std::map<std::string, std::string> claims(const std::string& net) {
+  const etcd::RangeResponse resp = read(etcd::RangeRequest::prefix(keys::slice_prefix(net, "r")));
   std::map<std::string, std::string> out;
-  for (const etcd::KeyValue& kv : resp->kvs) {
+  for (const etcd::KeyValue& kv : resp.kvs) {
     const auto j = nlohmann::json::parse(kv.value);
     out[j["slice"].get<std::string>()] = j["node"].get<std::string>();
   }
@@ -142,15 +148,8 @@ std::map<std::string, std::string> claims(const std::string& net) {
 
 // The mod_revision of a key (0 when absent).
 std::int64_t mod_revision(const std::string& key) {
-  etcd::ConfigKeys k;
-  k.etcd_host = live();
-  auto cfg = etcd::config_from(k);
-  REQUIRE(cfg.ok());
-  auto c = etcd::Client::create(std::move(*cfg));
-  REQUIRE(c.ok());
-  auto resp = (*c)->range(etcd::RangeRequest::single(key));
-  REQUIRE(resp.ok());
-  return resp->kvs.empty() ? 0 : resp->kvs[0].mod_revision;
+  const etcd::RangeResponse resp = read(etcd::RangeRequest::single(key));
+  return resp.kvs.empty() ? 0 : resp.kvs[0].mod_revision;
 }
 
 // A loopback port that accepts connections (the kernel's backlog) and never answers: every
