@@ -255,6 +255,7 @@ TEST_CASE("exclude and the gateway are honoured inside slices; an excluded slice
   auto store = node.open(live());
   auto pool = store->pool(node.net);
   std::vector<std::string> got;
+  got.reserve(6);
   for (int i = 0; i < 6; ++i) {
     got.push_back(must_add(*pool, range, "c" + std::to_string(i)).to_string());
   }
@@ -339,7 +340,7 @@ TEST_CASE("8 concurrent nodes never own one slice and never hand out one address
     }
   }
   CHECK(std::set<std::string>(got.begin(), got.end()).size() == got.size());  // 0 duplicates
-  CHECK(got.size() + full == nodes * per_node);
+  CHECK(got.size() + full == static_cast<std::size_t>(nodes) * per_node);
   CHECK(full > 0);  // 80 demands, 62 addresses
   // Every slice is claimed once, and every address lies in a slice of the node that got it.
   const auto owners = claims(net);
