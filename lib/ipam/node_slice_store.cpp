@@ -10,14 +10,15 @@
 // DEL holds from the first look at the slices to the end of the local commit (and, after a
 // release, to the end of returning empty slices). A claim talks to etcd outside the local
 // transaction (the body runs again afterwards), so a DEL, which needs the local pool's lock only,
-// never waits for etcd; it returns empty slices if it gets the slice lock within
-// lock_timeout_ms, else a later release does. The claim Txn comes first and the local record
-// second: a crash between them, or a claim applied after its plugin gave up, leaves a slice etcd
-// says is this node's, which the next claim adopts (every claim lists the range's slice keys),
-// rewriting its key so that a late delete guarded by the old revision fails. A slice leaves the
-// allocatable set locally (`returning`) before its key is deleted in etcd, so no other node can
-// claim a slice this node may still allocate from; if the delete fails it stays returning (the
-// delete may still be applied) and is never allocated from again unless a claim adopts it.
+// never waits for etcd; it returns empty slices if it gets the slice lock within a second
+// (kReturnTimeout, at most lock_timeout_ms), else a later release does. The claim Txn comes first
+// and the local record second: a crash between them, or a claim applied after its plugin gave up,
+// leaves a slice etcd says is this node's, which the next claim adopts (every claim lists the
+// range's slice keys), rewriting its key so that a late delete guarded by the old revision fails. A
+// slice leaves the allocatable set locally (`returning`) before its key is deleted in etcd, so no
+// other node can claim a slice this node may still allocate from; if the delete fails it stays
+// returning (the delete may still be applied) and is never allocated from again unless a claim
+// adopts it.
 //
 // The return rule: after a transaction that released an address (DEL, GC, admin release), each
 // of this node's slices of a range that holds no reservation any more goes back to the range
@@ -318,7 +319,7 @@ class SlicePool final : public PoolStore {
  private:
   // The local transaction with this node's slices as `state`, claiming outside it as asked.
   Result<TxnInfo> run_claiming(Access access, const Body& body, SliceState& state, bool& released);
-  // The return rule after a release, if the slice lock is had within lock_timeout_ms.
+  // The return rule after a release, if the slice lock is had within kReturnTimeout.
   void return_after_release(TxnInfo& info);
 
   SliceIpamStore& store_;
@@ -829,7 +830,9 @@ void SlicePool::return_after_release(TxnInfo& info) {
   if (!dir || !*dir) {
     return;  // never claimed a slice
   }
-  auto lock = (*dir)->lock(store_.location().lock_timeout_ms);
+  // A courtesy to other nodes, like the return itself: DEL waits for it no longer than that.
+  auto lock = (*dir)->lock(
+      std::min<std::int64_t>(store_.location().lock_timeout_ms, kReturnTimeout.count()));
   auto state = lock ? store_.load_state(net_) : Result<SliceState>(lock.error());
   if (!state) {
     info.warnings.push_back("node slices: empty slices go back at a later release: " +
