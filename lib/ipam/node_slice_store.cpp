@@ -6,19 +6,26 @@
 // store_dir, without any etcd round trip, until they are full.
 //
 // This node's slices are recorded in <store_dir>/node-slices/slices-<net> (JSON, published
-// atomically) under that directory's own lock, which every write transaction of the pool holds
-// from the first look at the slices to the end of the local commit (and, after a release, to
-// the end of returning empty slices). The claim Txn comes first and the local record second: a
-// crash between them leaves a slice etcd says is this node's, which the next claim adopts
-// (every claim lists the range's slice keys). A slice is dropped locally before its key is
-// deleted in etcd, so no other node can claim a slice this node may still allocate from.
+// atomically) under that directory's own lock, which every write transaction of the pool but
+// DEL holds from the first look at the slices to the end of the local commit (and, after a
+// release, to the end of returning empty slices). A claim talks to etcd outside the local
+// transaction (the body runs again afterwards), so a DEL, which needs the local pool's lock only,
+// never waits for etcd; it returns empty slices if it gets the slice lock within a second
+// (kReturnTimeout, at most lock_timeout_ms), else a later release does. The claim Txn comes first
+// and the local record second: a crash between them, or a claim applied after its plugin gave up,
+// leaves a slice etcd says is this node's, which the next claim adopts (every claim lists the
+// range's slice keys), rewriting its key so that a late delete guarded by the old revision fails. A
+// slice leaves the allocatable set locally (`returning`) before its key is deleted in etcd, so no
+// other node can claim a slice this node may still allocate from; if the delete fails it stays
+// returning (the delete may still be applied) and is never allocated from again unless a claim
+// adopts it.
 //
 // The return rule: after a transaction that released an address (DEL, GC, admin release), each
 // of this node's slices of a range that holds no reservation any more goes back to the range
 // (its etcd key deleted, guarded by its mod_revision, if it still names this node), except that
 // the node keeps one slice of every range it holds slices of (the lowest, when all are empty).
 // A slice holding a reservation never goes back. When etcd cannot be reached the slice stays
-// claimed (a warning) and a later release retries; DEL and GC never fail for it.
+// claimed (a warning) and the next release retries; DEL and GC never fail for it.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -97,11 +104,11 @@ IpPrefix slice_at(const Range& range, int prefix_len, u128 index) {
   return {IpAddress(range.family(), base + (index << shift)), prefix_len};
 }
 
-// This node's slices of one pool, per range key, sorted by address.
-struct SliceState {
+// A set of slices per range key, each list sorted by address.
+struct SliceSets {
   std::map<std::string, std::vector<IpPrefix>> by_range;
 
-  [[nodiscard]] bool owns(const std::string& range_key, const IpPrefix& s) const {
+  [[nodiscard]] bool has(const std::string& range_key, const IpPrefix& s) const {
     const auto it = by_range.find(range_key);
     return it != by_range.end() &&
            std::find(it->second.begin(), it->second.end(), s) != it->second.end();
@@ -124,18 +131,44 @@ struct SliceState {
       }
     }
   }
+  [[nodiscard]] json to_json() const {
+    json out = json::object();
+    for (const auto& [key, v] : by_range) {
+      json list = json::array();
+      for (const IpPrefix& p : v) {
+        list.push_back(p.to_string());
+      }
+      out[key] = list;
+    }
+    return out;
+  }
+};
+
+// This node's slices of one pool. `owned`: the slices it allocates in. `returning`: slices it no
+// longer allocates in whose etcd key may still name it (a return that did not complete); every
+// later release retries them, and a claim may adopt them back. A slice is in at most one.
+struct SliceState {
+  SliceSets owned;
+  SliceSets returning;
+
+  [[nodiscard]] bool owns(const std::string& range_key, const IpPrefix& s) const {
+    return owned.has(range_key, s);
+  }
+  void add(const std::string& range_key, const IpPrefix& s) {
+    returning.remove(range_key, s);
+    owned.add(range_key, s);
+  }
+  void start_return(const std::string& range_key, const IpPrefix& s) {
+    owned.remove(range_key, s);
+    returning.add(range_key, s);
+  }
 };
 
 std::string state_json(const std::string& node, const SliceState& st) {
-  json slices = json::object();
-  for (const auto& [key, v] : st.by_range) {
-    json list = json::array();
-    for (const IpPrefix& p : v) {
-      list.push_back(p.to_string());
-    }
-    slices[key] = list;
-  }
-  return dump({{"version", 1}, {"node", node}, {"slices", slices}});
+  return dump({{"version", 1},
+               {"node", node},
+               {"slices", st.owned.to_json()},
+               {"returning", st.returning.to_json()}});
 }
 
 Result<SliceState> parse_state(const std::string& path, const std::string& text) {
@@ -147,19 +180,27 @@ Result<SliceState> parse_state(const std::string& path, const std::string& text)
     return bad();
   }
   SliceState st;
-  for (const auto& [key, list] : j["slices"].items()) {
-    if (!list.is_array()) {
+  // "returning" is absent in records written before it existed.
+  for (const char* field : {"slices", "returning"}) {
+    const json& sets = j.value(field, json::object());
+    if (!sets.is_object()) {
       return bad();
     }
-    for (const json& e : list) {
-      if (!e.is_string()) {
+    SliceSets& into = std::string_view(field) == "slices" ? st.owned : st.returning;
+    for (const auto& [key, list] : sets.items()) {
+      if (!list.is_array()) {
         return bad();
       }
-      auto p = IpPrefix::parse(e.get<std::string>());
-      if (!p) {
-        return bad();
+      for (const json& e : list) {
+        if (!e.is_string()) {
+          return bad();
+        }
+        auto p = IpPrefix::parse(e.get<std::string>());
+        if (!p) {
+          return bad();
+        }
+        into.add(key, *p);
       }
-      st.add(key, *p);
     }
   }
   return st;
@@ -170,6 +211,7 @@ struct SliceClaim {
   IpPrefix slice;
   std::string node;
   std::int64_t mod_revision = 0;
+  std::string key;
 };
 
 std::optional<SliceClaim> parse_claim(const etcd::KeyValue& kv) {
@@ -182,19 +224,44 @@ std::optional<SliceClaim> parse_claim(const etcd::KeyValue& kv) {
   if (!p) {
     return std::nullopt;
   }
-  return SliceClaim{*p, j["node"].get<std::string>(), kv.mod_revision};
+  return SliceClaim{*p, j["node"].get<std::string>(), kv.mod_revision, kv.key};
 }
 
 std::string net_component(const std::string& net) { return net.empty() ? "_" : net; }
 
 class SliceIpamStore;
 
+// A slice claim talks to etcd for up to lock_timeout_ms, so it never runs inside the local
+// transaction: the pool's lock would keep every DEL of the node waiting (and failing) behind it.
+// A body that needs a slice this node does not own ends with this request; SlicePool::transact
+// claims outside the local transaction and runs the body again.
+struct ClaimRound {
+  struct Need {
+    std::string range_key;
+    Range range;
+    std::optional<IpAddress> want;  // reserve(): the slice holding this address
+  };
+  std::optional<Need> need;
+  // Claims that added nothing: "<range_key>" (no free slice) or "<range_key> <slice>" (held by
+  // the named node, or not claimable: "").
+  std::map<std::string, std::string> failed;
+
+  static std::string key(const std::string& range_key, const std::optional<IpPrefix>& s) {
+    return s ? range_key + " " + s->to_string() : range_key;
+  }
+  Status ask(const std::string& range_key, const Range& range, std::optional<IpAddress> want) {
+    need = Need{range_key, range, want};
+    return Error(ErrorCode::kTryAgainLater, "node slices: the transaction needs a slice claim");
+  }
+};
+
 // The transaction body's view: the local pool's, with allocate() (and reserve() of an address
 // outside this node's slices) restricted to the slices this node owns.
 class SliceTxn final : public PoolTxn {
  public:
-  SliceTxn(SliceIpamStore& store, const std::string& net, SliceState& state, PoolTxn& inner)
-      : store_(store), net_(net), state_(state), inner_(inner) {}
+  SliceTxn(SliceIpamStore& store, const std::string& net, SliceState& state, PoolTxn& inner,
+           ClaimRound& round)
+      : store_(store), net_(net), state_(state), inner_(inner), round_(round) {}
 
   Result<std::optional<Reservation>> find_attachment(std::string_view range_key,
                                                      std::string_view container_id,
@@ -235,6 +302,7 @@ class SliceTxn final : public PoolTxn {
   const std::string& net_;
   SliceState& state_;
   PoolTxn& inner_;
+  ClaimRound& round_;
   std::map<std::string, Range> used_;
   bool released_ = false;
 };
@@ -244,9 +312,16 @@ class SlicePool final : public PoolStore {
   SlicePool(SliceIpamStore& store, std::string net, std::unique_ptr<PoolStore> local)
       : store_(store), net_(std::move(net)), local_(std::move(local)) {}
   Result<TxnInfo> transact(Access access, const Body& body) override;
+  Result<TxnInfo> release_attachment(const ReservationFilter& attachment,
+                                     std::vector<Reservation>& released) override;
   [[nodiscard]] std::string label() const override { return local_->label() + " (node slices)"; }
 
  private:
+  // The local transaction with this node's slices as `state`, claiming outside it as asked.
+  Result<TxnInfo> run_claiming(Access access, const Body& body, SliceState& state, bool& released);
+  // The return rule after a release, if the slice lock is had within kReturnTimeout.
+  void return_after_release(TxnInfo& info);
+
   SliceIpamStore& store_;
   std::string net_;
   std::unique_ptr<PoolStore> local_;
@@ -376,7 +451,16 @@ class SliceIpamStore final : public IpamStore {
         }
         taken.insert(c.slice.address().value());
         if (c.node == loc_.node_name && !state.owns(range_key, c.slice)) {
-          adopted.push_back(c.slice);
+          // Ours in etcd, not recorded: a claim applied after its plugin died or gave up, or a
+          // return that may still be in flight. Rewriting the key (guarded by the revision we
+          // read) makes such a late delete fail its compare before the node allocates here.
+          etcd::TxnRequest t;
+          t.compare.push_back(etcd::Compare::mod_revision_is(c.key, c.mod_revision));
+          t.success.emplace_back(etcd::PutRequest{c.key, claim_value(c.slice)});
+          IPOIB_TRY_ASSIGN(etcd::TxnResponse resp, client_->txn(t, etcd::TxnRetry::kIdempotent));
+          if (resp.succeeded) {
+            adopted.push_back(c.slice);
+          }
         }
       }
       if (!adopted.empty()) {
@@ -438,10 +522,7 @@ class SliceIpamStore final : public IpamStore {
           return Error(ErrorCode::kInvalidNetworkConfig, msg);
         }
       }
-      t.success.emplace_back(
-          etcd::PutRequest{key, dump({{"node", loc_.node_name},
-                                      {"slice", pick.to_string()},
-                                      {"since", static_cast<std::int64_t>(std::time(nullptr))}})});
+      t.success.emplace_back(etcd::PutRequest{key, claim_value(pick)});
       // Safe to resend: a second application fails its compare, and a first one that did
       // apply is adopted by the next list.
       IPOIB_TRY_ASSIGN(etcd::TxnResponse resp, client_->txn(t, etcd::TxnRetry::kIdempotent));
@@ -463,12 +544,15 @@ class SliceIpamStore final : public IpamStore {
     }
   }
 
-  // The return rule (top of this file), under the slice lock, after the local commit. Returns
-  // warnings; never fails the transaction.
+  // The return rule (top of this file), under the slice lock, after the local commit: this
+  // node's empty slices move to `returning` (no process of the node allocates there any more),
+  // then every returning slice's key is deleted. A slice whose delete fails stays returning (its
+  // delete may still be applied: it is never allocated from again unless a claim adopts it) and
+  // the next release retries. Returns warnings; never fails the transaction.
   std::vector<std::string> return_empty(const std::string& net, PoolStore& local,
                                         SliceState& state) {
     std::vector<std::string> warnings;
-    if (state.by_range.empty()) {
+    if (state.owned.by_range.empty() && state.returning.by_range.empty()) {
       return warnings;
     }
     std::vector<Reservation> all;
@@ -480,8 +564,9 @@ class SliceIpamStore final : public IpamStore {
       warnings.push_back("node slices: not returning empty slices: " + read.error().msg());
       return warnings;
     }
-    std::vector<std::pair<std::string, IpPrefix>> to_return;
-    for (const auto& entry : state.by_range) {
+    std::vector<std::pair<std::string, IpPrefix>> emptied;
+    for (const auto& entry : state.owned.by_range) {
+      // Not a structured binding: the lambda below captures the key (C++17).
       const std::string& range_key = entry.first;
       const std::vector<IpPrefix>& slices = entry.second;
       std::vector<IpPrefix> empty;
@@ -496,26 +581,35 @@ class SliceIpamStore final : public IpamStore {
       // Keep one slice of the range: the lowest, when every slice is empty.
       const std::size_t keep = empty.size() == slices.size() ? 1 : 0;
       for (std::size_t i = keep; i < empty.size(); ++i) {
-        to_return.emplace_back(range_key, empty[i]);
+        emptied.emplace_back(range_key, empty[i]);
       }
     }
-    for (const auto& [range_key, s] : to_return) {
-      // Dropped here first: no process of this node allocates from it any more.
-      state.remove(range_key, s);
-      if (auto saved = save_state(net, state); !saved) {
-        state.add(range_key, s);
-        warnings.push_back("node slices: keeping " + s.to_string() + ": " + saved.error().msg());
+    if (!emptied.empty()) {
+      SliceState next = state;
+      for (const auto& [range_key, s] : emptied) {
+        next.start_return(range_key, s);
+      }
+      if (auto saved = save_state(net, next); !saved) {
+        warnings.push_back("node slices: keeping empty slices: " + saved.error().msg());
         return warnings;
       }
-      if (auto gone = delete_claim(net, range_key, s); !gone) {
-        state.add(range_key, s);  // still ours in etcd: a later release tries again
-        if (auto saved = save_state(net, state); !saved) {
-          // Not recorded locally, still ours in etcd: the next claim adopts it.
-          warnings.push_back("node slices: " + saved.error().msg());
+      state = std::move(next);
+    }
+    const auto returning = state.returning.by_range;  // the loop below changes the state
+    for (const auto& [range_key, slices] : returning) {
+      for (const IpPrefix& s : slices) {
+        if (auto gone = delete_claim(net, range_key, s); !gone) {
+          warnings.push_back("node slices: slice " + s.to_string() + " of range " + range_key +
+                             " is empty and stays claimed until a later release returns it: " +
+                             gone.error().msg());
+          return warnings;
         }
-        warnings.push_back("node slices: slice " + s.to_string() + " of range " + range_key +
-                           " is empty and stays claimed for now: " + gone.error().msg());
-        return warnings;
+        state.returning.remove(range_key, s);
+        if (auto saved = save_state(net, state); !saved) {
+          // Returned in etcd, still listed as returning here: the next release finds it gone.
+          warnings.push_back("node slices: " + saved.error().msg());
+          return warnings;
+        }
       }
     }
     return warnings;
@@ -541,6 +635,13 @@ class SliceIpamStore final : public IpamStore {
     return ok_status();
   }
 
+  // A slice key's value naming this node.
+  [[nodiscard]] std::string claim_value(const IpPrefix& s) const {
+    return dump({{"node", loc_.node_name},
+                 {"slice", s.to_string()},
+                 {"since", static_cast<std::int64_t>(std::time(nullptr))}});
+  }
+
   StoreLocation loc_;
   OpenMode mode_;
   std::unique_ptr<IpamStore> local_;
@@ -554,11 +655,11 @@ Result<std::optional<IpAddress>> SliceTxn::allocate_owned(const std::string& ran
                                                           const Range& range,
                                                           AllocationPolicy policy,
                                                           const Reservation& r) {
-  const auto it = state_.by_range.find(range_key);
-  if (it == state_.by_range.end()) {
+  const auto it = state_.owned.by_range.find(range_key);
+  if (it == state_.owned.by_range.end()) {
     return std::optional<IpAddress>();
   }
-  const std::vector<IpPrefix> slices = it->second;  // the claim below may change the state
+  const std::vector<IpPrefix>& slices = it->second;
   for (const IpPrefix& s : slices) {
     const std::optional<Range> part = clip(range, s);
     if (!part) {
@@ -578,18 +679,16 @@ Result<std::optional<IpAddress>> SliceTxn::allocate(const std::string& range_key
                                                     const Range& range, AllocationPolicy policy,
                                                     Reservation r) {
   IPOIB_TRY(use_range(range_key, range));
-  for (;;) {
-    IPOIB_TRY_ASSIGN(std::optional<IpAddress> ip, allocate_owned(range_key, range, policy, r));
-    if (ip) {
-      return ip;
-    }
-    // Every owned slice is full: adopt or claim one (each round adds at least one slice).
-    IPOIB_TRY_ASSIGN(std::vector<IpPrefix> added,
-                     store_.claim(net_, range_key, range, state_, std::nullopt, nullptr));
-    if (added.empty()) {
-      return std::optional<IpAddress>();  // the range has no free slice
-    }
+  IPOIB_TRY_ASSIGN(std::optional<IpAddress> ip, allocate_owned(range_key, range, policy, r));
+  if (ip) {
+    return ip;
   }
+  if (round_.failed.count(ClaimRound::key(range_key, std::nullopt)) != 0) {
+    return std::optional<IpAddress>();  // the range has no free slice
+  }
+  // Every owned slice is full: adopt or claim one, then run again.
+  IPOIB_TRY(round_.ask(range_key, range, std::nullopt));
+  return std::optional<IpAddress>();
 }
 
 Status SliceTxn::reserve(Reservation r) {
@@ -599,16 +698,15 @@ Status SliceTxn::reserve(Reservation r) {
   }
   const IpPrefix s = slice_holding(r.ip, store_.prefix_len());
   if (!state_.owns(r.range_key, s)) {
-    std::string holder;
-    IPOIB_TRY_ASSIGN(std::vector<IpPrefix> added,
-                     store_.claim(net_, r.range_key, used->second, state_, r.ip, &holder));
-    (void)added;
-    if (!state_.owns(r.range_key, s)) {
-      return Error(ErrorCode::kIpamFailure,
-                   "address " + r.ip.to_string() + " is in node slice " + s.to_string() +
-                       (holder.empty() ? std::string(", which this node cannot claim")
-                                       : ", which node " + holder + " holds"));
+    const auto failed = round_.failed.find(ClaimRound::key(r.range_key, s));
+    if (failed == round_.failed.end()) {
+      return round_.ask(r.range_key, used->second, r.ip);
     }
+    const std::string& holder = failed->second;
+    return Error(ErrorCode::kIpamFailure,
+                 "address " + r.ip.to_string() + " is in node slice " + s.to_string() +
+                     (holder.empty() ? std::string(", which this node cannot claim")
+                                     : ", which node " + holder + " holds"));
   }
   return inner_.reserve(std::move(r));
 }
@@ -626,7 +724,7 @@ Result<u128> SliceTxn::free_count(const std::string& range_key, const Range& ran
       }
     }
   };
-  if (const auto it = state_.by_range.find(range_key); it != state_.by_range.end()) {
+  if (const auto it = state_.owned.by_range.find(range_key); it != state_.owned.by_range.end()) {
     for (const IpPrefix& s : it->second) {
       if (auto part = clip(range, s)) {
         IPOIB_TRY_ASSIGN(u128 f, inner_.free_count(range_key, *part));
@@ -644,43 +742,105 @@ Result<u128> SliceTxn::free_count(const std::string& range_key, const Range& ran
   return free + (claimed_usable >= usable ? u128{0} : usable - claimed_usable);
 }
 
+Result<TxnInfo> SlicePool::run_claiming(Access access, const Body& body, SliceState& state,
+                                        bool& released) {
+  ClaimRound round;
+  for (;;) {
+    round.need.reset();
+    auto info = local_->transact(access, [&](PoolTxn& inner) -> Status {
+      round.need.reset();
+      SliceTxn txn(store_, net_, state, inner, round);
+      IPOIB_TRY(body(txn));
+      released = txn.released();
+      return ok_status();
+    });
+    if (info || !round.need) {
+      return info;
+    }
+    // Nothing was committed and the local lock is free again: claim, then run the body again.
+    if (access == Access::kRead) {
+      return Error(ErrorCode::kInternal, "node slices: a claim in a read transaction");
+    }
+    const ClaimRound::Need need = *round.need;
+    std::string holder;
+    IPOIB_TRY_ASSIGN(std::vector<IpPrefix> added,
+                     store_.claim(net_, need.range_key, need.range, state, need.want, &holder));
+    const std::optional<IpPrefix> wanted =
+        need.want ? std::optional<IpPrefix>(slice_holding(*need.want, store_.prefix_len()))
+                  : std::nullopt;
+    if (added.empty() || (wanted && !state.owns(need.range_key, *wanted))) {
+      round.failed[ClaimRound::key(need.range_key, wanted)] = holder;
+    }
+  }
+}
+
 Result<TxnInfo> SlicePool::transact(Access access, const Body& body) {
+  bool released = false;
   if (access == Access::kRead) {
     // The state is published atomically: a reader needs no lock.
     IPOIB_TRY_ASSIGN(SliceState state, store_.load_state(net_));
-    return local_->transact(access, [&](PoolTxn& inner) -> Status {
-      SliceTxn txn(store_, net_, state, inner);
-      return body(txn);
-    });
+    return run_claiming(access, body, state, released);
   }
   IPOIB_TRY_ASSIGN(std::optional<Store> dir,
                    store_.slice_store(store_.mode() == OpenMode::kCreate));
   if (!dir) {
     // DEL or GC on a node that never claimed a slice: only the local pool can change.
     SliceState none;
-    return local_->transact(access, [&](PoolTxn& inner) -> Status {
-      SliceTxn txn(store_, net_, none, inner);
-      IPOIB_TRY(body(txn));
-      if (!none.by_range.empty()) {
-        return Error(ErrorCode::kInternal, "node slices: a claim in a store opened for DEL/GC");
-      }
-      return ok_status();
-    });
+    IPOIB_TRY_ASSIGN(TxnInfo info, run_claiming(access, body, none, released));
+    if (!none.owned.by_range.empty()) {
+      return Error(ErrorCode::kInternal, "node slices: a claim in a store opened for DEL/GC");
+    }
+    return info;
   }
+  // Held from the first look at the slices to the end of the local commit (and the returns), so
+  // no process of this node allocates in a slice another is returning. Claims run under it too
+  // (outside the local transaction): two claims of one node never race each other.
   IPOIB_TRY_ASSIGN(StoreLock lock, dir->lock(store_.location().lock_timeout_ms));
   IPOIB_TRY_ASSIGN(SliceState state, store_.load_state(net_));
-  bool released = false;
-  IPOIB_TRY_ASSIGN(TxnInfo info, local_->transact(access, [&](PoolTxn& inner) -> Status {
-    SliceTxn txn(store_, net_, state, inner);
-    IPOIB_TRY(body(txn));
-    released = txn.released();
-    return ok_status();
-  }));
+  IPOIB_TRY_ASSIGN(TxnInfo info, run_claiming(access, body, state, released));
   if (released) {
     std::vector<std::string> w = store_.return_empty(net_, *local_, state);
     info.warnings.insert(info.warnings.end(), w.begin(), w.end());
   }
   return info;
+}
+
+Result<TxnInfo> SlicePool::release_attachment(const ReservationFilter& attachment,
+                                              std::vector<Reservation>& released) {
+  // DEL: releases are local and need no slice state, so they do not wait for the slice lock (an
+  // ADD may hold it while its claim waits for etcd): pod teardown is never blocked by etcd.
+  SliceState none;
+  bool any = false;
+  IPOIB_TRY_ASSIGN(TxnInfo info, run_claiming(
+                                     Access::kWrite,
+                                     [&](PoolTxn& txn) -> Status {
+                                       IPOIB_TRY_ASSIGN(released,
+                                                        release_matching(txn, attachment));
+                                       return ok_status();
+                                     },
+                                     none, any));
+  if (any) {
+    return_after_release(info);
+  }
+  return info;
+}
+
+void SlicePool::return_after_release(TxnInfo& info) {
+  auto dir = store_.slice_store(/*create=*/false);
+  if (!dir || !*dir) {
+    return;  // never claimed a slice
+  }
+  // A courtesy to other nodes, like the return itself: DEL waits for it no longer than that.
+  auto lock = (*dir)->lock(
+      std::min<std::int64_t>(store_.location().lock_timeout_ms, kReturnTimeout.count()));
+  auto state = lock ? store_.load_state(net_) : Result<SliceState>(lock.error());
+  if (!state) {
+    info.warnings.push_back("node slices: empty slices go back at a later release: " +
+                            state.error().msg());
+    return;
+  }
+  std::vector<std::string> w = store_.return_empty(net_, *local_, *state);
+  info.warnings.insert(info.warnings.end(), w.begin(), w.end());
 }
 
 Result<std::unique_ptr<etcd::Client>> client_with(const StoreLocation& loc, milliseconds timeout) {

@@ -7,10 +7,13 @@
 // STATUS (writable, free_count) and a requested address in another node's slice. Exits 77 only
 // when etcd/etcdctl are missing.
 #define CATCH_CONFIG_RUNNER
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -119,23 +122,61 @@ Result<TxnInfo> del(PoolStore& pool, const std::string& cid) {
   return pool.release_attachment(f, released);
 }
 
-// The slice keys of (net, "r") in etcd: first address -> owning node.
-std::map<std::string, std::string> claims(const std::string& net) {
+// One read from the live member.
+etcd::RangeResponse read(const etcd::RangeRequest& r) {
   etcd::ConfigKeys k;
   k.etcd_host = live();
   auto cfg = etcd::config_from(k);
   REQUIRE(cfg.ok());
   auto c = etcd::Client::create(std::move(*cfg));
   REQUIRE(c.ok());
-  auto resp = (*c)->range(etcd::RangeRequest::prefix(keys::slice_prefix(net, "r")));
+  auto resp = (*c)->range(r);
   REQUIRE(resp.ok());
+  return std::move(*resp);
+}
+
+// The slice keys of (net, "r") in etcd: first address -> owning node.
+std::map<std::string, std::string> claims(const std::string& net) {
+  const etcd::RangeResponse resp = read(etcd::RangeRequest::prefix(keys::slice_prefix(net, "r")));
   std::map<std::string, std::string> out;
-  for (const etcd::KeyValue& kv : resp->kvs) {
+  for (const etcd::KeyValue& kv : resp.kvs) {
     const auto j = nlohmann::json::parse(kv.value);
     out[j["slice"].get<std::string>()] = j["node"].get<std::string>();
   }
   return out;
 }
+
+// The mod_revision of a key (0 when absent).
+std::int64_t mod_revision(const std::string& key) {
+  const etcd::RangeResponse resp = read(etcd::RangeRequest::single(key));
+  return resp.kvs.empty() ? 0 : resp.kvs[0].mod_revision;
+}
+
+// A loopback port that accepts connections (the kernel's backlog) and never answers: every
+// request to it runs into its time-out, as to a SIGSTOPped member.
+class Blackhole {
+ public:
+  Blackhole() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    REQUIRE(fd_ >= 0);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), len) == 0);
+    REQUIRE(::listen(fd_, 64) == 0);
+    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    url_ = "http://127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  }
+  ~Blackhole() { ::close(fd_); }
+  Blackhole(const Blackhole&) = delete;
+  Blackhole& operator=(const Blackhole&) = delete;
+  [[nodiscard]] const std::string& url() const { return url_; }
+
+ private:
+  int fd_ = -1;
+  std::string url_;
+};
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path);
@@ -214,6 +255,7 @@ TEST_CASE("exclude and the gateway are honoured inside slices; an excluded slice
   auto store = node.open(live());
   auto pool = store->pool(node.net);
   std::vector<std::string> got;
+  got.reserve(6);
   for (int i = 0; i < 6; ++i) {
     got.push_back(must_add(*pool, range, "c" + std::to_string(i)).to_string());
   }
@@ -298,7 +340,7 @@ TEST_CASE("8 concurrent nodes never own one slice and never hand out one address
     }
   }
   CHECK(std::set<std::string>(got.begin(), got.end()).size() == got.size());  // 0 duplicates
-  CHECK(got.size() + full == nodes * per_node);
+  CHECK(got.size() + full == static_cast<std::size_t>(nodes) * per_node);
   CHECK(full > 0);  // 80 demands, 62 addresses
   // Every slice is claimed once, and every address lies in a slice of the node that got it.
   const auto owners = claims(net);
@@ -379,6 +421,127 @@ TEST_CASE("return rule: an emptied slice goes back after a release, except the n
   CHECK(claims(node.net).size() == 2);
   REQUIRE(del(*pool, "d1").ok());
   CHECK(claims(node.net).size() == 1);
+}
+
+TEST_CASE("a DEL never waits for an ADD whose slice claim waits for etcd") {
+  etcd_test::TempDir dir("slices");
+  Node node{dir.path(), unique("nowait")};
+  node.slice = 29;
+  const Range range = range_of("10.26.0.0/24");
+  {
+    auto store = node.open(live());
+    auto pool = store->pool(node.net);
+    for (int i = 0; i < 7; ++i) {
+      must_add(*pool, range, "c" + std::to_string(i));  // slice .0/29 is full
+    }
+  }
+  // An ADD that needs a second slice while its etcd never answers: it waits its whole
+  // lock_timeout_ms (3 s) for the claim, then fails with 11.
+  const Blackhole hole;
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    Node slow = node;
+    auto loc = slow.at(hole.url());
+    loc.lock_timeout_ms = 3000;
+    auto s = open_ipam_store(loc, OpenMode::kCreate);
+    if (!s) {
+      ::_exit(2);
+    }
+    auto pool = (*s)->pool(node.net);
+    auto ip = add(*pool, range, "c7");
+    ::_exit(!ip.ok() && ip.error().code() == ErrorCode::kTryAgainLater ? 0 : 1);
+  }
+  ::usleep(500 * 1000);
+  // Meanwhile the runtime tears a pod down, with a budget shorter than the claim's.
+  auto loc = node.at(live());
+  loc.lock_timeout_ms = 500;
+  auto s = open_ipam_store(loc, OpenMode::kExisting);
+  REQUIRE(s.ok());
+  auto pool = (*s)->pool(node.net);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto d = del(*pool, "c3");
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  INFO((d.ok() ? std::string() : d.error().msg()));
+  CHECK(d.ok());
+  CHECK(waited < std::chrono::milliseconds(2000));
+  int st = 0;
+  REQUIRE(::waitpid(pid, &st, 0) == pid);
+  CHECK((WIFEXITED(st) && WEXITSTATUS(st) == 0));
+  // The released address is free again for the node.
+  auto again = node.open(live());
+  auto apool = again->pool(node.net);
+  CHECK(must_add(*apool, range, "c8").to_string() == "10.26.0.4");
+}
+
+TEST_CASE("a slice whose return may have reached etcd is never allocated from again") {
+  etcd_test::TempDir dir("slices");
+  const std::string net = unique("lostreturn");
+  Node a{dir.path() + "/a", net, "node-a", 29};
+  Node b{dir.path() + "/b", net, "node-b", 29};
+  const Range range = range_of("10.27.0.0/24");
+  auto sa = a.open(live());
+  auto pa = sa->pool(net);
+  for (int i = 0; i < 8; ++i) {
+    must_add(*pa, range, "c" + std::to_string(i));  // .1-.7 in .0/29, .8 in .8/29
+  }
+  const std::string key8 = keys::slice(net, "r", *IpAddress::parse("10.27.0.8"));
+  // The DEL that empties .8/29 cannot finish the return (etcd unreachable): the delete may
+  // still be applied later, as one that sat in a stopped member is.
+  auto offline = a.open(etcd_test::dead_url(), OpenMode::kExisting);
+  auto d = del(*offline->pool(net), "c7");
+  REQUIRE(d.ok());
+  CHECK_FALSE(d->warnings.empty());
+  CHECK(claims(net).at("10.27.0.8/29") == "node-a");
+  // It is applied late; node-b claims the lowest free slice, .8/29.
+  REQUIRE(etcd_test::run("ETCDCTL_API=3 etcdctl --endpoints=" + live() + " del '" + key8 +
+                         "' >/dev/null") == 0);
+  auto sb = b.open(live());
+  auto pb = sb->pool(net);
+  CHECK(must_add(*pb, range, "b0").to_string() == "10.27.0.8");
+  // node-a needs room again: never in .8/29 (node-b's), a slice of its own.
+  CHECK(must_add(*pa, range, "c8").to_string() == "10.27.0.16");
+  CHECK(claims(net) == std::map<std::string, std::string>{{"10.27.0.0/29", "node-a"},
+                                                          {"10.27.0.8/29", "node-b"},
+                                                          {"10.27.0.16/29", "node-a"}});
+}
+
+TEST_CASE(
+    "a failed return is retried by a later release; an adopted slice outlives a late "
+    "delete") {
+  etcd_test::TempDir dir("slices");
+  Node node{dir.path(), unique("retry"), "node-a", 29};
+  const Range range = range_of("10.28.0.0/24");
+  auto store = node.open(live());
+  auto pool = store->pool(node.net);
+  for (int i = 0; i < 8; ++i) {
+    must_add(*pool, range, "c" + std::to_string(i));  // .1-.7, .8
+  }
+  auto offline = node.open(etcd_test::dead_url(), OpenMode::kExisting);
+  REQUIRE(del(*offline->pool(node.net), "c7").ok());
+  CHECK(claims(node.net).size() == 2);
+  // etcd back: the next release (in the slice that stays) returns .8/29 as well.
+  REQUIRE(del(*pool, "c0").ok());
+  CHECK(claims(node.net) == std::map<std::string, std::string>{{"10.28.0.0/29", "node-a"}});
+
+  // A slice etcd says is node-a's and node-a does not record (its return's delete, or a claim
+  // applied after its plugin gave up): the next claim adopts it, and rewrites the key so that a
+  // delete guarded by the revision it had (a late return) no longer applies.
+  const std::string key40 = keys::slice(node.net, "r", *IpAddress::parse("10.28.0.40"));
+  REQUIRE(etcd_test::run("ETCDCTL_API=3 etcdctl --endpoints=" + live() + " put '" + key40 +
+                         "' '{\"node\":\"node-a\",\"slice\":\"10.28.0.40/29\",\"since\":1}' "
+                         ">/dev/null") == 0);
+  const std::int64_t before = mod_revision(key40);
+  must_add(*pool, range, "d0");  // .1, the slice is full again
+  CHECK(must_add(*pool, range, "d1").to_string() == "10.28.0.40");
+  CHECK(mod_revision(key40) > before);
+  std::string out;
+  REQUIRE(etcd_test::run("printf 'mod(\"" + key40 + "\") = \"" + std::to_string(before) +
+                             "\"\\n\\ndel " + key40 +
+                             "\\n\\n\\n' | ETCDCTL_API=3 etcdctl --endpoints=" + live() + " txn",
+                         &out) == 0);
+  CHECK_THAT(out, Catch::Contains("FAILURE"));
+  CHECK(claims(node.net).at("10.28.0.40/29") == "node-a");
 }
 
 TEST_CASE("a requested address is reserved only in this node's slice or a free one") {

@@ -15,7 +15,11 @@ every process), and the checks run on those logs and on the store:
               ADD returns the same address (CNI idempotency).
   leaks       after every DEL the ground truth holds nothing; per-address (and a shared local
               store): exactly `capacity` ADDs succeed, the next fails with code 102 (exhausted);
-              node slices: each node's peak demand of the storm is served again.
+              node slices: each node's peak demand of the storm is served again; then every
+              slice a node records is that node's in etcd, each node holds one slice (the
+              return rule keeps one), and etcd claims no slice for a node that does not record
+              it (a late or orphaned claim is adopted by the node's next claim, then returned).
+              Slices are /29 (/125) so that nodes claim and return slices all through the storm.
 
 Stores (--store):
   etcd          datastore etcd, per-address mode; 3-member cluster (tests/etcd/etcd_harness.py)
@@ -58,6 +62,7 @@ import tempfile
 import termios
 import threading
 import time
+import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -79,8 +84,8 @@ FAULT_LOCK_TIMEOUT_MS = 1500
 IFNAME = "net1"
 
 RANGES = {  # (default range, slice size) per family
-    4: ("10.90.0.0/24", "/28"),
-    6: ("fd00:90::/120", "/124"),
+    4: ("10.90.0.0/24", "/29"),
+    6: ("fd00:90::/120", "/125"),
 }
 
 
@@ -169,8 +174,8 @@ def node_config(args, work, i, endpoints):
 
 
 def max_live_per_node(args):
-    # Slices: 12 fits one /28 (or /124) slice per node, with 16 slices of a /24 for 8 nodes.
-    # Otherwise at most 3/4 of the range is live (8 nodes x 24 = 192 of 254), never exhausted.
+    # Slices: 12 needs two /29 (or /125) slices per node, often three while they fragment, of
+    # the 32 of a /24: nodes claim and return slices all through the storm. Otherwise at most 3/4 of the range is live (8 nodes x 24 = 192 of 254), never exhausted.
     if args.store == "slices":
         return 12
     return max(THREADS_PER_NODE, min(24, capacity(args) * 3 // 4 // args.nodes))
@@ -325,6 +330,34 @@ def etcd_reservations(cluster, details=None):
                     json.dumps(rec, sort_keys=True), kv.get("create_revision"),
                     kv.get("mod_revision"))
     return held
+
+
+def etcd_slices(cluster):
+    """{(range_key, slice): node} from every node-slice key (.../range/<range_key>/slice/<hex>)."""
+    r = cluster.etcdctl("get", "--prefix", ETCD_PREFIX, "-w", "json")
+    if r.returncode != 0:
+        raise RuntimeError("etcdctl get %s: %s" % (ETCD_PREFIX, r.stderr.strip()))
+    out = {}
+    for kv in json.loads(r.stdout).get("kvs", []):
+        key = base64.b64decode(kv["key"]).decode()
+        parts = key.split("/")
+        if len(parts) >= 3 and parts[-2] == "slice" and parts[-4] == "range":
+            rec = json.loads(base64.b64decode(kv.get("value", "")))
+            # Key components are percent-encoded (lib/cluster/keys.cpp); the record's are not.
+            out[(urllib.parse.unquote(parts[-3]), rec["slice"])] = rec["node"]
+    return out
+
+
+def local_slices(store_dir):
+    """{(range_key, slice)} from a node's slice records (<store_dir>/node-slices/slices-*)."""
+    d = os.path.join(store_dir, "node-slices")
+    out = set()
+    for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+        if name.startswith("slices-"):
+            with open(os.path.join(d, name)) as f:
+                for range_key, slices in json.load(f).get("slices", {}).items():
+                    out.update((range_key, s) for s in slices)
+    return out
 
 
 def local_reservations(ipoib, store_dirs):
@@ -606,6 +639,39 @@ class Storm:
             self.fail("%s: the store still holds %d addresses, e.g. %s" %
                       (when, len(held), sorted(held.items())[:5]))
 
+    def check_slices(self, when, settled):
+        """Node slices: every slice in a node's record is that node's in etcd (else two nodes
+        could allocate in it). settled (every attachment deleted and the nodes' demand served
+        once more, so every node claimed again): each node holds one slice (the return rule) and
+        etcd names no node for a slice that node does not record (a claim applied after its
+        plugin gave up or died, or a return that did not reach etcd, adopted at the next
+        claim and returned by the rule)."""
+        claims = etcd_slices(self.cluster)
+        recorded = {}
+        for i, d in enumerate(self.store_dirs()):
+            for rs in local_slices(d):
+                recorded[rs] = i
+                owner = claims.get(rs)
+                if owner != node_name(i):
+                    self.fail("%s: slice %s (range %s) is in node %d's record, etcd names %s" %
+                              (when, rs[1], rs[0], i, owner))
+        orphans = sorted((rs, n) for rs, n in claims.items() if rs not in recorded)
+        self.figures.append("%s: %d slices claimed in etcd, %d recorded by their nodes, %d "
+                            "claimed for a node that does not record them" %
+                            (when, len(claims), len(recorded), len(orphans)))
+        if not settled:
+            return
+        for rs, n in orphans[:10]:
+            self.fail("%s: slice %s (range %s) is claimed for %s, which does not record it" %
+                      (when, rs[1], rs[0], n))
+        per_node = {}
+        for rs, i in recorded.items():
+            per_node.setdefault(i, []).append(rs[1])
+        for i, slices in sorted(per_node.items()):
+            if len(slices) > 1:
+                self.fail("%s: node %d still holds %d slices (%s), the return rule keeps one" %
+                          (when, i, len(slices), ", ".join(sorted(slices))))
+
     def refill(self, demand, when):
         """ADDs of `demand` [(node, count)] spread over the nodes; returns the acks [(node, cid,
         addr)] after checking they are pairwise distinct."""
@@ -676,12 +742,15 @@ class Storm:
         self.flush()
         self.expect_empty("after every DEL")
         if a.store == "slices":
+            self.check_slices("after every DEL", settled=False)
             acks = self.refill(sorted(peaks.items()), "same per-node demand")
         else:
             acks = self.capacity_check()
         self.delete_all([(node, cid) for node, cid, _ in acks])
         self.flush()
         self.expect_empty("after the last DELs")
+        if a.store == "slices":
+            self.check_slices("after the last DELs", settled=True)
         self.figures.append("total %.1f s" % (time.monotonic() - t0))
 
     def close(self):
