@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
-#include <sstream>
 
 #include "ipoib/ipam/admin.h"
 #include "ipoib/ipam/pool_store.h"
@@ -12,25 +11,12 @@
 
 using namespace ipoib;
 using namespace ipoib::ipam;
+using ipam_test::admin;
+using ipam_test::AdminRun;
 using ipam_test::TempDir;
 using ipam_test::write_file;
 
 namespace {
-
-struct Run {
-  int rc = -1;
-  std::string out;
-  std::string err;
-};
-
-Run admin(const std::vector<std::string>& args) {
-  std::ostringstream o, e;
-  Run r;
-  r.rc = admin_run(args, o, e);
-  r.out = o.str();
-  r.err = e.str();
-  return r;
-}
 
 std::string conflist(const std::string& store) {
   return R"({"cniVersion": "1.0.0", "name": "ib", "plugins": [
@@ -86,7 +72,7 @@ TEST_CASE("list --config opens the store NETCONF's IPAM names; --node filters by
   const std::string conf = tmp.path() + "/10-ib.conflist";
   write_file(conf, conflist(store));
 
-  Run r = admin({"list", "--json", "--config", conf});
+  AdminRun r = admin({"list", "--json", "--config", conf});
   REQUIRE(r.rc == 0);
   auto doc = nlohmann::json::parse(r.out);
   CHECK(doc["datastore"] == "local");
@@ -129,7 +115,7 @@ TEST_CASE("release --config frees with DEL's operation; --node narrows or names 
   write_file(conf, conflist(store));
 
   // --ip with another node's name matches nothing and frees nothing.
-  Run r = admin({"release", "--config", conf, "--ip", "10.9.0.2", "--node", "node-a"});
+  AdminRun r = admin({"release", "--config", conf, "--ip", "10.9.0.2", "--node", "node-a"});
   CHECK(r.rc == 1);
   CHECK_THAT(r.err, Catch::Contains("no reservation matched"));
   r = admin({"release", "--config", conf, "--ip", "10.9.0.2", "--node", "node-b"});
@@ -158,7 +144,7 @@ TEST_CASE("--config: usage and unreadable networks are clear errors; nothing is 
   CHECK(admin({"release", "--config", conf}).rc == 2);  // no filter at all
   CHECK(admin({"release", "--config", conf, "--ifname", "net1", "--node", "n"}).rc == 2);
 
-  Run r = admin({"list", "--config", conf});  // no store yet: empty, and nothing created
+  AdminRun r = admin({"list", "--config", conf});  // no store yet: empty, and nothing created
   REQUIRE(r.rc == 0);
   CHECK_THAT(r.out, Catch::Contains("no pools in " + store));
   CHECK(::access(store.c_str(), F_OK) != 0);
