@@ -264,12 +264,16 @@ class Client::Impl {
         }
         return text;
       };
+      // A file OpenSSL could not use (not PEM, or not what the key says): key, path, reason.
+      auto unusable = [&ec](std::string_view key, const std::string& path) {
+        return Error(ErrorCode::kInvalidNetworkConfig,
+                     std::string(key) + " " + path + ": " + ec.message());
+      };
       if (!cfg_.ca_cert_file.empty()) {
         IPOIB_TRY_ASSIGN(std::string ca, read_pem("etcd_ca_cert_file", cfg_.ca_cert_file));
         tls_->add_certificate_authority(asio::buffer(ca), ec);
         if (ec) {
-          return Error(ErrorCode::kInvalidNetworkConfig,
-                       "etcd_ca_cert_file " + cfg_.ca_cert_file + ": " + ec.message());
+          return unusable("etcd_ca_cert_file", cfg_.ca_cert_file);
         }
       } else {
         tls_->set_default_verify_paths(ec);
@@ -278,14 +282,12 @@ class Client::Impl {
         IPOIB_TRY_ASSIGN(std::string chain, read_pem("etcd_cert_file", cfg_.cert_file));
         tls_->use_certificate_chain(asio::buffer(chain), ec);
         if (ec) {
-          return Error(ErrorCode::kInvalidNetworkConfig,
-                       "etcd_cert_file " + cfg_.cert_file + ": " + ec.message());
+          return unusable("etcd_cert_file", cfg_.cert_file);
         }
         IPOIB_TRY_ASSIGN(std::string key, read_private_file(cfg_.key_file, "etcd_key_file"));
         tls_->use_private_key(asio::buffer(key), asio::ssl::context::pem, ec);
         if (ec) {
-          return Error(ErrorCode::kInvalidNetworkConfig,
-                       "etcd_key_file " + cfg_.key_file + ": " + ec.message());
+          return unusable("etcd_key_file", cfg_.key_file);
         }
       }
       return ok_status();
