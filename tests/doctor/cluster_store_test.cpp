@@ -191,7 +191,10 @@ TEST_CASE("TLS: the Secret `ipoib install` copies to the node is what the doctor
   for (const auto& [from, to] :
        {std::pair{pki.ca(), "ca.crt"}, std::pair{pki.client_cert(), "tls.crt"},
         std::pair{pki.client_key(), "tls.key"}}) {
-    REQUIRE(etcd_test::run("install -m 0600 '" + from + "' '" + secret + "/" + to + "'") == 0);
+    std::string install = "install -m 0600 '";
+    install += from;
+    install += "' '" + secret + "/" + to + "'";
+    REQUIRE(etcd_test::run(install) == 0);
   }
   FixtureTree tree;
   build_node(tree, NodeSpec{});
