@@ -124,6 +124,37 @@ std::string at(const char* key, std::size_t i) {
   return std::string(key) + "[" + std::to_string(i) + "]";
 }
 
+Result<Interface> decode_interface(const json& j, const std::string& field) {
+  if (!j.is_object()) {
+    return decode_error(field, "must be an object");
+  }
+  Interface itf;
+  IPOIB_TRY_ASSIGN(itf.name, get_string(j, "name", field));
+  IPOIB_TRY_ASSIGN(itf.mac, get_string(j, "mac", field));
+  IPOIB_TRY_ASSIGN(itf.mtu, get_nonzero_int(j, "mtu", field));
+  IPOIB_TRY_ASSIGN(itf.sandbox, get_string(j, "sandbox", field));
+  IPOIB_TRY_ASSIGN(itf.socket_path, get_string(j, "socketPath", field));
+  IPOIB_TRY_ASSIGN(itf.pci_id, get_string(j, "pciID", field));
+  return itf;
+}
+
+// One entry of "ips"; its "interface" must index one of the `interfaces` decoded before it.
+Result<IpConfig> decode_ip(const json& j, const std::string& field, std::size_t interfaces) {
+  if (!j.is_object()) {
+    return decode_error(field, "must be an object");
+  }
+  IpConfig ip;
+  IPOIB_TRY_ASSIGN(ip.address, get_cidr(j, "address", field));
+  IPOIB_TRY_ASSIGN(ip.gateway, get_ip(j, "gateway", field));
+  IPOIB_TRY_ASSIGN(ip.interface, get_int(j, "interface", field));
+  if (ip.interface &&
+      (*ip.interface < 0 || static_cast<std::size_t>(*ip.interface) >= interfaces)) {
+    return decode_error(field + ".interface", "indexes no interface");
+  }
+  // "version" (0.3.x/0.4.0) is implied by the address; a contradicting one is ignored.
+  return ip;
+}
+
 Result<Route> decode_route(const json& j, const std::string& field) {
   if (!j.is_object()) {
     return decode_error(field, "must be an object");
@@ -339,18 +370,7 @@ Result<CniResult> decode_result(const nlohmann::json& doc, CniVersion fallback) 
   IPOIB_TRY_ASSIGN(const json* interfaces, get_array(doc, "interfaces"));
   if (interfaces != nullptr) {
     for (std::size_t i = 0; i < interfaces->size(); ++i) {
-      const json& j = (*interfaces)[i];
-      const std::string field = at("interfaces", i);
-      if (!j.is_object()) {
-        return decode_error(field, "must be an object");
-      }
-      Interface itf;
-      IPOIB_TRY_ASSIGN(itf.name, get_string(j, "name", field));
-      IPOIB_TRY_ASSIGN(itf.mac, get_string(j, "mac", field));
-      IPOIB_TRY_ASSIGN(itf.mtu, get_nonzero_int(j, "mtu", field));
-      IPOIB_TRY_ASSIGN(itf.sandbox, get_string(j, "sandbox", field));
-      IPOIB_TRY_ASSIGN(itf.socket_path, get_string(j, "socketPath", field));
-      IPOIB_TRY_ASSIGN(itf.pci_id, get_string(j, "pciID", field));
+      IPOIB_TRY_ASSIGN(Interface itf, decode_interface((*interfaces)[i], at("interfaces", i)));
       out.interfaces.push_back(std::move(itf));
     }
   }
@@ -358,20 +378,7 @@ Result<CniResult> decode_result(const nlohmann::json& doc, CniVersion fallback) 
   IPOIB_TRY_ASSIGN(const json* ips, get_array(doc, "ips"));
   if (ips != nullptr) {
     for (std::size_t i = 0; i < ips->size(); ++i) {
-      const json& j = (*ips)[i];
-      const std::string field = at("ips", i);
-      if (!j.is_object()) {
-        return decode_error(field, "must be an object");
-      }
-      IpConfig ip;
-      IPOIB_TRY_ASSIGN(ip.address, get_cidr(j, "address", field));
-      IPOIB_TRY_ASSIGN(ip.gateway, get_ip(j, "gateway", field));
-      IPOIB_TRY_ASSIGN(ip.interface, get_int(j, "interface", field));
-      if (ip.interface &&
-          (*ip.interface < 0 || static_cast<std::size_t>(*ip.interface) >= out.interfaces.size())) {
-        return decode_error(field + ".interface", "indexes no interface");
-      }
-      // "version" (0.3.x/0.4.0) is implied by the address; a contradicting one is ignored.
+      IPOIB_TRY_ASSIGN(IpConfig ip, decode_ip((*ips)[i], at("ips", i), out.interfaces.size()));
       out.ips.push_back(ip);
     }
   }

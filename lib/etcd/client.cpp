@@ -10,6 +10,7 @@
 #include <optional>
 #include <thread>
 
+#include "ipoib/base/file.h"
 #include "lib/etcd/connection.h"
 
 namespace ipoib::etcd {
@@ -251,26 +252,42 @@ class Client::Impl {
       // "unknown" and hide the real cause. Under 1.2 the handshake itself fails with the alert.
       SSL_CTX_set_max_proto_version(tls_->native_handle(), TLS1_2_VERSION);
       boost::system::error_code ec;
+      // The PEM files are read here, not by OpenSSL's file loaders: those report a missing or
+      // unreadable file as "asio.ssl error", without the OS's reason. A CA bundle of every
+      // public CA is ~200 KiB.
+      constexpr std::size_t kMaxPemBytes = std::size_t{4} << 20;
+      auto read_pem = [](std::string_view key, const std::string& path) -> Result<std::string> {
+        auto text = read_file(AT_FDCWD, path, kMaxPemBytes, ErrorCode::kInvalidNetworkConfig,
+                              FollowSymlinks::kYes);
+        if (!text) {
+          return std::move(text).error().with_context(key);  // "etcd_cert_file open P: reason"
+        }
+        return text;
+      };
+      // A file OpenSSL could not use (not PEM, or not what the key says): key, path, reason.
+      auto unusable = [&ec](std::string_view key, const std::string& path) {
+        return Error(ErrorCode::kInvalidNetworkConfig,
+                     std::string(key) + " " + path + ": " + ec.message());
+      };
       if (!cfg_.ca_cert_file.empty()) {
-        tls_->load_verify_file(cfg_.ca_cert_file, ec);
+        IPOIB_TRY_ASSIGN(std::string ca, read_pem("etcd_ca_cert_file", cfg_.ca_cert_file));
+        tls_->add_certificate_authority(asio::buffer(ca), ec);
         if (ec) {
-          return Error(ErrorCode::kInvalidNetworkConfig,
-                       "etcd_ca_cert_file " + cfg_.ca_cert_file + ": " + ec.message());
+          return unusable("etcd_ca_cert_file", cfg_.ca_cert_file);
         }
       } else {
         tls_->set_default_verify_paths(ec);
       }
       if (!cfg_.cert_file.empty()) {
-        tls_->use_certificate_chain_file(cfg_.cert_file, ec);
+        IPOIB_TRY_ASSIGN(std::string chain, read_pem("etcd_cert_file", cfg_.cert_file));
+        tls_->use_certificate_chain(asio::buffer(chain), ec);
         if (ec) {
-          return Error(ErrorCode::kInvalidNetworkConfig,
-                       "etcd_cert_file " + cfg_.cert_file + ": " + ec.message());
+          return unusable("etcd_cert_file", cfg_.cert_file);
         }
         IPOIB_TRY_ASSIGN(std::string key, read_private_file(cfg_.key_file, "etcd_key_file"));
         tls_->use_private_key(asio::buffer(key), asio::ssl::context::pem, ec);
         if (ec) {
-          return Error(ErrorCode::kInvalidNetworkConfig,
-                       "etcd_key_file " + cfg_.key_file + ": " + ec.message());
+          return unusable("etcd_key_file", cfg_.key_file);
         }
       }
       return ok_status();

@@ -243,6 +243,12 @@ Result<Options> parse_install_args(const std::vector<std::string_view>& args) {
       }
       return std::string(args[++i]);
     };
+    // A store option's value: any of them makes the flat file part of the install.
+    auto store_value = [&](std::string& target) -> Status {
+      IPOIB_TRY_ASSIGN(target, value());
+      store_given = true;
+      return ok_status();
+    };
     auto flag = [&](bool& target) -> Status {
       if (inline_value) {
         return usage_error(std::string(name) + " takes no value");
@@ -265,30 +271,23 @@ Result<Options> parse_install_args(const std::vector<std::string_view>& args) {
       IPOIB_TRY_ASSIGN(Runtime rt, parse_runtime(r));
       o.runtimes.push_back(rt);
     } else if (name == "--store-dir") {
-      IPOIB_TRY_ASSIGN(store.store_dir, value());
-      store_given = true;
+      IPOIB_TRY(store_value(store.store_dir));
     } else if (name == "--etcd-endpoints") {
       IPOIB_TRY_ASSIGN(std::string e, value());
       IPOIB_TRY_ASSIGN(store.etcd_endpoints, parse_endpoints(e));
       store_given = true;
     } else if (name == "--etcd-ca-file" || name == "--etcd-ca-cert-file") {
-      IPOIB_TRY_ASSIGN(store.etcd_ca_file, value());
-      store_given = true;
+      IPOIB_TRY(store_value(store.etcd_ca_file));
     } else if (name == "--etcd-cert-file") {
-      IPOIB_TRY_ASSIGN(store.etcd_cert_file, value());
-      store_given = true;
+      IPOIB_TRY(store_value(store.etcd_cert_file));
     } else if (name == "--etcd-key-file") {
-      IPOIB_TRY_ASSIGN(store.etcd_key_file, value());
-      store_given = true;
+      IPOIB_TRY(store_value(store.etcd_key_file));
     } else if (name == "--etcd-tls-dir") {
-      IPOIB_TRY_ASSIGN(o.etcd_tls_dir, value());
-      store_given = true;
+      IPOIB_TRY(store_value(o.etcd_tls_dir));
     } else if (name == "--etcd-username") {
-      IPOIB_TRY_ASSIGN(store.etcd_username, value());
-      store_given = true;
+      IPOIB_TRY(store_value(store.etcd_username));
     } else if (name == "--etcd-password-file") {
-      IPOIB_TRY_ASSIGN(store.etcd_password_file, value());
-      store_given = true;
+      IPOIB_TRY(store_value(store.etcd_password_file));
     } else if (name == "--node-slice-size") {
       IPOIB_TRY_ASSIGN(std::string n, value());
       IPOIB_TRY_ASSIGN(store.node_slice_prefix, parse_slice_size(n));

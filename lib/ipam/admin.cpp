@@ -10,6 +10,7 @@
 
 #include "ipoib/base/file.h"
 #include "ipoib/cni/config.h"
+#include "ipoib/cni/network_attachment.h"
 #include "ipoib/ipam/config.h"
 #include "ipoib/ipam/import.h"
 #include "ipoib/ipam/ipam.h"
@@ -274,38 +275,46 @@ std::string misuse(const Options& o) {
   return "";
 }
 
+// A network configuration's "name", or "" when it has none (or not a string).
+std::string network_name(const nlohmann::json& doc) {
+  const auto it = doc.is_object() ? doc.find("name") : doc.end();
+  return it != doc.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 }  // namespace
 
 Result<NetconfIpam> read_netconf_ipam(const std::string& path) {
   IPOIB_TRY_ASSIGN(std::string text, read_file(AT_FDCWD, path, kMaxNetconfBytes,
                                                ErrorCode::kIoFailure, FollowSymlinks::kYes));
-  auto parsed = cni::parse_json(text, path);
-  if (!parsed && text.find("NetworkAttachmentDefinition") != std::string::npos) {
-    return Error(ErrorCode::kInvalidNetworkConfig,
-                 path +
-                     ": a YAML NetworkAttachmentDefinition: give it as JSON (kubectl get "
-                     "net-attach-def NAME -o json), or its spec.config alone");
+  // validate-config's reading of the file (cni::network_config_texts): a .conf, a .conflist, or
+  // a NetworkAttachmentDefinition as JSON or YAML.
+  auto configs = cni::network_config_texts(text);
+  if (!configs) {
+    return std::move(configs).error().with_context(path);
   }
-  IPOIB_TRY_ASSIGN(nlohmann::json doc, std::move(parsed));
+  if (configs->size() != 1) {
+    // Several NetworkAttachmentDefinition documents may name several stores: which one the
+    // command works on must not depend on their order in the file.
+    std::string names;
+    for (const cni::NetworkConfigText& c : *configs) {
+      auto doc = cni::parse_json(c.text, c.where);
+      const std::string name = doc ? network_name(*doc) : "";
+      names += (names.empty() ? "" : ", ") + c.where + (name.empty() ? "" : " (" + name + ")");
+    }
+    return Error(
+        ErrorCode::kInvalidNetworkConfig,
+        path + ": " + std::to_string(configs->size()) +
+            " NetworkAttachmentDefinitions in one file (" + names +
+            "); --config reads one: give a file with only the network whose store to open");
+  }
+  const cni::NetworkConfigText& config = configs->front();
+  const std::string where = config.where.empty() ? path : path + " " + config.where;
+  IPOIB_TRY_ASSIGN(nlohmann::json doc, cni::parse_json(config.text, where));
   if (!doc.is_object()) {
-    return Error(ErrorCode::kInvalidNetworkConfig, path + ": not a JSON object");
-  }
-  if (doc.value("kind", nlohmann::json()) == "NetworkAttachmentDefinition") {
-    const nlohmann::json spec = doc.value("spec", nlohmann::json::object());
-    const auto config = spec.is_object() ? spec.find("config") : spec.end();
-    if (!spec.is_object() || config == spec.end() || !config->is_string()) {
-      return Error(ErrorCode::kInvalidNetworkConfig,
-                   path + ": the NetworkAttachmentDefinition has no spec.config string");
-    }
-    IPOIB_TRY_ASSIGN(doc, cni::parse_json(config->get<std::string>(), path + " spec.config"));
-    if (!doc.is_object()) {
-      return Error(ErrorCode::kInvalidNetworkConfig, path + ": spec.config is not a JSON object");
-    }
+    return Error(ErrorCode::kInvalidNetworkConfig, where + ": not a JSON object");
   }
   NetconfIpam found;
-  if (auto it = doc.find("name"); it != doc.end() && it->is_string()) {
-    found.network = it->get<std::string>();
-  }
+  found.network = network_name(doc);
   auto builtin_ipam = [](const nlohmann::json& plugin) -> const nlohmann::json* {
     const auto it = plugin.find("ipam");
     if (it == plugin.end() || !it->is_object()) {
@@ -327,11 +336,12 @@ Result<NetconfIpam> read_netconf_ipam(const std::string& path) {
     ipam = builtin_ipam(doc);
   }
   if (ipam == nullptr) {
-    return Error(ErrorCode::kInvalidNetworkConfig,
-                 path + ": no plugin with a built-in IPAM (\"ipam\": {\"type\": \"whereabouts\"})");
+    return Error(
+        ErrorCode::kInvalidNetworkConfig,
+        where + ": no plugin with a built-in IPAM (\"ipam\": {\"type\": \"whereabouts\"})");
   }
   if (found.network.empty()) {
-    return Error(ErrorCode::kInvalidNetworkConfig, path + ": the network has no name");
+    return Error(ErrorCode::kInvalidNetworkConfig, where + ": the network has no name");
   }
   found.ipam = *ipam;
   return found;

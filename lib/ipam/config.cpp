@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 
 #include "ipoib/base/errno_error.h"
@@ -275,34 +276,55 @@ Result<std::optional<IpAddress>> parse_optional_ip(const json& obj, const std::s
   return std::optional<IpAddress>(*ip);
 }
 
-Status read_routes(const json& ipam, IpamConfig& c) {
-  const auto it = ipam.find("routes");
+// A list of {PREFIX_KEY: "CIDR", IP_KEY: "IP"} objects, the IP optional and of the prefix's
+// family (routes' {dst, gw}, addresses' {address, gateway}); `keep` takes each pair in order.
+struct PrefixList {
+  const char* list;          // "routes"
+  const char* prefix;        // "dst"
+  const char* ip;            // "gw"
+  const char* shape;         // "{dst, gw}"
+  const char* other_family;  // "family differs from dst"
+};
+Status read_prefix_list(
+    const json& ipam, const PrefixList& l,
+    const std::function<void(const IpPrefix&, std::optional<IpAddress>)>& keep) {
+  const auto it = ipam.find(l.list);
   if (it == ipam.end() || it->is_null()) {
     return ok_status();
   }
   if (!it->is_array()) {
-    return bad("routes", "must be a list of {dst, gw}");
+    return bad(l.list, std::string("must be a list of ") + l.shape);
   }
   for (std::size_t i = 0; i < it->size(); ++i) {
-    const std::string key = "routes[" + std::to_string(i) + "]";
+    const std::string key = std::string(l.list) + "[" + std::to_string(i) + "]";
     const json& e = (*it)[i];
     if (!e.is_object()) {
-      return bad(key, "must be an object {dst, gw}");
+      return bad(key, std::string("must be an object ") + l.shape);
     }
-    IPOIB_TRY_ASSIGN(std::string dst, get_string(e, "dst", key + ".dst"));
-    auto p = IpPrefix::parse(dst);
+    const std::string prefix_key = key + "." + l.prefix;
+    IPOIB_TRY_ASSIGN(std::string text, get_string(e, l.prefix, prefix_key));
+    auto p = IpPrefix::parse(text);
     if (!p) {
-      return bad(key + ".dst", p.error().msg());
+      return bad(prefix_key, p.error().msg());
     }
-    cni::Route r;
-    r.dst = *p;
-    IPOIB_TRY_ASSIGN(r.gw, parse_optional_ip(e, "gw", key + ".gw"));
-    if (r.gw && r.gw->family() != p->family()) {
-      return bad(key + ".gw", "family differs from dst");
+    const std::string ip_key = key + "." + l.ip;
+    IPOIB_TRY_ASSIGN(std::optional<IpAddress> ip, parse_optional_ip(e, l.ip, ip_key));
+    if (ip && ip->family() != p->family()) {
+      return bad(ip_key, l.other_family);
     }
-    c.routes.push_back(r);
+    keep(*p, ip);
   }
   return ok_status();
+}
+
+Status read_routes(const json& ipam, IpamConfig& c) {
+  return read_prefix_list(ipam, {"routes", "dst", "gw", "{dst, gw}", "family differs from dst"},
+                          [&](const IpPrefix& dst, std::optional<IpAddress> gw) {
+                            cni::Route r;
+                            r.dst = dst;
+                            r.gw = gw;
+                            c.routes.push_back(r);
+                          });
 }
 
 Status read_dns(const json& ipam, IpamConfig& c) {
@@ -341,32 +363,12 @@ Status check_node_slices(const IpamConfig& c) {
 }
 
 Status read_addresses(const json& ipam, IpamConfig& c) {
-  const auto it = ipam.find("addresses");
-  if (it == ipam.end() || it->is_null()) {
-    return ok_status();
-  }
-  if (!it->is_array()) {
-    return bad("addresses", "must be a list of {address, gateway}");
-  }
-  for (std::size_t i = 0; i < it->size(); ++i) {
-    const std::string key = "addresses[" + std::to_string(i) + "]";
-    const json& e = (*it)[i];
-    if (!e.is_object()) {
-      return bad(key, "must be an object {address, gateway}");
-    }
-    IPOIB_TRY_ASSIGN(std::string text, get_string(e, "address", key + ".address"));
-    auto p = IpPrefix::parse(text);
-    if (!p) {
-      return bad(key + ".address", p.error().msg());
-    }
-    StaticAddress a{*p, std::nullopt};
-    IPOIB_TRY_ASSIGN(a.gateway, parse_optional_ip(e, "gateway", key + ".gateway"));
-    if (a.gateway && a.gateway->family() != p->family()) {
-      return bad(key + ".gateway", "family differs from the address");
-    }
-    c.addresses.push_back(a);
-  }
-  return ok_status();
+  return read_prefix_list(
+      ipam,
+      {"addresses", "address", "gateway", "{address, gateway}", "family differs from the address"},
+      [&](const IpPrefix& address, std::optional<IpAddress> gateway) {
+        c.addresses.push_back(StaticAddress{address, gateway});
+      });
 }
 
 }  // namespace

@@ -60,9 +60,7 @@ Result<Bytes> build_delete_address_request(int ifindex, const IpPrefix& prefix) 
 Bytes build_dump_addresses_request(std::optional<IpFamily> family) {
   ifaddrmsg ifa{};
   ifa.ifa_family = family ? wire::address_family(*family) : AF_UNSPEC;
-  wire::MessageBuilder b(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, &ifa, sizeof ifa);
-  auto r = b.build();
-  return r.ok() ? std::move(r).value() : Bytes();
+  return wire::build_dump_request(RTM_GETADDR, &ifa, sizeof ifa);
 }
 
 Result<AddressInfo> parse_address_message(ByteView message) {

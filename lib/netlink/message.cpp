@@ -166,22 +166,29 @@ bool AttributeWalker::next(std::uint16_t& type, ByteView& payload) {
   return true;
 }
 
-std::optional<std::uint32_t> read_u32(ByteView p) {
-  if (p.size() < 4) {
+namespace {
+
+// A native-endian integer attribute; nullopt when the payload is shorter.
+template <class T>
+std::optional<T> read_native(ByteView p) {
+  if (p.size() < sizeof(T)) {
     return std::nullopt;
   }
-  std::uint32_t v = 0;
-  std::memcpy(&v, p.data(), 4);
+  T v = 0;
+  std::memcpy(&v, p.data(), sizeof(T));
   return v;
 }
 
-std::optional<std::uint16_t> read_u16(ByteView p) {
-  if (p.size() < 2) {
-    return std::nullopt;
-  }
-  std::uint16_t v = 0;
-  std::memcpy(&v, p.data(), 2);
-  return v;
+}  // namespace
+
+std::optional<std::uint32_t> read_u32(ByteView p) { return read_native<std::uint32_t>(p); }
+
+std::optional<std::uint16_t> read_u16(ByteView p) { return read_native<std::uint16_t>(p); }
+
+Bytes build_dump_request(std::uint16_t type, const void* fixed_header, std::size_t header_len) {
+  MessageBuilder b(type, NLM_F_REQUEST | NLM_F_DUMP, fixed_header, header_len);
+  auto r = b.build();
+  return r.ok() ? std::move(r).value() : Bytes();
 }
 
 std::optional<std::uint8_t> read_u8(ByteView p) {

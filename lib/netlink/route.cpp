@@ -89,9 +89,7 @@ Result<Bytes> build_delete_route_request(const RouteSpec& spec) {
 Bytes build_dump_routes_request(std::optional<IpFamily> family) {
   rtmsg rtm{};
   rtm.rtm_family = family ? wire::address_family(*family) : AF_UNSPEC;
-  wire::MessageBuilder b(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, &rtm, sizeof rtm);
-  auto r = b.build();
-  return r.ok() ? std::move(r).value() : Bytes();
+  return wire::build_dump_request(RTM_GETROUTE, &rtm, sizeof rtm);
 }
 
 Result<RouteInfo> parse_route_message(ByteView message) {

@@ -77,6 +77,9 @@ class AttributeWalker {
   bool malformed_ = false;
 };
 
+// An RTM_GET* dump request (REQUEST|DUMP) with only its fixed header: every address, route...
+Bytes build_dump_request(std::uint16_t type, const void* fixed_header, std::size_t header_len);
+
 std::optional<std::uint32_t> read_u32(ByteView payload);
 std::optional<std::uint16_t> read_u16(ByteView payload);
 std::optional<std::uint8_t> read_u8(ByteView payload);

@@ -7,7 +7,6 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
-#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -34,25 +33,13 @@ std::vector<CheckResult> run_doctor(const FixtureTree& tree) {
   doctor::DoctorOptions options;
   options.master = "ib0";
   options.pkey = 0x8001;
-  options.roots = doctor::Roots::under(tree.path());
-  options.use_verbs = doctor::DoctorOptions::UseVerbs::kNo;
-  auto results = doctor::run_checks(options);
-  doctor_test::check_rows(results);
-  return results;
+  return doctor_test::run_on(tree, options);
 }
 
 // A node (Multus present: part of a cluster) whose flat file is `flat`.
 void node_with_flat_file(const FixtureTree& tree, const nlohmann::json& flat) {
   build_node(tree, NodeSpec{});
   tree.file(kFlat, flat.dump() + "\n", 0600);
-}
-
-etcd_test::Cluster* shared() {
-  std::string why;
-  etcd_test::Cluster* c = etcd_test::shared_member(&why);
-  INFO(why);
-  REQUIRE(c != nullptr);
-  return c;
 }
 
 CheckStatus status_of(const std::vector<CheckResult>& results, const std::string& id) {
@@ -62,9 +49,9 @@ CheckStatus status_of(const std::vector<CheckResult>& results, const std::string
 }  // namespace
 
 TEST_CASE("a cluster node whose flat file names a healthy etcd passes every check") {
-  etcd_test::Cluster* c = shared();
+  etcd_test::Cluster& c = etcd_test::started_member();
   FixtureTree tree;
-  node_with_flat_file(tree, {{"datastore", "etcd"}, {"etcd_host", c->endpoints_csv()}});
+  node_with_flat_file(tree, {{"datastore", "etcd"}, {"etcd_host", c.endpoints_csv()}});
   const auto results = run_doctor(tree);
   INFO(doctor::render_table(results));
   for (const CheckResult& r : results) {
@@ -75,7 +62,7 @@ TEST_CASE("a cluster node whose flat file names a healthy etcd passes every chec
     CHECK(r.status == CheckStatus::kPass);
   }
   CHECK_THAT(find(results, "store.cluster").finding,
-             Catch::Contains("datastore etcd") && Catch::Contains(c->endpoints_csv()) &&
+             Catch::Contains("datastore etcd") && Catch::Contains(c.endpoints_csv()) &&
                  Catch::Contains("/etc/cni/net.d/whereabouts.d/whereabouts.conf"));
   CHECK_THAT(find(results, "etcd.reachable").finding, Catch::Contains("1/1 answered"));
   CHECK_THAT(find(results, "etcd.quorum").finding, Catch::Contains("leader "));
@@ -84,12 +71,12 @@ TEST_CASE("a cluster node whose flat file names a healthy etcd passes every chec
 }
 
 TEST_CASE("etcd endpoints: one dead is a WARN, all dead a FAIL naming each") {
-  etcd_test::Cluster* c = shared();
+  etcd_test::Cluster& c = etcd_test::started_member();
   const std::string dead = etcd_test::dead_url();
   FixtureTree tree;
   SECTION("one of two answers") {
     node_with_flat_file(tree,
-                        {{"datastore", "etcd"}, {"etcd_host", dead + "," + c->endpoints_csv()}});
+                        {{"datastore", "etcd"}, {"etcd_host", dead + "," + c.endpoints_csv()}});
     const auto results = run_doctor(tree);
     CHECK(status_of(results, "etcd.reachable") == CheckStatus::kWarn);
     CHECK_THAT(find(results, "etcd.reachable").finding,
@@ -204,7 +191,10 @@ TEST_CASE("TLS: the Secret `ipoib install` copies to the node is what the doctor
   for (const auto& [from, to] :
        {std::pair{pki.ca(), "ca.crt"}, std::pair{pki.client_cert(), "tls.crt"},
         std::pair{pki.client_key(), "tls.key"}}) {
-    REQUIRE(etcd_test::run("install -m 0600 '" + from + "' '" + secret + "/" + to + "'") == 0);
+    std::string install = "install -m 0600 '";
+    install += from;
+    install += "' '" + secret + "/" + to + "'";
+    REQUIRE(etcd_test::run(install) == 0);
   }
   FixtureTree tree;
   build_node(tree, NodeSpec{});
@@ -237,9 +227,8 @@ TEST_CASE("TLS: the Secret `ipoib install` copies to the node is what the doctor
 }
 
 int main(int argc, char** argv) {
-  if (!etcd_test::binaries_present()) {
-    (void)std::fprintf(stderr, "doctor.cluster_store: etcd/etcdctl not installed: skipped\n");
-    return 77;
+  if (const int skip = etcd_test::skip_unless_binaries_present()) {
+    return skip;
   }
   return Catch::Session().run(argc, argv);
 }

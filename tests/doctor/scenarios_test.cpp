@@ -22,24 +22,13 @@ using ipoib::testing::NodeSpec;
 
 namespace {
 
-doctor::DoctorOptions options_for(const FixtureTree& tree) {
-  doctor::DoctorOptions options;
-  options.roots = doctor::Roots::under(tree.path());
-  options.use_verbs = doctor::DoctorOptions::UseVerbs::kNo;
-  return options;
-}
-
 using doctor_test::find;
+using doctor_test::fixture_options;
 
 std::vector<CheckResult> run_node(const NodeSpec& node, doctor::DoctorOptions* tweak = nullptr) {
   FixtureTree tree;
   build_node(tree, node);
-  doctor::DoctorOptions options = tweak != nullptr ? *tweak : options_for(tree);
-  options.roots = doctor::Roots::under(tree.path());
-  options.use_verbs = doctor::DoctorOptions::UseVerbs::kNo;
-  auto results = doctor::run_checks(options);
-  doctor_test::check_rows(results);
-  return results;
+  return doctor_test::run_on(tree, tweak != nullptr ? *tweak : doctor::DoctorOptions{});
 }
 
 std::string dump(const std::vector<CheckResult>& results) { return doctor::render_table(results); }
@@ -193,7 +182,7 @@ TEST_CASE("memlock: unit fixed but process not restarted, drop-ins, docker, not 
     build_node(tree, node);
     tree.file("etc/systemd/system/containerd.service.d/memlock.conf",
               "[Service]\nLimitMEMLOCK=infinity\n");
-    auto options = options_for(tree);
+    auto options = fixture_options(tree);
     const auto results = doctor::run_checks(options);
     const CheckResult& memlock = find(results, "memlock.containerd");
     CHECK(memlock.status == CheckStatus::kPass);
@@ -211,7 +200,7 @@ TEST_CASE("memlock: unit fixed but process not restarted, drop-ins, docker, not 
     tree.file("proc/900/cmdline", std::string("/usr/bin/dockerd\0-H\0fd://\0", 26));
     tree.file("lib/systemd/system/docker.service",
               "[Service]\nExecStart=/usr/bin/dockerd -H fd:// --default-ulimit memlock=-1:-1\n");
-    const auto results = doctor::run_checks(options_for(tree));
+    const auto results = doctor::run_checks(fixture_options(tree));
     CHECK(find(results, "memlock.dockerd").status == CheckStatus::kPass);
     // containerd is installed (unit with infinity) but not running.
     CHECK(find(results, "memlock.containerd").status == CheckStatus::kPass);
@@ -219,7 +208,7 @@ TEST_CASE("memlock: unit fixed but process not restarted, drop-ins, docker, not 
 
     tree.file("lib/systemd/system/docker.service",
               "[Service]\nExecStart=/usr/bin/dockerd -H fd://\n");
-    const auto limited = doctor::run_checks(options_for(tree));
+    const auto limited = doctor::run_checks(fixture_options(tree));
     const CheckResult& docker = find(limited, "memlock.dockerd");
     CHECK(docker.status == CheckStatus::kFail);
     CHECK_THAT(docker.fix, Catch::Contains("--default-ulimit memlock=-1:-1"));
@@ -231,7 +220,7 @@ TEST_CASE("memlock: unit fixed but process not restarted, drop-ins, docker, not 
     node.containerd_running = false;
     build_node(tree, node);
     tree.remove("lib/systemd/system/containerd.service");
-    const auto results = doctor::run_checks(options_for(tree));
+    const auto results = doctor::run_checks(fixture_options(tree));
     CHECK(find(results, "memlock.runtime").status == CheckStatus::kSkip);
   }
 }
@@ -281,7 +270,7 @@ TEST_CASE("master problems: missing, not IPoIB, a child, down", "[doctor]") {
   NodeSpec node;
   node.children = {{"ib0.8001", 9, ""}};
   build_node(tree, node);
-  auto options = options_for(tree);
+  auto options = fixture_options(tree);
 
   options.master = "ib7";
   auto results = doctor::run_checks(options);
@@ -317,7 +306,7 @@ TEST_CASE("MTU, connected mode and the enhanced-IPoIB caveat", "[doctor]") {
   NodeSpec node;
   node.kernel = "5.4.0-150-generic";
   build_node(tree, node);
-  auto options = options_for(tree);
+  auto options = fixture_options(tree);
 
   auto results = doctor::run_checks(options);
   CHECK(find(results, "mtu.fits").status == CheckStatus::kSkip);
@@ -364,7 +353,7 @@ TEST_CASE("node side: devices, CNI dirs, Multus, whereabouts, store", "[doctor]"
       "\x7f"
       "ELF some other whereabouts";
   build_node(tree, node);
-  auto options = options_for(tree);
+  auto options = fixture_options(tree);
   options.store_dir = "/var/lib/cni/ipoib-ipam";
   tree.dir("var/lib/cni/ipoib-ipam", 0777);
   tree.file("var/lib/cni/ipoib-ipam/lock", "");
@@ -532,7 +521,7 @@ TEST_CASE("enhanced IPoIB is recognised by the driver, not the device name", "[d
 TEST_CASE("store directory layout problems and a lock held by another process", "[doctor]") {
   FixtureTree tree;
   build_node(tree, NodeSpec{});
-  auto options = options_for(tree);
+  auto options = fixture_options(tree);
   options.store_dir = "/store";
   tree.dir("store", 0700);
   tree.file("store/lock", "", 0600);
@@ -628,7 +617,7 @@ TEST_CASE("cluster store: a node-local store on a cluster node is the duplicate-
       FixtureTree tree;
       build_node(tree, node);
       tree.file(sign.file, sign.content);
-      const auto results = doctor::run_checks(options_for(tree));
+      const auto results = doctor::run_checks(fixture_options(tree));
       CHECK(find(results, "store.cluster").status == CheckStatus::kFail);
       CHECK_THAT(find(results, "store.cluster").finding, Catch::Contains(sign.finding));
     }

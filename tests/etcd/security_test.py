@@ -5,7 +5,9 @@ against real etcd members (etcd_harness.py).
     --client-cert-auth): ADD and DEL work; the reservation is in etcd and gone after DEL.
     A wrong CA (etcd_ca_cert_file naming an unrelated CA) fails with code 7 naming
     etcd_ca_cert_file; no client certificate is refused by the member; a key file with mode 0644
-    is refused before any connection, naming the file and `chmod 600` (code 7).
+    is refused before any connection, naming the file and `chmod 600` (code 7); a CA, certificate
+    or key file that is missing or a directory is refused naming the key, the path and the OS's
+    reason ("No such file or directory"), one that is not PEM naming the key and the path.
  2. etcd user/password authentication (etcdctl user add, auth enable, a user whose role may
     read and write /ipoib/ only): ADD/DEL work with the right password inline (etcd_password)
     and from etcd_password_file; a wrong password fails with code 7 naming authentication and
@@ -88,6 +90,21 @@ def tls_cases(plugin, tmp, pki):
         r = plugin.cni("ADD", conf(store, **no_cert), "ctr-nocert", pod="ns/nocert")
         check(r.rc != 0 and r.code in (7, 11), "tls-no-client-cert: ADD refused", repr(r))
         check(address_keys(c) == [], "tls-no-client-cert: nothing reserved")
+
+        # A TLS file that is not there, or not a file, is refused before any connection with
+        # the key, the path and the OS's reason (not OpenSSL's bare "asio.ssl error").
+        for key in ("etcd_ca_cert_file", "etcd_cert_file", "etcd_key_file"):
+            missing = os.path.join(tmp, "missing-" + key + ".pem")
+            expect_refused(plugin, c, conf(store, **dict(good, **{key: missing})),
+                           "tls-missing-" + key, 7, [key, missing, "No such file or directory"])
+            expect_refused(plugin, c, conf(store, **dict(good, **{key: tmp})),
+                           "tls-directory-" + key, 7, [key, tmp, "directory"])
+        not_pem = os.path.join(tmp, "not-pem.crt")
+        with open(not_pem, "w") as f:
+            f.write("not a certificate\n")
+        for key in ("etcd_ca_cert_file", "etcd_cert_file"):
+            expect_refused(plugin, c, conf(store, **dict(good, **{key: not_pem})),
+                           "tls-not-pem-" + key, 7, [key, not_pem])
 
         loose_key = os.path.join(tmp, "loose-client.key")
         shutil.copyfile(pki.path("client.key"), loose_key)

@@ -7,41 +7,24 @@
 #
 #   install-etcd-test.sh IPOIB
 #
-# Root (unshare -m); exit 77 only when etcd/etcdctl or unshare are missing.
+# Root (unshare -m); exit 77 only when etcd/etcdctl or unshare are missing. The etcd member is
+# the harness's (tests/etcd/etcd_harness.py, through with_etcd.py): run alone, the script starts
+# itself again under it.
 set -euo pipefail
 
 ipoib=${1:?usage: install-etcd-test.sh IPOIB}
-for tool in etcd etcdctl unshare; do
-  command -v "$tool" >/dev/null || { echo "install-etcd-test: $tool not installed: skipped"; exit 77; }
-done
+command -v unshare >/dev/null || { echo "install-etcd-test: unshare not installed: skipped"; exit 77; }
+if [[ -z ${IPOIB_ETCD_ENDPOINTS:-} ]]; then
+  exec python3 "$(dirname "$0")/with_etcd.py" bash "$0" "$@"
+fi
+url=$IPOIB_ETCD_ENDPOINTS
 tmp=$(mktemp -d /tmp/scripts-install-etcd.$$.XXXXXX)
-etcd_pid=
-cleanup() {
-  if [[ -n $etcd_pid ]]; then kill -9 "$etcd_pid" 2>/dev/null || true; wait "$etcd_pid" 2>/dev/null || true; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+trap 'rm -rf "$tmp"' EXIT
 
 failures=0
 pass() { echo "ok   - $*"; }
 bad() { echo "FAIL - $*"; failures=$((failures + 1)); }
 expect() { local what=$1; shift; if "$@"; then pass "$what"; else bad "$what"; fi; }
-
-# One etcd member on free loopback ports.
-read -r cport pport < <(python3 -c 'import socket
-s = [socket.socket() for _ in range(2)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(*[x.getsockname()[1] for x in s])')
-url=http://127.0.0.1:$cport
-etcd --name m --data-dir "$tmp/etcd" --listen-client-urls "$url" --advertise-client-urls "$url" \
-  --listen-peer-urls "http://127.0.0.1:$pport" --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
-  --initial-cluster "m=http://127.0.0.1:$pport" >"$tmp/etcd.log" 2>&1 &
-etcd_pid=$!
-for _ in $(seq 100); do
-  etcdctl --endpoints "$url" endpoint health >/dev/null 2>&1 && break
-  sleep 0.1
-done
-etcdctl --endpoints "$url" endpoint health >/dev/null 2>&1 || { cat "$tmp/etcd.log"; bad "etcd started"; exit 1; }
 
 cp "$ipoib" "$tmp/whereabouts"
 # The seed's IPAM section, verbatim (conf/nad/jarvice-ipoib.yaml), in a config for `whereabouts`.

@@ -36,15 +36,18 @@ namespace ipoib::ipam {
 int admin_run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 // A network's built-in IPAM section as the plugin would see it, from the file an administrator
-// has: a CNI .conf, a .conflist (the first plugin whose ipam type is built in), or a
-// NetworkAttachmentDefinition as JSON (`kubectl get net-attach-def NAME -o json`; its
-// spec.config is read as a .conf or .conflist). The one reader of list, release and import.
+// has: whatever `ipoib validate-config` reads (cni::network_config_texts): a CNI .conf, a
+// .conflist (the first plugin whose ipam type is built in), or a NetworkAttachmentDefinition as
+// JSON or YAML (its spec.config read as a .conf or .conflist). A file with several
+// NetworkAttachmentDefinition documents is refused (naming them): the command works on one
+// store, and which one must not depend on the documents' order. The one reader of list, release
+// and import.
 struct NetconfIpam {
   std::string network;                             // the CNI network name
   nlohmann::json ipam = nlohmann::json::object();  // `ipam`, before the flat-file merge
 };
-// kInvalidNetworkConfig naming `path` (no built-in IPAM, no name, a YAML NAD: give its
-// spec.config as JSON), kDecodeFailure for bad JSON, kIoFailure when it cannot be read.
+// kInvalidNetworkConfig naming `path` (no built-in IPAM, no name, several NADs), kDecodeFailure
+// for text that is neither JSON nor a YAML NAD, kIoFailure when it cannot be read.
 Result<NetconfIpam> read_netconf_ipam(const std::string& path);
 
 }  // namespace ipoib::ipam

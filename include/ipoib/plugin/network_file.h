@@ -1,7 +1,7 @@
 // ipoib/plugin/network_file.h — every network configuration in a file an administrator has, checked
-// as ADD would check it: a CNI .conf, a .conflist, or a NetworkAttachmentDefinition (JSON, or
-// YAML with spec.config single-quoted, double-quoted or as a block scalar; several YAML documents
-// separated by `---` are read one by one).
+// as ADD would check it: a CNI .conf, a .conflist, or a NetworkAttachmentDefinition as JSON or
+// YAML (found by cni::network_config_texts, ipoib/cni/network_attachment.h, which `ipoib ipam
+// list|release|import --config` read too).
 //
 // The one reader behind `ipoib validate-config FILE` and `ipoib doctor --config FILE`, so both
 // accept and refuse the same files with the same message.
@@ -36,19 +36,14 @@ struct NetworkEntry {
   std::optional<ipam::IpamConfig> ipam;  // when that ipoib plugin uses the built-in IPAM
 };
 
-// Every plugin configuration in `text`, each validated by cni::parse_netconf, and for type
-// "ipoib" by validate_network_config (the plugin keys and the built-in IPAM's section, as every
-// verb but DEL checks them; the flat file is searched in `sources`). A conflist's plugins get the
-// list's name and cniVersion (libcni buildOneConfig). The first problem refuses the whole file:
-// kDecodeFailure when it is neither JSON nor a YAML NetworkAttachmentDefinition, else the parsers'
-// code, with `where` as context.
+// Every plugin configuration in `text` (each config cni::network_config_texts finds), each
+// validated by cni::parse_netconf, and for type "ipoib" by validate_network_config (the plugin
+// keys and the built-in IPAM's section, as every verb but DEL checks them; the flat file is
+// searched in `sources`). A conflist's plugins get the list's name and cniVersion (libcni
+// buildOneConfig). The first problem refuses the whole file: network_config_texts' error, else
+// the parsers' code, with `where` as context.
 Result<std::vector<NetworkEntry>> read_network_file(std::string_view text,
                                                     const ipam::ConfigSources& sources);
-
-// spec.config of every NetworkAttachmentDefinition document in a YAML text, as strings.
-// kDecodeFailure naming the problem: no NetworkAttachmentDefinition, no spec.config, a config
-// that is not a string (a flow mapping), an unterminated or malformed quoted scalar.
-Result<std::vector<std::string>> nad_yaml_configs(std::string_view yaml);
 
 // Where a network's reservations live, and so how far its addresses are unique (what
 // `ipoib validate-config` prints for every network).

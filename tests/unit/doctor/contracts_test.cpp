@@ -1,6 +1,7 @@
 // unit.doctor.contracts: the doctor holds no copy of the plugin's rules. It reads network files
 // with the reader `ipoib validate-config` uses (plugin/network_file.h), and it calls a child
-// "this plugin's" exactly when the plugin's GC would delete it (plugin/tag.h).
+// "this plugin's" exactly when the plugin's GC would delete it (plugin/tag.h). `ipoib ipam
+// --config` finds a file's networks as validate-config does (cni/network_attachment.h).
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -8,8 +9,10 @@
 #include <sstream>
 
 #include "ipoib/base/log.h"
+#include "ipoib/cni/network_attachment.h"
 #include "ipoib/doctor/doctor.h"
 #include "ipoib/ib/port.h"
+#include "ipoib/ipam/admin.h"
 #include "ipoib/plugin/intent.h"
 #include "ipoib/plugin/ipoib_plugin.h"
 #include "ipoib/plugin/network_file.h"
@@ -75,41 +78,41 @@ std::string slurp(const std::filesystem::path& path) {
 }  // namespace
 
 TEST_CASE("NAD YAML: spec.config as quoted, escaped, folded and block scalars", "[doctor]") {
-  auto single = plugin::nad_yaml_configs(nad("  config: '{\n  \"name\": \"it''s\"\n}'\n"));
+  auto single = cni::nad_yaml_configs(nad("  config: '{\n  \"name\": \"it''s\"\n}'\n"));
   REQUIRE(single.ok());
   CHECK(single->at(0) == "{ \"name\": \"it's\" }");  // YAML folds the breaks into spaces
 
-  auto dq = plugin::nad_yaml_configs(nad("  config: \"{\\\"a\\\": \\\"\\u00e9\\t\\\\\\\"}\"\n"));
+  auto dq = cni::nad_yaml_configs(nad("  config: \"{\\\"a\\\": \\\"\\u00e9\\t\\\\\\\"}\"\n"));
   REQUIRE(dq.ok());
   CHECK(dq->at(0) == "{\"a\": \"\xc3\xa9\t\\\"}");
 
-  auto joined = plugin::nad_yaml_configs(nad("  config: \"{\\\"a\\\": \\\n     1}\"\n"));
+  auto joined = cni::nad_yaml_configs(nad("  config: \"{\\\"a\\\": \\\n     1}\"\n"));
   REQUIRE(joined.ok());
   CHECK(joined->at(0) == "{\"a\": 1}");
 
-  auto block = plugin::nad_yaml_configs(
+  auto block = cni::nad_yaml_configs(
       nad("  config: |\n    {\"type\": \"ipoib\",\n      \"master\": \"ib1\"}\n\nstatus: x\n"));
   REQUIRE(block.ok());
   CHECK(block->at(0) == "{\"type\": \"ipoib\",\n  \"master\": \"ib1\"}\n");
 
-  auto strip = plugin::nad_yaml_configs(nad("  config: |-\n    {}\n\n"));
+  auto strip = cni::nad_yaml_configs(nad("  config: |-\n    {}\n\n"));
   REQUIRE(strip.ok());
   CHECK(strip->at(0) == "{}");
 
-  auto folded = plugin::nad_yaml_configs(nad("  config: >\n    {\"a\":\n    1}\n"));
+  auto folded = cni::nad_yaml_configs(nad("  config: >\n    {\"a\":\n    1}\n"));
   REQUIRE(folded.ok());
   CHECK(folded->at(0) == "{\"a\": 1}\n");
 
-  auto two = plugin::nad_yaml_configs(nad("  config: '{}'\n") + "---\n" + nad("  config: '[]'\n"));
+  auto two = cni::nad_yaml_configs(nad("  config: '{}'\n") + "---\n" + nad("  config: '[]'\n"));
   REQUIRE(two.ok());
   CHECK(*two == std::vector<std::string>{"{}", "[]"});
 
-  CHECK_FALSE(plugin::nad_yaml_configs("spec:\n  config: '{}'\n").ok());  // no kind
-  CHECK_FALSE(plugin::nad_yaml_configs(nad("  other: 1\n")).ok());
-  CHECK_FALSE(plugin::nad_yaml_configs(nad("  config: '{unterminated\n")).ok());
-  CHECK_FALSE(plugin::nad_yaml_configs(nad("  config: '{}' trailing\n")).ok());
-  CHECK_FALSE(plugin::nad_yaml_configs(nad("  config: \"\\q\"\n")).ok());
-  CHECK_FALSE(plugin::nad_yaml_configs(nad("  config: {\"a\": 1}\n")).ok());
+  CHECK_FALSE(cni::nad_yaml_configs("spec:\n  config: '{}'\n").ok());  // no kind
+  CHECK_FALSE(cni::nad_yaml_configs(nad("  other: 1\n")).ok());
+  CHECK_FALSE(cni::nad_yaml_configs(nad("  config: '{unterminated\n")).ok());
+  CHECK_FALSE(cni::nad_yaml_configs(nad("  config: '{}' trailing\n")).ok());
+  CHECK_FALSE(cni::nad_yaml_configs(nad("  config: \"\\q\"\n")).ok());
+  CHECK_FALSE(cni::nad_yaml_configs(nad("  config: {\"a\": 1}\n")).ok());
 }
 
 TEST_CASE("the same NAD YAML is accepted or refused identically by doctor and validate-config",
@@ -188,6 +191,51 @@ TEST_CASE("conf/: every example is read identically by doctor and validate-confi
     }
   }
   CHECK(files >= 10);
+}
+
+TEST_CASE("conf/: ipam --config opens the network validate-config reads in every example",
+          "[doctor]") {
+  int with_ipam = 0;
+  for (const char* sub : {"nad", "cni"}) {
+    for (const auto& e :
+         std::filesystem::directory_iterator(std::string(IPOIB_CONF_DIR) + "/" + sub)) {
+      INFO(e.path());
+      auto entries = plugin::read_network_file(slurp(e.path()), ipam::ConfigSources{});
+      REQUIRE(entries.ok());
+      const auto builtin = std::find_if(entries->begin(), entries->end(),
+                                        [](const plugin::NetworkEntry& n) { return n.ipam; });
+      auto netconf = ipam::read_netconf_ipam(e.path().string());
+      if (builtin == entries->end()) {
+        CHECK_FALSE(netconf.ok());
+        continue;
+      }
+      REQUIRE(netconf.ok());
+      CHECK(netconf->network == builtin->conf.name);
+      CHECK(netconf->ipam == builtin->conf.raw["ipam"]);
+      ++with_ipam;
+    }
+  }
+  CHECK(with_ipam >= 4);
+}
+
+TEST_CASE("ipam --config and validate-config read a NAD in YAML and JSON alike", "[doctor]") {
+  FixtureTree tree;
+  const nlohmann::json as_json = {{"apiVersion", "k8s.cni.cncf.io/v1"},
+                                  {"kind", "NetworkAttachmentDefinition"},
+                                  {"metadata", {{"name", "jarvice-ipoib"}}},
+                                  {"spec", {{"config", kSeed}}}};
+  for (const std::string& text :
+       {nad("  config: '" + kSeed + "'\n"), nad("  config: |\n    " + kSeed + "\n"),
+        as_json.dump(2), kSeed}) {
+    INFO(text);
+    tree.file("net", text);
+    auto entries = plugin::read_network_file(text, ipam::ConfigSources{});
+    REQUIRE(entries.ok());
+    auto netconf = ipam::read_netconf_ipam(tree.abs("net"));
+    REQUIRE(netconf.ok());
+    CHECK(netconf->network == "jarvice-ipoib");
+    CHECK(netconf->ipam == entries->at(0).conf.raw["ipam"]);
+  }
 }
 
 namespace {

@@ -12,31 +12,31 @@
 
 using namespace ipoib;
 using namespace ipoib::ipam;
+using ipam_test::admin;
+using ipam_test::AdminRun;
 using ipam_test::TempDir;
 using ipam_test::write_file;
 
 namespace {
-
-struct Run {
-  int rc = -1;
-  std::string out;
-  std::string err;
-};
-
-Run admin(const std::vector<std::string>& args) {
-  std::ostringstream o, e;
-  Run r;
-  r.rc = admin_run(args, o, e);
-  r.out = o.str();
-  r.err = e.str();
-  return r;
-}
 
 std::string conflist(const std::string& store) {
   return R"({"cniVersion": "1.0.0", "name": "ib", "plugins": [
       {"type": "ipoib", "master": "ib0", "ipam": {"type": "whereabouts",
        "range": "10.9.0.0/29", "network_name": "blue", "store_dir": ")" +
          store + R"("}}, {"type": "tuning"}]})";
+}
+
+// A NetworkAttachmentDefinition document in YAML whose spec.config is `config` as a block scalar.
+std::string nad_yaml(const std::string& name, const std::string& config) {
+  std::string out =
+      "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\n"
+      "metadata:\n  name: " +
+      name + "\nspec:\n  config: |\n";
+  std::istringstream lines(config);
+  for (std::string line; std::getline(lines, line);) {
+    out += "    " + line + "\n";
+  }
+  return out;
 }
 
 // Three reservations of pool "blue", made by node-a (two) and node-b (one).
@@ -86,7 +86,7 @@ TEST_CASE("list --config opens the store NETCONF's IPAM names; --node filters by
   const std::string conf = tmp.path() + "/10-ib.conflist";
   write_file(conf, conflist(store));
 
-  Run r = admin({"list", "--json", "--config", conf});
+  AdminRun r = admin({"list", "--json", "--config", conf});
   REQUIRE(r.rc == 0);
   auto doc = nlohmann::json::parse(r.out);
   CHECK(doc["datastore"] == "local");
@@ -119,6 +119,48 @@ TEST_CASE("list --config opens the store NETCONF's IPAM names; --node filters by
   r = admin({"list", "--json", "--config", nad, "--network", "red"});
   REQUIRE(r.rc == 0);
   CHECK(listed_ips(nlohmann::json::parse(r.out)).empty());
+
+  // The same NetworkAttachmentDefinition in YAML, as `kubectl get -o yaml` or a manifest has it
+  // (validate-config's reader: spec.config as a block scalar here).
+  const std::string yaml = tmp.path() + "/nad.yaml";
+  write_file(yaml, nad_yaml("ib", conflist(store)));
+  r = admin({"list", "--json", "--config", yaml});
+  REQUIRE(r.rc == 0);
+  CHECK(listed_ips(nlohmann::json::parse(r.out)).size() == 3);
+  r = admin({"release", "--config", yaml, "--ip", "10.9.0.3"});
+  CHECK(r.rc == 0);
+  r = admin({"list", "--json", "--config", yaml});
+  REQUIRE(r.rc == 0);
+  CHECK(listed_ips(nlohmann::json::parse(r.out)) ==
+        std::vector<std::string>{"10.9.0.1@node-a", "10.9.0.2@node-b"});
+}
+
+TEST_CASE("--config refuses a file of several NetworkAttachmentDefinitions, naming them") {
+  TempDir tmp;
+  const std::string store = tmp.path() + "/store";
+  seed(store);
+  const std::string other = tmp.path() + "/other";
+  const std::string yaml = tmp.path() + "/nads.yaml";
+  // Two networks, two stores: which one `release` would touch must not depend on their order.
+  std::string second = conflist(other);
+  second.replace(second.find(R"("name": "ib")"), 12, R"("name": "ib2")");
+  write_file(yaml, nad_yaml("ib", conflist(store)) + "---\n" + nad_yaml("ib2", second));
+  for (const char* verb : {"list", "release"}) {
+    std::vector<std::string> args{verb, "--config", yaml};
+    if (std::string(verb) == "release") {
+      args.insert(args.end(), {"--node", "node-a"});
+    }
+    const AdminRun r = admin(args);
+    CHECK(r.rc == 1);
+    CHECK_THAT(r.err, Catch::Contains("nads.yaml") &&
+                          Catch::Contains("2 NetworkAttachmentDefinitions") &&
+                          Catch::Contains("document 1 spec.config (ib)") &&
+                          Catch::Contains("document 2 spec.config (ib2)"));
+  }
+  CHECK(::access(other.c_str(), F_OK) != 0);
+  const AdminRun kept = admin({"list", "--json", "--store-dir", store});
+  REQUIRE(kept.rc == 0);
+  CHECK(listed_ips(nlohmann::json::parse(kept.out)).size() == 3);  // release freed nothing
 }
 
 TEST_CASE("release --config frees with DEL's operation; --node narrows or names a whole node") {
@@ -129,7 +171,7 @@ TEST_CASE("release --config frees with DEL's operation; --node narrows or names 
   write_file(conf, conflist(store));
 
   // --ip with another node's name matches nothing and frees nothing.
-  Run r = admin({"release", "--config", conf, "--ip", "10.9.0.2", "--node", "node-a"});
+  AdminRun r = admin({"release", "--config", conf, "--ip", "10.9.0.2", "--node", "node-a"});
   CHECK(r.rc == 1);
   CHECK_THAT(r.err, Catch::Contains("no reservation matched"));
   r = admin({"release", "--config", conf, "--ip", "10.9.0.2", "--node", "node-b"});
@@ -158,7 +200,7 @@ TEST_CASE("--config: usage and unreadable networks are clear errors; nothing is 
   CHECK(admin({"release", "--config", conf}).rc == 2);  // no filter at all
   CHECK(admin({"release", "--config", conf, "--ifname", "net1", "--node", "n"}).rc == 2);
 
-  Run r = admin({"list", "--config", conf});  // no store yet: empty, and nothing created
+  AdminRun r = admin({"list", "--config", conf});  // no store yet: empty, and nothing created
   REQUIRE(r.rc == 0);
   CHECK_THAT(r.out, Catch::Contains("no pools in " + store));
   CHECK(::access(store.c_str(), F_OK) != 0);
@@ -177,13 +219,24 @@ TEST_CASE("--config: usage and unreadable networks are clear errors; nothing is 
   CHECK(r.rc == 1);
   CHECK_THAT(r.err, Catch::Contains("no plugin with a built-in IPAM"));
 
+  // A YAML NAD is read; what its spec.config lacks is named with where it stands.
   write_file(tmp.path() + "/nad.yaml",
              "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\n"
              "spec:\n  config: '{}'\n");
   r = admin({"list", "--config", tmp.path() + "/nad.yaml"});
   CHECK(r.rc == 1);
-  CHECK_THAT(r.err,
-             Catch::Contains("YAML NetworkAttachmentDefinition") && Catch::Contains("-o json"));
+  CHECK_THAT(r.err, Catch::Contains("nad.yaml spec.config") &&
+                        Catch::Contains("no plugin with a built-in IPAM"));
+  write_file(tmp.path() + "/no-config.yaml",
+             "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\n"
+             "spec:\n  other: 1\n");
+  r = admin({"list", "--config", tmp.path() + "/no-config.yaml"});
+  CHECK(r.rc == 1);
+  CHECK_THAT(r.err, Catch::Contains("no-config.yaml") && Catch::Contains("no spec.config"));
+  write_file(tmp.path() + "/broken.conf", R"({"cniVersion": "1.0.0", "name": )");
+  r = admin({"list", "--config", tmp.path() + "/broken.conf"});
+  CHECK(r.rc == 1);
+  CHECK_THAT(r.err, Catch::Contains("broken.conf") && Catch::Contains("invalid JSON"));
 
   write_file(tmp.path() + "/bad-store.conf",
              R"({"cniVersion": "1.0.0", "name": "x", "type": "ipoib", "master": "ib0",

@@ -2,32 +2,18 @@
 #include "ipoib/ipam/import.h"
 
 #include <catch2/catch.hpp>
-#include <sstream>
 
 #include "ipoib/ipam/admin.h"
 #include "test_support.h"
 
 using namespace ipoib;
 using namespace ipoib::ipam;
+using ipam_test::admin;
+using ipam_test::AdminRun;
 using ipam_test::TempDir;
 using ipam_test::write_file;
 
 namespace {
-
-struct Run {
-  int rc = -1;
-  std::string out;
-  std::string err;
-};
-
-Run admin(const std::vector<std::string>& args) {
-  std::ostringstream o, e;
-  Run r;
-  r.rc = admin_run(args, o, e);
-  r.out = o.str();
-  r.err = e.str();
-  return r;
-}
 
 std::string netconf(const std::string& store, const std::string& network_name = "") {
   return R"({"cniVersion": "0.3.1", "name": "jarvice-ipoib", "plugins": [
@@ -80,12 +66,12 @@ TEST_CASE("import: this network's allocations are reserved once; reruns are idem
   // --dry-run first: says what it would write and creates nothing.
   std::vector<std::string> dry = args;
   dry.push_back("--dry-run");
-  const Run d = admin(dry);
+  const AdminRun d = admin(dry);
   CHECK_THAT(d.out, Catch::Contains("would reserve 192.168.0.1 ") &&
                         Catch::Contains("dry run: 5 to reserve, 0 already present"));
   CHECK(::access(store.c_str(), F_OK) != 0);
 
-  const Run first = admin(args);
+  const AdminRun first = admin(args);
   INFO(first.out << first.err);
   // The malformed offset "x" makes the exit status 1; everything else is written.
   CHECK(first.rc == 1);
@@ -97,7 +83,7 @@ TEST_CASE("import: this network's allocations are reserved once; reruns are idem
   // An unusable container ID is stored under a marker, never dropped (the address stays taken).
   CHECK_THAT(first.err, Catch::Contains("stored as \"whereabouts-import\""));
 
-  const Run list = admin({"list", "--store-dir", store});
+  const AdminRun list = admin({"list", "--store-dir", store});
   REQUIRE(list.rc == 0);
   CHECK_THAT(list.out, Catch::Contains("192.168.0.1 ") && Catch::Contains("default/mpi-0"));
   CHECK_THAT(list.out, Catch::Contains("192.168.0.2 ") && Catch::Contains("default/mpi-1"));
@@ -105,11 +91,12 @@ TEST_CASE("import: this network's allocations are reserved once; reruns are idem
   CHECK_THAT(list.out, Catch::Contains("fd00:1::1:0:5") && Catch::Contains("hpc/rank-4"));
   CHECK_THAT(list.out, !Catch::Contains("10.5.0.3") && !Catch::Contains("192.168.0.9 "));
 
-  const Run again = admin(args);
+  const AdminRun again = admin(args);
   CHECK_THAT(again.out, Catch::Contains("0 reserved, 5 already present, 0 conflicting"));
 
   // A record without ifname got the default (net1): the pod's DEL (c2, net1) releases it.
-  const Run rel = admin({"release", "--container", "c2", "--ifname", "net1", "--store-dir", store});
+  const AdminRun rel =
+      admin({"release", "--container", "c2", "--ifname", "net1", "--store-dir", store});
   CHECK(rel.rc == 0);
   CHECK_THAT(rel.out, Catch::Contains("released 192.168.0.2"));
 }
@@ -126,19 +113,20 @@ TEST_CASE("import: an address held by another attachment is a conflict, never ov
       "ifname": "net1"}, "6": {"id": "owner", "podref": "a/b", "ifname": "net1"}}}})");
   const std::string conf = tmp.path() + "/net.conflist";
   REQUIRE(admin({"import", "--whereabouts", tmp.path() + "/a.json", "--config", conf}).rc == 0);
-  const Run second = admin({"import", "--whereabouts", tmp.path() + "/b.json", "--config", conf});
+  const AdminRun second =
+      admin({"import", "--whereabouts", tmp.path() + "/b.json", "--config", conf});
   CHECK(second.rc == 1);
   CHECK_THAT(second.err, Catch::Contains("conflict 192.168.0.5: held by container owner") &&
                              Catch::Contains("not overwritten"));
   // The same attachment cannot get a second address in one range either.
   CHECK_THAT(second.err, Catch::Contains("conflict 192.168.0.6: container owner") &&
                              Catch::Contains("already holds 192.168.0.5"));
-  const Run list = admin({"list", "--json", "--store-dir", store});
+  const AdminRun list = admin({"list", "--json", "--store-dir", store});
   CHECK_THAT(list.out, Catch::Contains("\"owner\"") && !Catch::Contains("intruder"));
 
   // Two input records disagreeing about one address: reported, neither chosen silently.
-  const Run both = admin({"import", "--whereabouts", tmp.path() + "/a.json", "--whereabouts",
-                          tmp.path() + "/b.json", "--config", conf, "--dry-run"});
+  const AdminRun both = admin({"import", "--whereabouts", tmp.path() + "/a.json", "--whereabouts",
+                               tmp.path() + "/b.json", "--config", conf, "--dry-run"});
   CHECK(both.rc == 1);
   CHECK_THAT(both.err, Catch::Contains("conflict 192.168.0.5: ") && Catch::Contains("intruder"));
 }
@@ -156,7 +144,7 @@ TEST_CASE("import: network_name prefixes select this network's pools and reserva
      "spec": {"range": "192.168.0.0/24", "allocations": {"4": {"id": "u4", "ifname": "net1"}}}},
     {"kind": "OverlappingRangeIPReservation", "metadata": {"name": "blue-192.168.0.8"},
      "spec": {"containerid": "b8", "podref": "p/q", "ifname": "net1"}}]})");
-  const Run r = admin(
+  const AdminRun r = admin(
       {"import", "--whereabouts", tmp.path() + "/in.json", "--config", tmp.path() + "/net.conf"});
   INFO(r.out << r.err);
   CHECK(r.rc == 0);
@@ -170,14 +158,14 @@ TEST_CASE("import: usage and unreadable inputs are clear errors") {
   TempDir tmp;
   CHECK(admin({"import"}).rc == 2);
   CHECK(admin({"import", "--config", "x"}).rc == 2);
-  const Run missing = admin({"import", "--whereabouts", tmp.path() + "/nope.json", "--config",
-                             tmp.path() + "/nope.conf"});
+  const AdminRun missing = admin({"import", "--whereabouts", tmp.path() + "/nope.json", "--config",
+                                  tmp.path() + "/nope.conf"});
   CHECK(missing.rc == 1);
   CHECK_THAT(missing.err, Catch::Contains("nope.conf"));
   write_file(tmp.path() + "/host-local.conf",
              R"({"name": "n", "type": "ipoib", "ipam": {"type": "host-local"}})");
-  const Run foreign = admin({"import", "--whereabouts", tmp.path() + "/nope.json", "--config",
-                             tmp.path() + "/host-local.conf"});
+  const AdminRun foreign = admin({"import", "--whereabouts", tmp.path() + "/nope.json", "--config",
+                                  tmp.path() + "/host-local.conf"});
   CHECK(foreign.rc == 1);
   CHECK_THAT(foreign.err, Catch::Contains("no plugin with a built-in IPAM"));
 }

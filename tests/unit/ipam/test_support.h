@@ -1,4 +1,5 @@
-// Helpers shared by the IPAM unit tests: a temporary directory and a fake CNI process.
+// Helpers shared by the IPAM unit tests: a temporary directory, a fake CNI process and one run
+// of the admin command line (`ipoib ipam ...`) without a process.
 #pragma once
 
 #include <ftw.h>
@@ -8,9 +9,12 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "ipoib/cni/skel.h"
+#include "ipoib/ipam/admin.h"
 #include "temp_dir.h"
 
 namespace ipam_test {
@@ -45,5 +49,21 @@ struct Invocation {
     return pio;
   }
 };
+
+// One `ipoib ipam ARGS...` run through admin_run: its exit status and what it printed.
+struct AdminRun {
+  int rc = -1;
+  std::string out;
+  std::string err;
+};
+
+inline AdminRun admin(const std::vector<std::string>& args) {
+  std::ostringstream out, err;
+  AdminRun r;
+  r.rc = ipoib::ipam::admin_run(args, out, err);
+  r.out = out.str();
+  r.err = err.str();
+  return r;
+}
 
 }  // namespace ipam_test
