@@ -178,8 +178,17 @@ struct ReadState {
 // turned into Txns by commit_requests().
 class ClusterPoolTxn final : public PoolTxn {
  public:
-  ClusterPoolTxn(etcd::Client& client, const std::string& net, Access access, int attempt)
-      : client_(client), net_(net), access_(access), attempt_(attempt) {}
+  // With Speculate::kEmpty, find_attachment and find_pod answer "nothing" without reading, and
+  // the commit checks that instead (see speculate_empty); run() falls back to reading when that
+  // guess cannot be confirmed.
+  enum class Speculate { kNo, kEmpty };
+  ClusterPoolTxn(etcd::Client& client, const std::string& net, Access access, int attempt,
+                 Speculate speculate)
+      : client_(client),
+        net_(net),
+        access_(access),
+        attempt_(attempt),
+        speculate_(access == Access::kWrite && speculate == Speculate::kEmpty) {}
 
   Result<std::optional<Reservation>> find_attachment(std::string_view range_key,
                                                      std::string_view container_id,
@@ -193,6 +202,11 @@ class ClusterPoolTxn final : public PoolTxn {
     // The attachment's whole index prefix, guarded: a DEL's tombstone created under it after
     // this read makes the commit fail, so a late copy of this ADD's Txn cannot apply after its DEL.
     const std::string index = keys::attachment(net_, container_id, ifname, range_key);
+    if (const std::string prefix = keys::attachment_prefix(net_, container_id, ifname);
+        attachments_.count(prefix) == 0 && speculate_empty(prefix)) {
+      attachments_.emplace(prefix, std::vector<etcd::KeyValue>());  // for reservations() too
+      return std::optional<Reservation>();
+    }
     IPOIB_TRY_ASSIGN(const std::vector<etcd::KeyValue>* entries,
                      attachment_entries(container_id, ifname));
     const auto held = std::find_if(entries->begin(), entries->end(),
@@ -213,7 +227,11 @@ class ClusterPoolTxn final : public PoolTxn {
     auto same_pod = [&](const Reservation& r) {
       return r.range_key == range_key && r.pod_ref == pod_ref && r.ifname == ifname;
     };
-    return via_index(keys::pod_prefix(net_, pod_ref, ifname, range_key), same_pod);
+    const std::string prefix = keys::pod_prefix(net_, pod_ref, ifname, range_key);
+    if (speculate_empty(prefix)) {
+      return from_index({}, same_pod);  // this run's own changes only
+    }
+    return via_index(prefix, same_pod);
   }
 
   Result<std::vector<Reservation>> reservations(const ReservationFilter& filter) override {
@@ -442,6 +460,8 @@ class ClusterPoolTxn final : public PoolTxn {
   }
 
   [[nodiscard]] std::size_t changes() const { return collect_changes().size(); }
+  // Whether an answer of this run is a guess that only a single-Txn commit confirms.
+  [[nodiscard]] bool speculated() const { return speculated_; }
   [[nodiscard]] bool changed() const {
     return !pending_.empty() || !hints_.empty() || !tombstones_.empty();
   }
@@ -535,6 +555,23 @@ class ClusterPoolTxn final : public PoolTxn {
       reads_[key] = state;
     }
     base_.emplace(key, std::move(r));
+  }
+
+  // The common ADD (a new attachment of a new pod) finds its attachment and pod prefixes empty.
+  // Instead of reading them (two round trips), this run assumes so and guards the commit with
+  // "no key in [prefix, end)" (mod_revision < 1 over the range: a guard of an empty read at
+  // revision 0): what an empty read followed by range_unchanged_since would confirm, checked at
+  // the commit itself. The attachment's tombstone lies under its prefix, so a DEL since (the
+  // late-ADD rule) fails the commit as before. Returns whether the prefix is assumed empty.
+  bool speculate_empty(const std::string& prefix) {
+    if (!speculate_) {
+      return false;
+    }
+    if (assumed_empty_.insert(prefix).second) {
+      guards_.push_back({prefix, keys::prefix_end(prefix), 0});
+    }
+    speculated_ = true;
+    return true;
   }
 
   // One key's value, recorded in the read set.
@@ -775,6 +812,8 @@ class ClusterPoolTxn final : public PoolTxn {
   const std::string& net_;
   Access access_;
   int attempt_;
+  bool speculate_;
+  bool speculated_ = false;
   std::map<std::string, ReadState> reads_;   // get(): compared in the one-Txn commit
   std::map<std::string, ReadState> listed_;  // from list(): covered by a guard until changed
   std::vector<Guard> guards_;
@@ -783,6 +822,7 @@ class ClusterPoolTxn final : public PoolTxn {
   std::map<std::string, std::string> hints_;                        // range state (cursor)
   std::map<std::string, std::vector<etcd::KeyValue>> attachments_;  // att prefix -> entries
   std::set<std::string> tombstones_;
+  std::set<std::string> assumed_empty_;  // prefixes speculate_empty answered for
   std::int64_t lease_ = 0;
 };
 
@@ -1014,9 +1054,22 @@ Result<TxnInfo> ClusterPool::run(Access access, const Body& body) {
   const auto deadline = steady_clock::now() + budget;
   std::mt19937 rng(static_cast<std::uint32_t>(::getpid()) ^
                    static_cast<std::uint32_t>(steady_clock::now().time_since_epoch().count()));
+  // The first run guesses that the ADD's lookups find nothing (speculate_empty); a run whose guess
+  // its commit could not confirm runs again reading, without counting as a conflict: the body
+  // failed (its error may stem from the guess: "exhausted" for a re-ADD that holds an address),
+  // it commits nothing (nothing would check the guess), or it needs batches (they carry only
+  // their changes' compares).
+  auto speculate = ClusterPoolTxn::Speculate::kEmpty;
   for (int attempt = 1;; ++attempt) {
-    ClusterPoolTxn txn(client, net_, access, attempt);
-    IPOIB_TRY(body(txn));
+    ClusterPoolTxn txn(client, net_, access, attempt, speculate);
+    speculate = ClusterPoolTxn::Speculate::kNo;
+    if (Status st = body(txn); !st.ok()) {
+      if (txn.speculated()) {
+        --attempt;
+        continue;
+      }
+      return std::move(st).error();
+    }
     TxnInfo info;
     info.attempts = attempt;
     if (access == Access::kRead) {
@@ -1030,6 +1083,10 @@ Result<TxnInfo> ClusterPool::run(Access access, const Body& body) {
       txn.set_lease(lease);
     }
     IPOIB_TRY_ASSIGN(std::vector<etcd::TxnRequest> commits, txn.commit_requests());
+    if (txn.speculated() && commits.size() != 1) {
+      --attempt;
+      continue;
+    }
     bool conflict = false;
     for (const etcd::TxnRequest& t : commits) {
       // Every commit is guarded by compares over what it read, so sending it again after an

@@ -488,3 +488,67 @@ int main(int argc, char** argv) {
   }
   return Catch::Session().run(argc, argv);
 }
+
+TEST_CASE("an ADD's lookups guessed empty are checked by its commit: a pod reserved meanwhile") {
+  // The first run of an ADD assumes its attachment and pod prefixes are empty instead of reading
+  // them. Another node reserving for the same pod between that run and its commit must make the
+  // commit fail, and the next run must see the reservation (the re-ADD rule).
+  etcd_test::TempDir dir("pool");
+  const std::string net = unique("guess");
+  const std::string endpoints = member().endpoints_csv();
+  auto a = open_cluster_store(location(endpoints, dir.path() + "/a", net), OpenMode::kCreate);
+  auto b = open_cluster_store(location(endpoints, dir.path() + "/b", net), OpenMode::kCreate);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  const Range range = range_of("10.6.0.0/28");
+  int runs = 0;
+  std::size_t seen = 0;
+  std::optional<IpAddress> other;
+  auto done = (*a)->pool(net)->transact(Access::kWrite, [&](PoolTxn& txn) -> Status {
+    ++runs;
+    IPOIB_TRY_ASSIGN(auto found, txn.find_attachment("r", "mine", "net1"));
+    CHECK_FALSE(found);
+    IPOIB_TRY_ASSIGN(auto same_pod, txn.find_pod("r", "ns/p", "net1"));
+    seen = same_pod.size();
+    if (runs == 1) {
+      auto b_add = add(*(*b)->pool(net), "r", range, attachment("theirs", "ns/p"));
+      REQUIRE(b_add.ok());
+      other = **b_add;
+    }
+    IPOIB_TRY_ASSIGN(auto ip,
+                     txn.allocate("r", range, AllocationPolicy::kLowestFree, attachment("mine")));
+    CHECK(ip);
+    return ok_status();
+  });
+  REQUIRE(done.ok());
+  CHECK(runs == 2);
+  CHECK(seen == 1);
+  CHECK(done->attempts == 2);
+  // The same for the attachment itself: its index key written meanwhile (another process of
+  // the runtime repeating the ADD) fails the guessed commit; the next run returns that address.
+  runs = 0;
+  std::optional<IpAddress> got;
+  done = (*a)->pool(net)->transact(Access::kWrite, [&](PoolTxn& txn) -> Status {
+    ++runs;
+    IPOIB_TRY_ASSIGN(auto found, txn.find_attachment("r", "twice", "net1"));
+    if (found) {
+      got = found->ip;
+      return ok_status();
+    }
+    if (runs == 1) {
+      auto b_add = add(*(*b)->pool(net), "r", range, attachment("twice"));
+      REQUIRE(b_add.ok());
+      other = **b_add;
+    }
+    IPOIB_TRY_ASSIGN(got,
+                     txn.allocate("r", range, AllocationPolicy::kLowestFree, attachment("twice")));
+    return ok_status();
+  });
+  REQUIRE(done.ok());
+  CHECK(runs == 2);
+  REQUIRE(got);
+  CHECK(*got == *other);
+  auto client = client_for(endpoints);
+  CHECK(key_count(*client, keys::attachment_prefix(net, "twice", "net1")) == 1);
+  CHECK(key_count(*client, keys::address_prefix(net, IpFamily::kV4)) == 3);
+}
