@@ -41,6 +41,13 @@ constexpr std::size_t kMaxDeferredBytes = 4096;
 constexpr std::int64_t kLeaseTtl = 3600;
 constexpr std::int64_t kLeaseMinLeft = 900;
 constexpr std::string_view kLeaseFile = "cluster-lease";
+// Where this node's last ADD left each range's cursor: {"<network>\n<range key>": "<address>"}.
+// Only a guess of where the next search starts (see choose()); losing it costs a round trip.
+constexpr std::string_view kCursorFile = "cluster-cursors";
+constexpr std::size_t kMaxCursorHints = 64;
+// A guessed scan starts this many addresses before the guess: other nodes' ADDs may have left
+// the cursor a little behind this node's last pick (each picks at random after the cursor).
+constexpr unsigned kGuessSlack = 16;
 // The range state's "mode": a range is allocated per address or in node slices, never both (the
 // two keep their reservations in different places, so mixing them could hand out an address
 // twice). Node-slice mode writes "node-slices".
@@ -182,13 +189,15 @@ class ClusterPoolTxn final : public PoolTxn {
   // the commit checks that instead (see speculate_empty); run() falls back to reading when that
   // guess cannot be confirmed.
   enum class Speculate { kNo, kEmpty };
+  // cursor_hints: where this node last left each range's cursor (by range key).
   ClusterPoolTxn(etcd::Client& client, const std::string& net, Access access, int attempt,
-                 Speculate speculate)
+                 Speculate speculate, const std::map<std::string, IpAddress>& cursor_hints)
       : client_(client),
         net_(net),
         access_(access),
         attempt_(attempt),
-        speculate_(access == Access::kWrite && speculate == Speculate::kEmpty) {}
+        speculate_(access == Access::kWrite && speculate == Speculate::kEmpty),
+        cursor_hints_(cursor_hints) {}
 
   Result<std::optional<Reservation>> find_attachment(std::string_view range_key,
                                                      std::string_view container_id,
@@ -345,6 +354,7 @@ class ClusterPoolTxn final : public PoolTxn {
     r.range_key = range_key;
     pending_[key] = std::move(r);
     hints_[keys::range_state(net_, range_key)] = range_state_json(range, *ip);
+    cursors_.insert_or_assign(range_key, *ip);
     return ip;
   }
 
@@ -460,6 +470,8 @@ class ClusterPoolTxn final : public PoolTxn {
   }
 
   [[nodiscard]] std::size_t changes() const { return collect_changes().size(); }
+  // The cursors this run's allocations leave, by range key.
+  [[nodiscard]] const std::map<std::string, IpAddress>& cursors() const { return cursors_; }
   // Whether an answer of this run is a guess that only a single-Txn commit confirms.
   [[nodiscard]] bool speculated() const { return speculated_; }
   [[nodiscard]] bool changed() const {
@@ -713,10 +725,29 @@ class ClusterPoolTxn final : public PoolTxn {
     const std::size_t want =
         std::min<std::size_t>(kChoiceWindow * static_cast<std::size_t>(attempt_), 128);
     u128 start = range.first.value();
+    const std::string seg_end =
+        keys::address(net_, IpAddress(fam, range.last.value())) + std::string(1, '\0');
+    std::optional<etcd::RangeResponse> guessed;  // a first scan page read with the state
+    u128 guessed_from = 0;
     {
-      IPOIB_TRY_ASSIGN(
-          etcd::RangeResponse resp,
-          client_.range(etcd::RangeRequest::single(keys::range_state(net_, range_key))));
+      etcd::RangeResponse resp;
+      const auto hint = cursor_hints_.find(range_key);
+      if (hint != cursor_hints_.end() && hint->second.family() == fam &&
+          hint->second >= range.first && hint->second < range.last) {
+        // One read-only Txn (no compares, two reads: one round trip, one revision) for the
+        // state and the scan page where the cursor probably is; the page serves only when it
+        // starts at or before the real cursor.
+        guessed_from = std::max(range.first.value(), hint->second.value() - kGuessSlack);
+        IPOIB_TRY_ASSIGN(
+            std::vector<etcd::RangeResponse> both,
+            client_.read({etcd::RangeRequest::single(keys::range_state(net_, range_key)),
+                          scan_page(IpAddress(fam, guessed_from), seg_end)}));
+        resp = std::move(both[0]);
+        guessed = std::move(both[1]);
+      } else {
+        IPOIB_TRY_ASSIGN(
+            resp, client_.range(etcd::RangeRequest::single(keys::range_state(net_, range_key))));
+      }
       if (!resp.kvs.empty()) {
         const json state = json::parse(resp.kvs[0].value, nullptr, /*allow_exceptions=*/false);
         if (state.is_object() && state.contains("mode") && state["mode"] != kPerAddressMode) {
@@ -767,16 +798,20 @@ class ClusterPoolTxn final : public PoolTxn {
       const std::string end = keys::address(net_, IpAddress(fam, seg_last)) + std::string(1, '\0');
       bool done = false;
       while (!done && candidates.size() < want) {
-        etcd::RangeRequest r;
-        r.key = keys::address(net_, IpAddress(fam, pos));
-        r.range_end = end;
-        r.limit = kScanPage;
-        r.keys_only = true;
-        IPOIB_TRY_ASSIGN(etcd::RangeResponse page, client_.range(r));
+        etcd::RangeResponse page;
+        if (guessed && end == seg_end && guessed_from <= pos) {
+          page = std::move(*guessed);  // its keys before pos are skipped below
+        } else {
+          IPOIB_TRY_ASSIGN(page, client_.range(scan_page(IpAddress(fam, pos), end)));
+        }
+        guessed.reset();
         for (const etcd::KeyValue& kv : page.kvs) {
           const auto t = keys::address_of(kv.key);
           if (!t || t->family() != fam) {
             return corrupt(kv.key, "not an address key");
+          }
+          if (t->value() < pos) {
+            continue;
           }
           if (t->value() > pos) {
             add_free(pos, t->value() - 1);
@@ -787,7 +822,7 @@ class ClusterPoolTxn final : public PoolTxn {
           }
           pos = t->value() + 1;
         }
-        if (!done && static_cast<std::int64_t>(page.kvs.size()) < kScanPage) {
+        if (!done && !page.more) {
           add_free(pos, seg_last);
           done = true;
         }
@@ -808,11 +843,23 @@ class ClusterPoolTxn final : public PoolTxn {
     return std::optional<IpAddress>(candidates[pick]);
   }
 
+  // Up to kScanPage address keys from `from` to `end` (keys only).
+  etcd::RangeRequest scan_page(const IpAddress& from, const std::string& end) const {
+    etcd::RangeRequest r;
+    r.key = keys::address(net_, from);
+    r.range_end = end;
+    r.limit = kScanPage;
+    r.keys_only = true;
+    return r;
+  }
+
   etcd::Client& client_;
   const std::string& net_;
   Access access_;
   int attempt_;
   bool speculate_;
+  const std::map<std::string, IpAddress>& cursor_hints_;
+  std::map<std::string, IpAddress> cursors_;  // range key -> where this run left its cursor
   bool speculated_ = false;
   std::map<std::string, ReadState> reads_;   // get(): compared in the one-Txn commit
   std::map<std::string, ReadState> listed_;  // from list(): covered by a guard until changed
@@ -969,6 +1016,53 @@ class ClusterIpamStore final : public IpamStore {
   }
   [[nodiscard]] const StoreLocation& location() const { return loc_; }
 
+  // Where this node's last ADDs left net's cursors (kCursorFile), by range key; empty when
+  // unknown. A hint: a missing or damaged file only costs a round trip.
+  std::map<std::string, IpAddress> cursor_hints(const std::string& net) const {
+    std::map<std::string, IpAddress> out;
+    const json all = read_cursor_file();
+    const std::string prefix = net + "\n";
+    for (const auto& [key, value] : all.items()) {
+      if (key.compare(0, prefix.size(), prefix) == 0 && value.is_string()) {
+        if (auto ip = IpAddress::parse(value.get<std::string>())) {
+          out.emplace(key.substr(prefix.size()), *ip);
+        }
+      }
+    }
+    return out;
+  }
+
+  // Records where a committed ADD left its ranges' cursors. Renamed into place without fsync
+  // (a hint lost in a crash costs a round trip); a failure is ignored for the same reason.
+  void record_cursors(const std::string& net, const std::map<std::string, IpAddress>& cursors) {
+    json all = read_cursor_file();
+    if (all.size() >= kMaxCursorHints) {
+      all = json::object();  // stale networks' hints go; this one's are written again below
+    }
+    for (const auto& [range_key, ip] : cursors) {
+      all[net + "\n" + range_key] = ip.to_string();
+    }
+    const std::string text = dump(all);
+    // Store::open creates a missing store_dir 0700 and refuses an untrusted one.
+    auto store = Store::open(loc_.store_dir, CreateMode::kCreate);
+    auto dir = open_checked(AT_FDCWD, loc_.store_dir, O_RDONLY, FileType::kDirectory);
+    if (!store || !dir) {
+      return;
+    }
+    const std::string name = std::string(kCursorFile);
+    const std::string tmp =
+        std::string(kPublishTempPrefix) + name + "." + std::to_string(::getpid());
+    const Fd fd(::openat(dir->get(), tmp.c_str(),
+                         O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (fd.get() < 0) {
+      return;
+    }
+    if (!write_all(fd.get(), text, tmp) ||
+        ::renameat(dir->get(), tmp.c_str(), dir->get(), name.c_str()) != 0) {
+      (void)::unlinkat(dir->get(), tmp.c_str(), 0);
+    }
+  }
+
   // Applies this network's deferred releases; an error when one cannot be applied (then the
   // pool must commit nothing else).
   Status flush_deferred(const std::string& net) {
@@ -1042,6 +1136,16 @@ class ClusterIpamStore final : public IpamStore {
 
   Status apply_deferred(const Deferred& d);
 
+  [[nodiscard]] json read_cursor_file() const {
+    const std::string path = loc_.store_dir + "/" + std::string(kCursorFile);
+    auto text = read_file_if_exists(AT_FDCWD, path, kMaxDeferredBytes * 4);
+    if (!text || !*text) {
+      return json::object();
+    }
+    json j = json::parse(**text, nullptr, /*allow_exceptions=*/false);
+    return j.is_object() ? j : json::object();
+  }
+
   StoreLocation loc_;
   std::unique_ptr<etcd::Client> client_;
   std::int64_t lease_ = 0;
@@ -1060,8 +1164,10 @@ Result<TxnInfo> ClusterPool::run(Access access, const Body& body) {
   // it commits nothing (nothing would check the guess), or it needs batches (they carry only
   // their changes' compares).
   auto speculate = ClusterPoolTxn::Speculate::kEmpty;
+  const std::map<std::string, IpAddress> cursor_hints =
+      access == Access::kWrite ? store_.cursor_hints(net_) : std::map<std::string, IpAddress>();
   for (int attempt = 1;; ++attempt) {
-    ClusterPoolTxn txn(client, net_, access, attempt, speculate);
+    ClusterPoolTxn txn(client, net_, access, attempt, speculate, cursor_hints);
     speculate = ClusterPoolTxn::Speculate::kNo;
     if (Status st = body(txn); !st.ok()) {
       if (txn.speculated()) {
@@ -1106,6 +1212,9 @@ Result<TxnInfo> ClusterPool::run(Access access, const Body& body) {
     }
     if (!conflict) {
       info.changes = txn.changes();
+      if (!txn.cursors().empty()) {
+        store_.record_cursors(net_, txn.cursors());
+      }
       return info;
     }
     const auto now = steady_clock::now();
