@@ -1040,7 +1040,9 @@ class ClusterIpamStore final : public IpamStore {
       all = json::object();  // stale networks' hints go; this one's are written again below
     }
     for (const auto& [range_key, ip] : cursors) {
-      all[net + "\n" + range_key] = ip.to_string();
+      std::string key = net;
+      key.append("\n").append(range_key);
+      all[key] = ip.to_string();
     }
     const std::string text = dump(all);
     // Store::open creates a missing store_dir 0700 and refuses an untrusted one.
