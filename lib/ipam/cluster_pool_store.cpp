@@ -424,6 +424,12 @@ class ClusterPoolTxn final : public PoolTxn {
     }
     if (one.compare.size() <= kMaxTxnOps && ops.size() <= kMaxTxnOps) {
       append_ops(ops, one);
+      // On a failed compare, whether the guessed-empty prefixes still are (guess_held).
+      for (const std::string& prefix : assumed_empty_) {
+        etcd::RangeRequest count = etcd::RangeRequest::prefix(prefix);
+        count.count_only = true;
+        one.failure.emplace_back(std::move(count));
+      }
       out.push_back(std::move(one));
       return out;
     }
@@ -472,6 +478,15 @@ class ClusterPoolTxn final : public PoolTxn {
   [[nodiscard]] std::size_t changes() const { return collect_changes().size(); }
   // The cursors this run's allocations leave, by range key.
   [[nodiscard]] const std::map<std::string, IpAddress>& cursors() const { return cursors_; }
+  // Whether a failed commit's reply shows every guessed-empty prefix still empty: the conflict
+  // was elsewhere (two nodes picked one address), so the next run may guess again.
+  [[nodiscard]] static bool guess_held(const etcd::TxnResponse& failed) {
+    return std::all_of(failed.responses.begin(), failed.responses.end(),
+                       [](const etcd::ResponseOp& op) {
+                         const auto* r = std::get_if<etcd::RangeResponse>(&op);
+                         return r != nullptr && r->count == 0;
+                       });
+  }
   // Whether an answer of this run is a guess that only a single-Txn commit confirms.
   [[nodiscard]] bool speculated() const { return speculated_; }
   [[nodiscard]] bool changed() const {
@@ -1160,8 +1175,10 @@ Result<TxnInfo> ClusterPool::run(Access access, const Body& body) {
   const auto deadline = steady_clock::now() + budget;
   std::mt19937 rng(static_cast<std::uint32_t>(::getpid()) ^
                    static_cast<std::uint32_t>(steady_clock::now().time_since_epoch().count()));
-  // The first run guesses that the ADD's lookups find nothing (speculate_empty); a run whose guess
-  // its commit could not confirm runs again reading, without counting as a conflict: the body
+  // The first run guesses that the ADD's lookups find nothing (speculate_empty), and so does the
+  // run after a conflict that left the guessed prefixes empty (guess_held). A commit that fails
+  // otherwise is a conflict whose next run reads; a run whose guess cannot be confirmed runs
+  // again reading, without counting as a conflict: the body
   // failed (its error may stem from the guess: "exhausted" for a re-ADD that holds an address),
   // it commits nothing (nothing would check the guess), or it needs batches (they carry only
   // their changes' compares).
@@ -1209,6 +1226,9 @@ Result<TxnInfo> ClusterPool::run(Access access, const Body& body) {
       }
       if (!resp->succeeded) {
         conflict = true;
+        if (txn.speculated() && ClusterPoolTxn::guess_held(*resp)) {
+          speculate = ClusterPoolTxn::Speculate::kEmpty;
+        }
         break;
       }
     }
