@@ -441,6 +441,29 @@ Result<TxnResponse> Client::txn(const TxnRequest& r, TxnRetry retry) {
   return decode(impl_->call(kTxnPath, to_json(r), kind), &parse_txn_response);
 }
 
+Result<std::vector<RangeResponse>> Client::read(const std::vector<RangeRequest>& reads) {
+  TxnRequest t;
+  t.success.assign(reads.begin(), reads.end());
+  IPOIB_TRY_ASSIGN(TxnResponse resp, txn(t, TxnRetry::kIdempotent));
+  if (!resp.succeeded || resp.responses.size() != reads.size()) {
+    return Error(ErrorCode::kDecodeFailure,
+                 "etcd response: a Txn of " + std::to_string(reads.size()) + " reads returned " +
+                     std::to_string(resp.responses.size()) + " responses" +
+                     (resp.succeeded ? "" : " and did not succeed"));
+  }
+  std::vector<RangeResponse> out;
+  out.reserve(reads.size());
+  for (ResponseOp& op : resp.responses) {
+    auto* range = std::get_if<RangeResponse>(&op);
+    if (range == nullptr) {
+      return Error(ErrorCode::kDecodeFailure, "etcd response: a read Txn returned a write");
+    }
+    range->header = resp.header;
+    out.push_back(std::move(*range));
+  }
+  return out;
+}
+
 Result<std::int64_t> Client::lease_grant(std::int64_t ttl_seconds) {
   return decode(
       impl_->call(kLeaseGrantPath, lease_grant_json(ttl_seconds), Impl::Kind::kIdempotent),

@@ -41,6 +41,13 @@ constexpr std::size_t kMaxDeferredBytes = 4096;
 constexpr std::int64_t kLeaseTtl = 3600;
 constexpr std::int64_t kLeaseMinLeft = 900;
 constexpr std::string_view kLeaseFile = "cluster-lease";
+// Where this node's last ADD left each range's cursor: {"<network>\n<range key>": "<address>"}.
+// Only a guess of where the next search starts (see choose()); losing it costs a round trip.
+constexpr std::string_view kCursorFile = "cluster-cursors";
+constexpr std::size_t kMaxCursorHints = 64;
+// A guessed scan starts this many addresses before the guess: other nodes' ADDs may have left
+// the cursor a little behind this node's last pick (each picks at random after the cursor).
+constexpr unsigned kGuessSlack = 16;
 // The range state's "mode": a range is allocated per address or in node slices, never both (the
 // two keep their reservations in different places, so mixing them could hand out an address
 // twice). Node-slice mode writes "node-slices".
@@ -178,8 +185,19 @@ struct ReadState {
 // turned into Txns by commit_requests().
 class ClusterPoolTxn final : public PoolTxn {
  public:
-  ClusterPoolTxn(etcd::Client& client, const std::string& net, Access access, int attempt)
-      : client_(client), net_(net), access_(access), attempt_(attempt) {}
+  // With Speculate::kEmpty, find_attachment and find_pod answer "nothing" without reading, and
+  // the commit checks that instead (see speculate_empty); run() falls back to reading when that
+  // guess cannot be confirmed.
+  enum class Speculate { kNo, kEmpty };
+  // cursor_hints: where this node last left each range's cursor (by range key).
+  ClusterPoolTxn(etcd::Client& client, const std::string& net, Access access, int attempt,
+                 Speculate speculate, const std::map<std::string, IpAddress>& cursor_hints)
+      : client_(client),
+        net_(net),
+        access_(access),
+        attempt_(attempt),
+        speculate_(access == Access::kWrite && speculate == Speculate::kEmpty),
+        cursor_hints_(cursor_hints) {}
 
   Result<std::optional<Reservation>> find_attachment(std::string_view range_key,
                                                      std::string_view container_id,
@@ -193,6 +211,11 @@ class ClusterPoolTxn final : public PoolTxn {
     // The attachment's whole index prefix, guarded: a DEL's tombstone created under it after
     // this read makes the commit fail, so a late copy of this ADD's Txn cannot apply after its DEL.
     const std::string index = keys::attachment(net_, container_id, ifname, range_key);
+    if (const std::string prefix = keys::attachment_prefix(net_, container_id, ifname);
+        attachments_.count(prefix) == 0 && speculate_empty(prefix)) {
+      attachments_.emplace(prefix, std::vector<etcd::KeyValue>());  // for reservations() too
+      return std::optional<Reservation>();
+    }
     IPOIB_TRY_ASSIGN(const std::vector<etcd::KeyValue>* entries,
                      attachment_entries(container_id, ifname));
     const auto held = std::find_if(entries->begin(), entries->end(),
@@ -213,7 +236,11 @@ class ClusterPoolTxn final : public PoolTxn {
     auto same_pod = [&](const Reservation& r) {
       return r.range_key == range_key && r.pod_ref == pod_ref && r.ifname == ifname;
     };
-    return via_index(keys::pod_prefix(net_, pod_ref, ifname, range_key), same_pod);
+    const std::string prefix = keys::pod_prefix(net_, pod_ref, ifname, range_key);
+    if (speculate_empty(prefix)) {
+      return from_index({}, same_pod);  // this run's own changes only
+    }
+    return via_index(prefix, same_pod);
   }
 
   Result<std::vector<Reservation>> reservations(const ReservationFilter& filter) override {
@@ -327,6 +354,7 @@ class ClusterPoolTxn final : public PoolTxn {
     r.range_key = range_key;
     pending_[key] = std::move(r);
     hints_[keys::range_state(net_, range_key)] = range_state_json(range, *ip);
+    cursors_.insert_or_assign(range_key, *ip);
     return ip;
   }
 
@@ -396,6 +424,12 @@ class ClusterPoolTxn final : public PoolTxn {
     }
     if (one.compare.size() <= kMaxTxnOps && ops.size() <= kMaxTxnOps) {
       append_ops(ops, one);
+      // On a failed compare, whether the guessed-empty prefixes still are (guess_held).
+      for (const std::string& prefix : assumed_empty_) {
+        etcd::RangeRequest count = etcd::RangeRequest::prefix(prefix);
+        count.count_only = true;
+        one.failure.emplace_back(std::move(count));
+      }
       out.push_back(std::move(one));
       return out;
     }
@@ -442,6 +476,19 @@ class ClusterPoolTxn final : public PoolTxn {
   }
 
   [[nodiscard]] std::size_t changes() const { return collect_changes().size(); }
+  // The cursors this run's allocations leave, by range key.
+  [[nodiscard]] const std::map<std::string, IpAddress>& cursors() const { return cursors_; }
+  // Whether a failed commit's reply shows every guessed-empty prefix still empty: the conflict
+  // was elsewhere (two nodes picked one address), so the next run may guess again.
+  [[nodiscard]] static bool guess_held(const etcd::TxnResponse& failed) {
+    return std::all_of(failed.responses.begin(), failed.responses.end(),
+                       [](const etcd::ResponseOp& op) {
+                         const auto* r = std::get_if<etcd::RangeResponse>(&op);
+                         return r != nullptr && r->count == 0;
+                       });
+  }
+  // Whether an answer of this run is a guess that only a single-Txn commit confirms.
+  [[nodiscard]] bool speculated() const { return speculated_; }
   [[nodiscard]] bool changed() const {
     return !pending_.empty() || !hints_.empty() || !tombstones_.empty();
   }
@@ -535,6 +582,23 @@ class ClusterPoolTxn final : public PoolTxn {
       reads_[key] = state;
     }
     base_.emplace(key, std::move(r));
+  }
+
+  // The common ADD (a new attachment of a new pod) finds its attachment and pod prefixes empty.
+  // Instead of reading them (two round trips), this run assumes so and guards the commit with
+  // "no key in [prefix, end)" (mod_revision < 1 over the range: a guard of an empty read at
+  // revision 0): what an empty read followed by range_unchanged_since would confirm, checked at
+  // the commit itself. The attachment's tombstone lies under its prefix, so a DEL since (the
+  // late-ADD rule) fails the commit as before. Returns whether the prefix is assumed empty.
+  bool speculate_empty(const std::string& prefix) {
+    if (!speculate_) {
+      return false;
+    }
+    if (assumed_empty_.insert(prefix).second) {
+      guards_.push_back({prefix, keys::prefix_end(prefix), 0});
+    }
+    speculated_ = true;
+    return true;
   }
 
   // One key's value, recorded in the read set.
@@ -676,10 +740,29 @@ class ClusterPoolTxn final : public PoolTxn {
     const std::size_t want =
         std::min<std::size_t>(kChoiceWindow * static_cast<std::size_t>(attempt_), 128);
     u128 start = range.first.value();
+    const std::string seg_end =
+        keys::address(net_, IpAddress(fam, range.last.value())) + std::string(1, '\0');
+    std::optional<etcd::RangeResponse> guessed;  // a first scan page read with the state
+    u128 guessed_from = 0;
     {
-      IPOIB_TRY_ASSIGN(
-          etcd::RangeResponse resp,
-          client_.range(etcd::RangeRequest::single(keys::range_state(net_, range_key))));
+      etcd::RangeResponse resp;
+      const auto hint = cursor_hints_.find(range_key);
+      if (hint != cursor_hints_.end() && hint->second.family() == fam &&
+          hint->second >= range.first && hint->second < range.last) {
+        // One read-only Txn (no compares, two reads: one round trip, one revision) for the
+        // state and the scan page where the cursor probably is; the page serves only when it
+        // starts at or before the real cursor.
+        guessed_from = std::max(range.first.value(), hint->second.value() - kGuessSlack);
+        IPOIB_TRY_ASSIGN(
+            std::vector<etcd::RangeResponse> both,
+            client_.read({etcd::RangeRequest::single(keys::range_state(net_, range_key)),
+                          scan_page(IpAddress(fam, guessed_from), seg_end)}));
+        resp = std::move(both[0]);
+        guessed = std::move(both[1]);
+      } else {
+        IPOIB_TRY_ASSIGN(
+            resp, client_.range(etcd::RangeRequest::single(keys::range_state(net_, range_key))));
+      }
       if (!resp.kvs.empty()) {
         const json state = json::parse(resp.kvs[0].value, nullptr, /*allow_exceptions=*/false);
         if (state.is_object() && state.contains("mode") && state["mode"] != kPerAddressMode) {
@@ -730,16 +813,20 @@ class ClusterPoolTxn final : public PoolTxn {
       const std::string end = keys::address(net_, IpAddress(fam, seg_last)) + std::string(1, '\0');
       bool done = false;
       while (!done && candidates.size() < want) {
-        etcd::RangeRequest r;
-        r.key = keys::address(net_, IpAddress(fam, pos));
-        r.range_end = end;
-        r.limit = kScanPage;
-        r.keys_only = true;
-        IPOIB_TRY_ASSIGN(etcd::RangeResponse page, client_.range(r));
+        etcd::RangeResponse page;
+        if (guessed && end == seg_end && guessed_from <= pos) {
+          page = std::move(*guessed);  // its keys before pos are skipped below
+        } else {
+          IPOIB_TRY_ASSIGN(page, client_.range(scan_page(IpAddress(fam, pos), end)));
+        }
+        guessed.reset();
         for (const etcd::KeyValue& kv : page.kvs) {
           const auto t = keys::address_of(kv.key);
           if (!t || t->family() != fam) {
             return corrupt(kv.key, "not an address key");
+          }
+          if (t->value() < pos) {
+            continue;
           }
           if (t->value() > pos) {
             add_free(pos, t->value() - 1);
@@ -750,7 +837,7 @@ class ClusterPoolTxn final : public PoolTxn {
           }
           pos = t->value() + 1;
         }
-        if (!done && static_cast<std::int64_t>(page.kvs.size()) < kScanPage) {
+        if (!done && !page.more) {
           add_free(pos, seg_last);
           done = true;
         }
@@ -771,10 +858,24 @@ class ClusterPoolTxn final : public PoolTxn {
     return std::optional<IpAddress>(candidates[pick]);
   }
 
+  // Up to kScanPage address keys from `from` to `end` (keys only).
+  etcd::RangeRequest scan_page(const IpAddress& from, const std::string& end) const {
+    etcd::RangeRequest r;
+    r.key = keys::address(net_, from);
+    r.range_end = end;
+    r.limit = kScanPage;
+    r.keys_only = true;
+    return r;
+  }
+
   etcd::Client& client_;
   const std::string& net_;
   Access access_;
   int attempt_;
+  bool speculate_;
+  const std::map<std::string, IpAddress>& cursor_hints_;
+  std::map<std::string, IpAddress> cursors_;  // range key -> where this run left its cursor
+  bool speculated_ = false;
   std::map<std::string, ReadState> reads_;   // get(): compared in the one-Txn commit
   std::map<std::string, ReadState> listed_;  // from list(): covered by a guard until changed
   std::vector<Guard> guards_;
@@ -783,6 +884,7 @@ class ClusterPoolTxn final : public PoolTxn {
   std::map<std::string, std::string> hints_;                        // range state (cursor)
   std::map<std::string, std::vector<etcd::KeyValue>> attachments_;  // att prefix -> entries
   std::set<std::string> tombstones_;
+  std::set<std::string> assumed_empty_;  // prefixes speculate_empty answered for
   std::int64_t lease_ = 0;
 };
 
@@ -929,6 +1031,55 @@ class ClusterIpamStore final : public IpamStore {
   }
   [[nodiscard]] const StoreLocation& location() const { return loc_; }
 
+  // Where this node's last ADDs left net's cursors (kCursorFile), by range key; empty when
+  // unknown. A hint: a missing or damaged file only costs a round trip.
+  std::map<std::string, IpAddress> cursor_hints(const std::string& net) const {
+    std::map<std::string, IpAddress> out;
+    const json all = read_cursor_file();
+    const std::string prefix = net + "\n";
+    for (const auto& [key, value] : all.items()) {
+      if (key.compare(0, prefix.size(), prefix) == 0 && value.is_string()) {
+        if (auto ip = IpAddress::parse(value.get<std::string>())) {
+          out.emplace(key.substr(prefix.size()), *ip);
+        }
+      }
+    }
+    return out;
+  }
+
+  // Records where a committed ADD left its ranges' cursors. Renamed into place without fsync
+  // (a hint lost in a crash costs a round trip); a failure is ignored for the same reason.
+  void record_cursors(const std::string& net, const std::map<std::string, IpAddress>& cursors) {
+    json all = read_cursor_file();
+    if (all.size() >= kMaxCursorHints) {
+      all = json::object();  // stale networks' hints go; this one's are written again below
+    }
+    for (const auto& [range_key, ip] : cursors) {
+      std::string key = net;
+      key.append("\n").append(range_key);
+      all[key] = ip.to_string();
+    }
+    const std::string text = dump(all);
+    // Store::open creates a missing store_dir 0700 and refuses an untrusted one.
+    auto store = Store::open(loc_.store_dir, CreateMode::kCreate);
+    auto dir = open_checked(AT_FDCWD, loc_.store_dir, O_RDONLY, FileType::kDirectory);
+    if (!store || !dir) {
+      return;
+    }
+    const std::string name = std::string(kCursorFile);
+    const std::string tmp =
+        std::string(kPublishTempPrefix) + name + "." + std::to_string(::getpid());
+    const Fd fd(::openat(dir->get(), tmp.c_str(),
+                         O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (fd.get() < 0) {
+      return;
+    }
+    if (!write_all(fd.get(), text, tmp) ||
+        ::renameat(dir->get(), tmp.c_str(), dir->get(), name.c_str()) != 0) {
+      (void)::unlinkat(dir->get(), tmp.c_str(), 0);
+    }
+  }
+
   // Applies this network's deferred releases; an error when one cannot be applied (then the
   // pool must commit nothing else).
   Status flush_deferred(const std::string& net) {
@@ -1002,6 +1153,16 @@ class ClusterIpamStore final : public IpamStore {
 
   Status apply_deferred(const Deferred& d);
 
+  [[nodiscard]] json read_cursor_file() const {
+    const std::string path = loc_.store_dir + "/" + std::string(kCursorFile);
+    auto text = read_file_if_exists(AT_FDCWD, path, kMaxDeferredBytes * 4);
+    if (!text || !*text) {
+      return json::object();
+    }
+    json j = json::parse(**text, nullptr, /*allow_exceptions=*/false);
+    return j.is_object() ? j : json::object();
+  }
+
   StoreLocation loc_;
   std::unique_ptr<etcd::Client> client_;
   std::int64_t lease_ = 0;
@@ -1014,9 +1175,26 @@ Result<TxnInfo> ClusterPool::run(Access access, const Body& body) {
   const auto deadline = steady_clock::now() + budget;
   std::mt19937 rng(static_cast<std::uint32_t>(::getpid()) ^
                    static_cast<std::uint32_t>(steady_clock::now().time_since_epoch().count()));
+  // The first run guesses that the ADD's lookups find nothing (speculate_empty), and so does the
+  // run after a conflict that left the guessed prefixes empty (guess_held). A commit that fails
+  // otherwise is a conflict whose next run reads; a run whose guess cannot be confirmed runs
+  // again reading, without counting as a conflict: the body
+  // failed (its error may stem from the guess: "exhausted" for a re-ADD that holds an address),
+  // it commits nothing (nothing would check the guess), or it needs batches (they carry only
+  // their changes' compares).
+  auto speculate = ClusterPoolTxn::Speculate::kEmpty;
+  const std::map<std::string, IpAddress> cursor_hints =
+      access == Access::kWrite ? store_.cursor_hints(net_) : std::map<std::string, IpAddress>();
   for (int attempt = 1;; ++attempt) {
-    ClusterPoolTxn txn(client, net_, access, attempt);
-    IPOIB_TRY(body(txn));
+    ClusterPoolTxn txn(client, net_, access, attempt, speculate, cursor_hints);
+    speculate = ClusterPoolTxn::Speculate::kNo;
+    if (Status st = body(txn); !st.ok()) {
+      if (txn.speculated()) {
+        --attempt;
+        continue;
+      }
+      return std::move(st).error();
+    }
     TxnInfo info;
     info.attempts = attempt;
     if (access == Access::kRead) {
@@ -1030,6 +1208,10 @@ Result<TxnInfo> ClusterPool::run(Access access, const Body& body) {
       txn.set_lease(lease);
     }
     IPOIB_TRY_ASSIGN(std::vector<etcd::TxnRequest> commits, txn.commit_requests());
+    if (txn.speculated() && commits.size() != 1) {
+      --attempt;
+      continue;
+    }
     bool conflict = false;
     for (const etcd::TxnRequest& t : commits) {
       // Every commit is guarded by compares over what it read, so sending it again after an
@@ -1044,11 +1226,17 @@ Result<TxnInfo> ClusterPool::run(Access access, const Body& body) {
       }
       if (!resp->succeeded) {
         conflict = true;
+        if (txn.speculated() && ClusterPoolTxn::guess_held(*resp)) {
+          speculate = ClusterPoolTxn::Speculate::kEmpty;
+        }
         break;
       }
     }
     if (!conflict) {
       info.changes = txn.changes();
+      if (!txn.cursors().empty()) {
+        store_.record_cursors(net_, txn.cursors());
+      }
       return info;
     }
     const auto now = steady_clock::now();

@@ -488,3 +488,128 @@ int main(int argc, char** argv) {
   }
   return Catch::Session().run(argc, argv);
 }
+
+TEST_CASE("an ADD's lookups guessed empty are checked by its commit: a pod reserved meanwhile") {
+  // The first run of an ADD assumes its attachment and pod prefixes are empty instead of reading
+  // them. Another node reserving for the same pod between that run and its commit must make the
+  // commit fail, and the next run must see the reservation (the re-ADD rule).
+  etcd_test::TempDir dir("pool");
+  const std::string net = unique("guess");
+  const std::string endpoints = member().endpoints_csv();
+  auto a = open_cluster_store(location(endpoints, dir.path() + "/a", net), OpenMode::kCreate);
+  auto b = open_cluster_store(location(endpoints, dir.path() + "/b", net), OpenMode::kCreate);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  const Range range = range_of("10.6.0.0/28");
+  int runs = 0;
+  std::size_t seen = 0;
+  std::optional<IpAddress> other;
+  auto done = (*a)->pool(net)->transact(Access::kWrite, [&](PoolTxn& txn) -> Status {
+    ++runs;
+    IPOIB_TRY_ASSIGN(auto found, txn.find_attachment("r", "mine", "net1"));
+    CHECK_FALSE(found);
+    IPOIB_TRY_ASSIGN(auto same_pod, txn.find_pod("r", "ns/p", "net1"));
+    seen = same_pod.size();
+    if (runs == 1) {
+      auto b_add = add(*(*b)->pool(net), "r", range, attachment("theirs", "ns/p"));
+      REQUIRE(b_add.ok());
+      other = **b_add;
+    }
+    IPOIB_TRY_ASSIGN(auto ip,
+                     txn.allocate("r", range, AllocationPolicy::kLowestFree, attachment("mine")));
+    CHECK(ip);
+    return ok_status();
+  });
+  REQUIRE(done.ok());
+  CHECK(runs == 2);
+  CHECK(seen == 1);
+  CHECK(done->attempts == 2);
+  // The same for the attachment itself: its index key written meanwhile (another process of
+  // the runtime repeating the ADD) fails the guessed commit; the next run returns that address.
+  runs = 0;
+  std::optional<IpAddress> got;
+  done = (*a)->pool(net)->transact(Access::kWrite, [&](PoolTxn& txn) -> Status {
+    ++runs;
+    IPOIB_TRY_ASSIGN(auto found, txn.find_attachment("r", "twice", "net1"));
+    if (found) {
+      got = found->ip;
+      return ok_status();
+    }
+    if (runs == 1) {
+      auto b_add = add(*(*b)->pool(net), "r", range, attachment("twice"));
+      REQUIRE(b_add.ok());
+      other = **b_add;
+    }
+    IPOIB_TRY_ASSIGN(got,
+                     txn.allocate("r", range, AllocationPolicy::kLowestFree, attachment("twice")));
+    return ok_status();
+  });
+  REQUIRE(done.ok());
+  CHECK(runs == 2);
+  REQUIRE(got);
+  CHECK(*got == *other);
+  auto client = client_for(endpoints);
+  CHECK(key_count(*client, keys::attachment_prefix(net, "twice", "net1")) == 1);
+  CHECK(key_count(*client, keys::address_prefix(net, IpFamily::kV4)) == 3);
+}
+
+TEST_CASE("the node's cursor hint: a search still starts after the range's real cursor") {
+  // An ADD reads the range state and the scan page where this node's last ADD left the cursor
+  // (store_dir/cluster-cursors) in one read-only Txn. A hint behind, ahead of, or beside the
+  // real cursor, or a damaged file, must not change where the search starts.
+  etcd_test::TempDir dir("pool");
+  const std::string net = unique("hint");
+  const std::string endpoints = member().endpoints_csv();
+  auto a = open_cluster_store(location(endpoints, dir.path() + "/a", net), OpenMode::kCreate);
+  auto b = open_cluster_store(location(endpoints, dir.path() + "/b", net), OpenMode::kCreate);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  const Range range = range_of("10.7.0.0/24");
+  for (int i = 0; i < 40; ++i) {
+    REQUIRE(add_one((*a)->pool(net).get(), range, "a" + std::to_string(i)).ok());
+  }
+  auto client = client_for(endpoints);
+  auto cursor = [&]() {
+    auto st = client->range(etcd::RangeRequest::single(keys::range_state(net, "r")));
+    REQUIRE(st.ok());
+    REQUIRE(st->kvs.size() == 1);
+    return *IpAddress::parse(nlohmann::json::parse(st->kvs[0].value)["cursor"].get<std::string>());
+  };
+  const std::string hint_file = dir.path() + "/b/cluster-cursors";
+  auto write_hint = [&](const std::string& text) {
+    FILE* f = std::fopen(hint_file.c_str(), "w");
+    REQUIRE(f != nullptr);
+    std::fputs(text.c_str(), f);
+    REQUIRE(std::fclose(f) == 0);
+  };
+  REQUIRE(add_one((*b)->pool(net).get(), range, "b-first").ok());  // creates b's store_dir
+  int n = 0;
+  for (const std::string& hint : {std::string("10.7.0.1"), std::string("10.7.0.250"),
+                                  std::string("10.9.9.9"), std::string("fd00::1"), std::string()}) {
+    if (hint.empty()) {
+      write_hint("not json");
+    } else {
+      write_hint(nlohmann::json{{net + "\nr", hint}}.dump());
+    }
+    const IpAddress before = cursor();
+    auto got = add_one((*b)->pool(net).get(), range, "b" + std::to_string(n++));
+    REQUIRE(got.ok());
+    REQUIRE(got->has_value());
+    INFO("hint " << hint << " cursor " << before.to_string() << " got " << (*got)->to_string());
+    // One of the 16 free addresses after the cursor (at most 16 + 45 taken ones further).
+    CHECK(**got > before);
+    CHECK((*got)->value() - before.value() <= 61);
+    CHECK(cursor() == **got);
+  }
+  // The hint names what the last ADD left, mode 0600.
+  struct stat st {};
+  REQUIRE(::stat(hint_file.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  FILE* f = std::fopen(hint_file.c_str(), "r");
+  REQUIRE(f != nullptr);
+  char buf[512] = {};
+  const std::size_t len = std::fread(buf, 1, sizeof buf - 1, f);
+  (void)std::fclose(f);
+  const auto doc = nlohmann::json::parse(std::string(buf, len));
+  CHECK(doc[net + "\nr"] == cursor().to_string());
+}

@@ -99,6 +99,11 @@ class Client {
   Result<PutResponse> put(const PutRequest& r);
   Result<DeleteRangeResponse> delete_range(const DeleteRangeRequest& r);
   Result<TxnResponse> txn(const TxnRequest& r, TxnRetry retry);
+  // Several reads in one round trip, at one revision: a Txn without compares whose success branch
+  // holds only `reads` (at most etcd's --max-txn-ops, 128 by default), retried like a read. The
+  // responses are in the order of `reads`, each with the Txn's header (its revision is the one
+  // every read saw).
+  Result<std::vector<RangeResponse>> read(const std::vector<RangeRequest>& reads);
   // Grants a lease of `ttl_seconds` and returns its ID (retried like a read: a lease granted
   // twice is one more lease that expires unused).
   Result<std::int64_t> lease_grant(std::int64_t ttl_seconds);
