@@ -120,6 +120,10 @@ Result<json> get_object(const json& doc, const char* key, const char* field) {
 
 }  // namespace
 
+std::string dump_json(const nlohmann::json& doc) {
+  return doc.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 Result<nlohmann::json> parse_json(std::string_view text, std::string_view what) {
   const std::string prefix = std::string(what) + ": ";
   if (max_nesting(text) > kMaxJsonDepth) {

@@ -17,11 +17,8 @@ namespace {
 
 using nlohmann::json;
 
-// Text for stdout. Messages may quote environment bytes that are not UTF-8; replacing them keeps
-// dump() from throwing and the document valid.
-std::string dump(const json& doc) {
-  return doc.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
-}
+// Text for stdout (dump_json: bytes of the environment that are not UTF-8 are replaced).
+std::string dump(const json& doc) { return dump_json(doc) + "\n"; }
 
 // What one invocation prints: a document, or nothing.
 using Output = std::optional<json>;

@@ -16,6 +16,7 @@
 #include "ipoib/base/file.h"
 #include "ipoib/cluster/backoff.h"
 #include "ipoib/cluster/keys.h"
+#include "ipoib/cni/config.h"
 #include "ipoib/etcd/client.h"
 #include "ipoib/ipam/pool_ops.h"
 #include "ipoib/ipam/store.h"
@@ -57,18 +58,16 @@ Error corrupt(const std::string& key, const std::string& why) {
   return {ErrorCode::kStoreCorrupt, "cluster store: key " + key + ": " + why};
 }
 
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
 std::string record_json(const Reservation& r) {
-  return dump({{"ip", r.ip.to_string()},
-               {"range_key", r.range_key},
-               {"network", r.cni_network},
-               {"container_id", r.container_id},
-               {"ifname", r.ifname},
-               {"pod_ref", r.pod_ref},
-               {"since", r.since_unix_s},
-               {"node", r.node},
-               {"netns", r.netns}});
+  return cni::dump_json({{"ip", r.ip.to_string()},
+                         {"range_key", r.range_key},
+                         {"network", r.cni_network},
+                         {"container_id", r.container_id},
+                         {"ifname", r.ifname},
+                         {"pod_ref", r.pod_ref},
+                         {"since", r.since_unix_s},
+                         {"node", r.node},
+                         {"netns", r.netns}});
 }
 
 Result<Reservation> parse_record(const std::string& key, const std::string& text) {
@@ -127,7 +126,7 @@ std::string range_state_json(const Range& range, const std::optional<IpAddress>&
   if (cursor) {
     j["cursor"] = cursor->to_string();
   }
-  return dump(j);
+  return cni::dump_json(j);
 }
 
 std::optional<PoolRange> parse_range_state(const std::string& key, const std::string& text) {
@@ -556,7 +555,7 @@ class ClusterPoolTxn final : public PoolTxn {
   }
 
   [[nodiscard]] std::string tombstone_value() const {
-    return dump({{"released", static_cast<std::int64_t>(::time(nullptr))}});
+    return cni::dump_json({{"released", static_cast<std::int64_t>(::time(nullptr))}});
   }
 
   void append_ops(const std::map<std::string, std::optional<std::string>>& ops,
@@ -1013,7 +1012,7 @@ class ClusterIpamStore final : public IpamStore {
     auto fd = open_checked(AT_FDCWD, loc_.store_dir, O_RDONLY, FileType::kDirectory);
     if (dir && fd) {
       (void)publish_file(fd->get(), loc_.store_dir, std::string(kLeaseFile),
-                         dump({{"id", lease_}, {"expires", lease_expires_}}), 0600);
+                         cni::dump_json({{"id", lease_}, {"expires", lease_expires_}}), 0600);
     }
     return lease_;
   }
@@ -1059,7 +1058,7 @@ class ClusterIpamStore final : public IpamStore {
       key.append("\n").append(range_key);
       all[key] = ip.to_string();
     }
-    const std::string text = dump(all);
+    const std::string text = cni::dump_json(all);
     // Store::open creates a missing store_dir 0700 and refuses an untrusted one.
     auto store = Store::open(loc_.store_dir, CreateMode::kCreate);
     auto dir = open_checked(AT_FDCWD, loc_.store_dir, O_RDONLY, FileType::kDirectory);
@@ -1100,8 +1099,8 @@ class ClusterIpamStore final : public IpamStore {
     if (!fd) {
       return std::move(fd).error();
     }
-    const std::string text =
-        dump({{"network", d.network}, {"container_id", d.container_id}, {"ifname", d.ifname}});
+    const std::string text = cni::dump_json(
+        {{"network", d.network}, {"container_id", d.container_id}, {"ifname", d.ifname}});
     return publish_file(fd->get(), dir, deferred_name(d), text, 0600);
   }
 

@@ -41,6 +41,7 @@
 #include "ipoib/base/file.h"
 #include "ipoib/cluster/backoff.h"
 #include "ipoib/cluster/keys.h"
+#include "ipoib/cni/config.h"
 #include "ipoib/etcd/client.h"
 #include "ipoib/ipam/cluster_pool_store.h"
 #include "ipoib/ipam/local_pool_store.h"
@@ -60,8 +61,6 @@ constexpr std::size_t kMaxStateBytes = std::size_t{8} << 20;  // 65536 slices of
 constexpr std::int64_t kListPage = 1000;
 // A slice return is a courtesy to other nodes: it must not hold DEL up for long.
 constexpr milliseconds kReturnTimeout{1000};
-
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 // The slice of `prefix_len` that holds `ip` (ip in the range's subnet).
 IpPrefix slice_holding(const IpAddress& ip, int prefix_len) {
@@ -165,10 +164,10 @@ struct SliceState {
 };
 
 std::string state_json(const std::string& node, const SliceState& st) {
-  return dump({{"version", 1},
-               {"node", node},
-               {"slices", st.owned.to_json()},
-               {"returning", st.returning.to_json()}});
+  return cni::dump_json({{"version", 1},
+                         {"node", node},
+                         {"slices", st.owned.to_json()},
+                         {"returning", st.returning.to_json()}});
 }
 
 Result<SliceState> parse_state(const std::string& path, const std::string& text) {
@@ -508,7 +507,8 @@ class SliceIpamStore final : public IpamStore {
                        client_->range(etcd::RangeRequest::single(state_key)));
       if (st.kvs.empty()) {
         t.compare.push_back(etcd::Compare::absent(state_key));
-        t.success.emplace_back(etcd::PutRequest{state_key, dump({{"mode", "node-slices"}})});
+        t.success.emplace_back(
+            etcd::PutRequest{state_key, cni::dump_json({{"mode", "node-slices"}})});
       } else {
         const json mode = json::parse(st.kvs[0].value, nullptr, /*allow_exceptions=*/false);
         if (!mode.is_object() || mode.value("mode", std::string()) != "node-slices") {
@@ -637,9 +637,9 @@ class SliceIpamStore final : public IpamStore {
 
   // A slice key's value naming this node.
   [[nodiscard]] std::string claim_value(const IpPrefix& s) const {
-    return dump({{"node", loc_.node_name},
-                 {"slice", s.to_string()},
-                 {"since", static_cast<std::int64_t>(std::time(nullptr))}});
+    return cni::dump_json({{"node", loc_.node_name},
+                           {"slice", s.to_string()},
+                           {"since", static_cast<std::int64_t>(std::time(nullptr))}});
   }
 
   StoreLocation loc_;

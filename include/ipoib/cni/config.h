@@ -53,4 +53,9 @@ std::optional<CniVersion> sniff_version(std::string_view text);
 // Parses JSON text with a depth limit; never throws. kDecodeFailure on failure.
 Result<nlohmann::json> parse_json(std::string_view text, std::string_view what);
 
+// Compact text of a document, never throwing: bytes that are not UTF-8 (an environment value, a
+// user name quoted in a message) are replaced, so the text stays valid JSON. What the plugin
+// prints and what the cluster store writes to etcd.
+std::string dump_json(const nlohmann::json& doc);
+
 }  // namespace ipoib::cni
