@@ -1,6 +1,7 @@
 #include "ipoib/base/file.h"
 
 #include <dirent.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <memory>
+#include <utility>
 
 #include "ipoib/base/errno_error.h"
 
@@ -141,6 +143,64 @@ Result<std::string> read_all(int fd, const std::string& path_for_errors, std::si
       want = text.size() * 2;
     }
   }
+}
+
+FileBytes::FileBytes(std::string text) : text_(std::make_unique<std::string>(std::move(text))) {}
+
+FileBytes::FileBytes(FileBytes&& other) noexcept
+    : text_(std::move(other.text_)),
+      map_(std::exchange(other.map_, nullptr)),
+      map_bytes_(std::exchange(other.map_bytes_, 0)) {}
+
+FileBytes& FileBytes::operator=(FileBytes&& other) noexcept {
+  if (this != &other) {
+    if (map_ != nullptr) {
+      ::munmap(map_, map_bytes_);
+    }
+    text_ = std::move(other.text_);
+    map_ = std::exchange(other.map_, nullptr);
+    map_bytes_ = std::exchange(other.map_bytes_, 0);
+  }
+  return *this;
+}
+
+FileBytes::~FileBytes() {
+  if (map_ != nullptr) {
+    ::munmap(map_, map_bytes_);  // also unlocks
+  }
+}
+
+std::string_view FileBytes::view() const {
+  if (map_ != nullptr) {
+    return {static_cast<const char*>(map_), map_bytes_};
+  }
+  return text_ ? std::string_view(*text_) : std::string_view();
+}
+
+Result<FileBytes> map_or_read_all(int fd, const std::string& path_for_errors,
+                                  std::size_t max_bytes) {
+  constexpr std::size_t kMapFrom = std::size_t{64} << 10;  // below: a copy is as cheap
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+      static_cast<std::size_t>(st.st_size) >= kMapFrom) {
+    const auto bytes = static_cast<std::size_t>(st.st_size);
+    if (bytes > max_bytes) {
+      return Error(ErrorCode::kIoFailure,
+                   path_for_errors + " is larger than " + std::to_string(max_bytes) + " bytes");
+    }
+    void* map = ::mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (map != MAP_FAILED) {
+      if (::mlock(map, bytes) == 0) {
+        FileBytes out;
+        out.map_ = map;
+        out.map_bytes_ = bytes;
+        return out;
+      }
+      ::munmap(map, bytes);
+    }
+  }
+  IPOIB_TRY_ASSIGN(std::string text, read_all(fd, path_for_errors, max_bytes));
+  return FileBytes(std::move(text));
 }
 
 Result<std::string> read_file(int dir_fd, const std::string& path, std::size_t max_bytes,

@@ -99,7 +99,7 @@ struct IndexBuilder {
     // Every change the journal makes, in file order: (address, record or nullptr = released,
     // frame). Sorted by address afterwards (stable: file order within an address), each address's
     // changes are checked in order and its last one wins. A vector and one sort instead of a map
-    // with a node per change: the journal holds up to a quarter of the snapshot.
+    // with a node per change: the journal holds up to max(64 KiB, a sixteenth of the snapshot).
     struct Change {
       IpAddress ip;
       const char* record;
@@ -209,22 +209,22 @@ struct IndexBuilder {
   }
 };
 
-Result<PoolIndex::Loaded> PoolIndex::load(const std::string& network_name, std::string snapshot,
-                                          std::string_view snapshot_file, std::string journal,
+Result<PoolIndex::Loaded> PoolIndex::load(const std::string& network_name, FileBytes snapshot,
+                                          std::string_view snapshot_file, FileBytes journal,
                                           std::string_view journal_file) {
   Loaded out{PoolIndex(network_name), false, false, 0, 0, 0};
   PoolIndex& ix = out.index;
   std::uint64_t applied = 0;
   if (!snapshot.empty()) {
-    ix.buffers_.push_back(std::make_unique<std::string>(std::move(snapshot)));
-    const std::string_view bytes = *ix.buffers_.back();
+    ix.files_.push_back(std::move(snapshot));
+    const std::string_view bytes = ix.files_.back().view();
     IPOIB_TRY(IndexBuilder::add_snapshot(ix, bytes, snapshot_file, applied));
     out.snapshot_present = true;
   }
   out.last_seq = applied;
   if (!journal.empty()) {
-    ix.buffers_.push_back(std::make_unique<std::string>(std::move(journal)));
-    const std::string_view bytes = *ix.buffers_.back();
+    ix.files_.push_back(std::move(journal));
+    const std::string_view bytes = ix.files_.back().view();
     IPOIB_TRY_ASSIGN(JournalImage j, scan_journal_frames(bytes, journal_file));
     if (j.network_name != network_name) {
       return IndexBuilder::wrong_network(journal_file, j.network_name);

@@ -2,13 +2,17 @@
 #include "ipoib/ipam/store.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <random>
 
 #include "ipoib/base/errno_error.h"
@@ -48,6 +52,66 @@ void sleep_us(std::int64_t us) {
 }
 
 std::atomic<std::uint64_t> g_lock_epoch{0};
+
+void on_lock_timer(int /*signal*/) {}  // only interrupts F_SETLKW (EINTR)
+
+constexpr int kCannotWait = -1;
+
+// Takes the fcntl lock with F_SETLKW, so that the kernel hands it over the moment its holder
+// releases it: polling with sleeps leaves it idle while every waiter sleeps, which 8 concurrent
+// ADDs on one store paid for. F_SETLKW has no timeout: a periodic timer signal aimed at this
+// thread only (timer_create, SIGEV_THREAD_ID; a no-op handler without SA_RESTART) interrupts it
+// every 5 ms to look at the deadline — periodic, so that a signal arriving just before the wait
+// began only delays the check. 0 once locked; ETIMEDOUT at the deadline; another errno from
+// fcntl; kCannotWait when the timer cannot be set up or SIGALRM is blocked here (the caller
+// polls). The previous SIGALRM disposition is restored.
+int wait_for_lock(int fd, struct flock& fl, std::chrono::steady_clock::time_point deadline) {
+  if (std::chrono::steady_clock::now() >= deadline) {
+    return ETIMEDOUT;
+  }
+  sigset_t blocked;
+  if (::pthread_sigmask(SIG_BLOCK, nullptr, &blocked) != 0 || sigismember(&blocked, SIGALRM)) {
+    return kCannotWait;
+  }
+  struct sigaction quiet {};
+  quiet.sa_handler = on_lock_timer;  // sa_flags 0: no SA_RESTART
+  sigemptyset(&quiet.sa_mask);
+  struct sigaction previous {};
+  if (::sigaction(SIGALRM, &quiet, &previous) != 0) {
+    return kCannotWait;
+  }
+  sigevent ev{};
+  ev.sigev_notify = SIGEV_THREAD_ID;
+  ev.sigev_signo = SIGALRM;
+  ev._sigev_un._tid = static_cast<pid_t>(::gettid());
+  timer_t timer{};
+  int result = kCannotWait;
+  if (::timer_create(CLOCK_MONOTONIC, &ev, &timer) == 0) {
+    itimerspec every{};
+    every.it_interval.tv_nsec = 5'000'000;
+    every.it_value.tv_nsec = 5'000'000;
+    if (::timer_settime(timer, 0, &every, nullptr) == 0) {
+      for (;;) {
+        if (::fcntl(fd, F_SETLKW, &fl) == 0) {
+          result = 0;
+          break;
+        }
+        if (errno != EINTR) {
+          result = errno;
+          break;
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+          result = ETIMEDOUT;
+          break;
+        }
+      }
+    }
+    // A signal still pending is delivered, to on_lock_timer, when this call returns.
+    ::timer_delete(timer);
+  }
+  ::sigaction(SIGALRM, &previous, nullptr);
+  return result;
+}
 
 bool trusted_owner(uid_t uid) { return uid == ::geteuid() || uid == 0; }
 
@@ -305,25 +369,39 @@ Result<StoreLock> Store::lock(std::int64_t timeout_ms, LockMode mode) {
   struct flock fl {};
   fl.l_type = mode == LockMode::kRead ? F_RDLCK : F_WRLCK;
   fl.l_whence = SEEK_SET;  // l_start = l_len = 0: the whole file
-  // Poll with backoff rather than block in F_SETLKW, which has no timeout. The cap is short
-  // (2 ms, jittered): an operation holds the lock ~0.2 ms, and a waiter asleep for longer leaves
-  // the lock idle.
+  const int fd = impl->lock_fd.get();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  bool locked = ::fcntl(fd, F_SETLK, &fl) == 0;
+  if (!locked && errno != EAGAIN && errno != EACCES && errno != EINTR) {
+    return io_error("lock " + lock_path, errno);
+  }
+  if (!locked) {
+    // Held by another process: wait in the kernel's queue (wait_for_lock).
+    const int err = wait_for_lock(fd, fl, deadline);
+    if (err == ETIMEDOUT) {
+      return lock_timed_out(timeout_ms);
+    }
+    if (err != 0 && err != kCannotWait && err != EDEADLK) {
+      return io_error("lock " + lock_path, err);
+    }
+    locked = err == 0;
+  }
+  // Without a timer (or on EDEADLK): poll with backoff. The cap is short (2 ms, jittered): an
+  // operation holds the lock ~0.2 ms, and a waiter asleep for longer leaves the lock idle.
   std::minstd_rand rng(
       static_cast<unsigned>(::getpid()) ^
       static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
   std::int64_t backoff_us = 100;
-  while (::fcntl(impl->lock_fd.get(), F_SETLK, &fl) != 0) {
-    if (errno != EAGAIN && errno != EACCES && errno != EINTR) {
-      return io_error("lock " + lock_path, errno);
-    }
+  while (!locked) {
     if (std::chrono::steady_clock::now() >= deadline) {
-      return Error(ErrorCode::kTryAgainLater,
-                   "store " + dir_ + ": lock held by another process for more than " +
-                       std::to_string(timeout_ms) + " ms (lock_timeout_ms); try again");
+      return lock_timed_out(timeout_ms);
     }
     sleep_us(50 + static_cast<std::int64_t>(rng() % static_cast<unsigned>(backoff_us)));
     backoff_us = std::min<std::int64_t>(backoff_us * 2, 2000);
+    locked = ::fcntl(fd, F_SETLK, &fl) == 0;
+    if (!locked && errno != EAGAIN && errno != EACCES && errno != EINTR) {
+      return io_error("lock " + lock_path, errno);
+    }
   }
   impl->epoch = ++g_lock_epoch;
   StoreLock held(std::move(impl));
@@ -331,6 +409,13 @@ Result<StoreLock> Store::lock(std::int64_t timeout_ms, LockMode mode) {
     IPOIB_TRY(remove_stale_temp_files());
   }
   return held;
+}
+
+Error Store::lock_timed_out(std::int64_t timeout_ms) const {
+  return Error(ErrorCode::kTryAgainLater, "store " + dir_ +
+                                              ": lock held by another process for more than " +
+                                              std::to_string(timeout_ms) +
+                                              " ms (lock_timeout_ms); try again");
 }
 
 Status Store::remove_stale_temp_files() {
@@ -386,11 +471,14 @@ Result<std::optional<PoolIndex>> Store::load_pool(const StoreLock& lock,
   PoolFiles f;
   f.lock_epoch = lock.impl_->epoch;
 
-  std::string snap_bytes;
+  FileBytes snap_bytes;
   IPOIB_TRY_ASSIGN(f.snapshot_exists, exists_at(dir_fd_.get(), snap_name, snap_path));
   if (f.snapshot_exists) {
     IPOIB_TRY_ASSIGN(Fd sfd, open_store_file(dir_fd_.get(), snap_name, snap_path, O_RDONLY));
-    IPOIB_TRY_ASSIGN(snap_bytes, read_all(sfd.get(), snap_path, kMaxPoolBytes));
+    // Mapped, not copied (base/file.h): a snapshot is never written in place, only replaced by
+    // rename under the exclusive lock, so the mapped file cannot shrink under the index. The
+    // journal, which commits truncate, is read.
+    IPOIB_TRY_ASSIGN(snap_bytes, map_or_read_all(sfd.get(), snap_path, kMaxPoolBytes));
     if (snap_bytes.empty()) {
       return Error(ErrorCode::kStoreCorrupt,
                    "store file " + snap_path + " is corrupt (empty); it was left untouched");

@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,6 +49,43 @@ Result<Fd> open_checked(int dir_fd, const std::string& path, int flags, FileType
 
 // Reads the whole file (EINTR-safe); more than max_bytes is an error naming the path.
 Result<std::string> read_all(int fd, const std::string& path_for_errors, std::size_t max_bytes);
+
+// A file's bytes: read into memory (a std::string, also what tests hand in), or mapped from the
+// page cache by map_or_read_all. Movable; the bytes' address does not change when it moves.
+class FileBytes {
+ public:
+  FileBytes() = default;
+  FileBytes(std::string text);  // NOLINT(google-explicit-constructor): bytes read or built
+  FileBytes(FileBytes&& other) noexcept;
+  FileBytes& operator=(FileBytes&& other) noexcept;
+  FileBytes(const FileBytes&) = delete;
+  FileBytes& operator=(const FileBytes&) = delete;
+  ~FileBytes();
+
+  [[nodiscard]] std::string_view view() const;
+  [[nodiscard]] std::size_t size() const { return view().size(); }
+  [[nodiscard]] bool empty() const { return size() == 0; }
+  [[nodiscard]] bool mapped() const { return map_ != nullptr; }
+
+ private:
+  friend Result<FileBytes> map_or_read_all(int fd, const std::string& path_for_errors,
+                                           std::size_t max_bytes);
+  std::unique_ptr<std::string> text_;  // heap: a short string's bytes stay put on a move
+  void* map_ = nullptr;
+  std::size_t map_bytes_ = 0;
+};
+
+// The whole regular file `fd`, as read_all reads it, but a file of 64 KiB or more is mapped
+// read-only (MAP_POPULATE) and locked in memory (mlock(2)) instead of copied: no fresh pages to
+// zero and fault in, no copy, one pass over the page cache — for a pool snapshot of 10,000
+// reservations (~850 KB) ~0.1 ms instead of ~0.45 ms when the caches are cold. mlock makes every
+// page resident before this returns (an I/O error or a file shorter than fstat said fails the
+// lock, and the file is then read instead), and keeps it so: no page is evicted and read again
+// later, which is what could turn a disk error into SIGBUS. When mapping or locking is refused
+// (RLIMIT_MEMLOCK without CAP_IPC_LOCK, a filesystem without mmap) the file is read.
+// The caller must make sure nobody truncates the file while the bytes are alive (the IPAM store
+// replaces a snapshot by rename only, and only under its lock). More than max_bytes is an error.
+Result<FileBytes> map_or_read_all(int fd, const std::string& path_for_errors, std::size_t max_bytes);
 
 // open_checked(kRegular, O_RDONLY) + read_all.
 Result<std::string> read_file(int dir_fd, const std::string& path, std::size_t max_bytes,

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ipoib/base/error.h"
+#include "ipoib/base/file.h"
 #include "ipoib/ipam/pool.h"
 #include "ipoib/ipam/range.h"
 #include "ipoib/ipam/record.h"
@@ -34,9 +35,11 @@ class PoolIndex {
 
   struct Loaded;
   // From a snapshot's bytes (empty = no snapshot; v1 text accepted) and a journal's bytes (empty
-  // = no journal). Errors as decode_snapshot / scan_journal / replay, naming the files.
-  static Result<Loaded> load(const std::string& network_name, std::string snapshot,
-                             std::string_view snapshot_file, std::string journal,
+  // = no journal), read or mapped (base/file.h FileBytes; a std::string converts). The index
+  // keeps both and points into them. Errors as decode_snapshot / scan_journal / replay, naming
+  // the files.
+  static Result<Loaded> load(const std::string& network_name, FileBytes snapshot,
+                             std::string_view snapshot_file, FileBytes journal,
                              std::string_view journal_file);
   static PoolIndex from_pool_data(const PoolData& p);
 
@@ -61,7 +64,7 @@ class PoolIndex {
   // The snapshot file's bytes: reservation records are copied, not re-encoded.
   [[nodiscard]] Result<std::string> encode_snapshot(std::uint64_t applied_seq) const;
 
-  // The reservation record (from its kind byte), inside buffers_. The address is read from the
+  // The reservation record (from its kind byte), inside files_ or buffers_. The address is read from the
   // record when needed: 8 bytes per reservation instead of 48, so that loading 10,000 of them
   // touches (and page-faults) a sixth of the memory, which is what an ADD's cost grew with.
   struct Entry {
@@ -71,7 +74,8 @@ class PoolIndex {
  private:
   std::string network_name_;
   std::vector<Entry> entries_;                         // sorted by ip, unique
-  std::vector<std::unique_ptr<std::string>> buffers_;  // stable storage the records point into
+  std::vector<FileBytes> files_;                       // the loaded snapshot and journal
+  std::vector<std::unique_ptr<std::string>> buffers_;  // records added by apply()
   friend struct IndexBuilder;
 };
 

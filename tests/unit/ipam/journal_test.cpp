@@ -346,7 +346,7 @@ TEST_CASE("PoolIndex accepts exactly what the PoolData path accepts, with the sa
 }
 
 TEST_CASE("PoolIndex: apply, views, taken and snapshot encoding") {
-  auto loaded = PoolIndex::load("blue", *encode_snapshot(sample_pool(), 5), "s", "", "j");
+  auto loaded = PoolIndex::load("blue", *encode_snapshot(sample_pool(), 5), "s", {}, "j");
   REQUIRE(loaded.ok());
   CHECK(loaded->last_seq == 5);
   PoolIndex& ix = loaded->index;
@@ -377,7 +377,7 @@ TEST_CASE("PoolIndex: apply, views, taken and snapshot encoding") {
   CHECK_FALSE(ix.apply({PoolOp::release(ip("10.0.0.99"))}, "f").ok());
   CHECK(PoolIndex::from_pool_data(expected).to_pool_data() == expected);
   // A snapshot of another network is refused.
-  auto other = PoolIndex::load("red", *encode_snapshot(sample_pool(), 0), "/s/pool-red", "", "j");
+  auto other = PoolIndex::load("red", *encode_snapshot(sample_pool(), 0), "/s/pool-red", {}, "j");
   REQUIRE_FALSE(other.ok());
   CHECK_THAT(other.error().msg(), Catch::Contains("belongs to network"));
 }
@@ -402,7 +402,7 @@ TEST_CASE("PoolIndex refuses every unprintable byte in any field, as decode_snap
       }
       const std::string snap = std::string(kSnapshotMagic) + encode_frame(0, payload);
       auto slow = decode_snapshot(snap, "s");
-      auto fast = PoolIndex::load("", snap, "s", "", "j");
+      auto fast = PoolIndex::load("", snap, "s", {}, "j");
       INFO("field " << field << " byte " << c);
       CHECK(slow.ok() == (c == 0x21 || c == 0x7e));
       CHECK(fast.ok() == slow.ok());
@@ -566,7 +566,7 @@ TEST_CASE("records written before version 3 (v2 binary, v1 text) load with node 
   }
   CHECK(p.reservations[2] == fresh);
   // Compaction keeps the old records as they were and they still load.
-  auto compacted = PoolIndex::load("blue", *loaded->index.encode_snapshot(2), "s", "", "j");
+  auto compacted = PoolIndex::load("blue", *loaded->index.encode_snapshot(2), "s", {}, "j");
   REQUIRE(compacted.ok());
   CHECK(compacted->index.to_pool_data() == p);
 

@@ -3,14 +3,17 @@
 #include "ipoib/ipam/store.h"
 
 #include <dirent.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <catch2/catch.hpp>
 
+#include "ipoib/base/file.h"
 #include "ipoib/ipam/pool_text.h"
 #include "reference_pool.h"
 #include "test_support.h"
@@ -526,4 +529,92 @@ TEST_CASE("a shared lock excludes writers and admits readers") {
   REQUIRE(::waitpid(child, &status, 0) == child);
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("a waiting writer gets the lock when the holder releases it; SIGALRM is left as it was") {
+  TempDir tmp;
+  const std::string dir = tmp.path() + "/s";
+  Store s = open_store(dir);
+  commit_ops(s, {PoolOp::reserve(res("10.0.0.1", "a"))});
+  int ready[2];
+  REQUIRE(::pipe(ready) == 0);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    // Holds the exclusive lock for 300 ms, then exits (which releases it).
+    ::close(ready[0]);
+    auto s2 = Store::open(dir, CreateMode::kMustExist);
+    auto held = s2.ok() && *s2 ? (*s2)->lock(1000) : Result<StoreLock>(Error(ErrorCode::kInternal, ""));
+    const char c = held.ok() ? 'y' : 'n';
+    (void)!::write(ready[1], &c, 1);
+    ::usleep(300 * 1000);
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  char c = 0;
+  REQUIRE(::read(ready[0], &c, 1) == 1);
+  ::close(ready[0]);
+  REQUIRE(c == 'y');
+  struct sigaction before {};
+  REQUIRE(::sigaction(SIGALRM, nullptr, &before) == 0);
+  // The child still holds it: a short timeout fails, a long one succeeds once the child exits.
+  auto refused = s.lock(50);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().code() == ErrorCode::kTryAgainLater);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto got = s.lock(20000);
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  REQUIRE(got.ok());
+  CHECK(waited < std::chrono::seconds(10));  // woken by the release, not by the deadline
+  struct sigaction after {};
+  REQUIRE(::sigaction(SIGALRM, nullptr, &after) == 0);
+  CHECK(after.sa_handler == before.sa_handler);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  // The pool is still there and writable under the lock that was waited for.
+  auto pool = s.load_pool(*got, "blue");
+  REQUIRE(pool.ok());
+  REQUIRE(*pool);
+  CHECK((*pool)->size() == 1);
+}
+
+TEST_CASE("a large snapshot is mapped, a small one read; both load the same pool") {
+  TempDir tmp;
+  const std::string dir = tmp.path() + "/s";
+  Store s = open_store(dir, {.compact_min_bytes = 1U << 30, .snapshot_divisor = 1});
+  PoolData big;
+  big.network_name = "blue";
+  for (int i = 0; i < 2000; ++i) {
+    big.reservations.push_back(res(addr(i), "c" + std::to_string(i)));
+  }
+  {
+    auto lock = s.lock(1000);
+    REQUIRE(lock.ok());
+    REQUIRE(s.write_pool(*lock, big).ok());
+  }
+  const std::string snap = dir + "/pool-blue";
+  const std::string bytes = read_file(snap);
+  REQUIRE(bytes.size() >= (std::size_t{64} << 10));
+  auto fd = open_checked(AT_FDCWD, snap, O_RDONLY, FileType::kRegular);
+  REQUIRE(fd.ok());
+  auto mapped = map_or_read_all(fd->get(), snap, std::size_t{1} << 30);
+  REQUIRE(mapped.ok());
+  CHECK(mapped->mapped());
+  CHECK(mapped->view() == bytes);
+  FileBytes moved = std::move(*mapped);  // the bytes stay where they are
+  CHECK(moved.view() == bytes);
+  auto too_big = map_or_read_all(fd->get(), snap, 1000);
+  REQUIRE_FALSE(too_big.ok());
+  CHECK(too_big.error().msg().find("larger than 1000 bytes") != std::string::npos);
+  auto loaded = load(dir);
+  REQUIRE(loaded.ok());
+  REQUIRE(*loaded);
+  CHECK(**loaded == big);
+  // A small snapshot is read (and loads the same way).
+  write_file(dir + "/small", "IPAMSNP");
+  auto sfd = open_checked(AT_FDCWD, dir + "/small", O_RDONLY, FileType::kRegular);
+  REQUIRE(sfd.ok());
+  auto small = map_or_read_all(sfd->get(), dir + "/small", 100);
+  REQUIRE(small.ok());
+  CHECK_FALSE(small->mapped());
+  CHECK(small->view() == "IPAMSNP");
 }
