@@ -412,10 +412,9 @@ Result<StoreLock> Store::lock(std::int64_t timeout_ms, LockMode mode) {
 }
 
 Error Store::lock_timed_out(std::int64_t timeout_ms) const {
-  return Error(ErrorCode::kTryAgainLater, "store " + dir_ +
-                                              ": lock held by another process for more than " +
-                                              std::to_string(timeout_ms) +
-                                              " ms (lock_timeout_ms); try again");
+  return Error(ErrorCode::kTryAgainLater,
+               "store " + dir_ + ": lock held by another process for more than " +
+                   std::to_string(timeout_ms) + " ms (lock_timeout_ms); try again");
 }
 
 Status Store::remove_stale_temp_files() {

@@ -85,7 +85,8 @@ class FileBytes {
 // (RLIMIT_MEMLOCK without CAP_IPC_LOCK, a filesystem without mmap) the file is read.
 // The caller must make sure nobody truncates the file while the bytes are alive (the IPAM store
 // replaces a snapshot by rename only, and only under its lock). More than max_bytes is an error.
-Result<FileBytes> map_or_read_all(int fd, const std::string& path_for_errors, std::size_t max_bytes);
+Result<FileBytes> map_or_read_all(int fd, const std::string& path_for_errors,
+                                  std::size_t max_bytes);
 
 // open_checked(kRegular, O_RDONLY) + read_all.
 Result<std::string> read_file(int dir_fd, const std::string& path, std::size_t max_bytes,

@@ -64,9 +64,9 @@ class PoolIndex {
   // The snapshot file's bytes: reservation records are copied, not re-encoded.
   [[nodiscard]] Result<std::string> encode_snapshot(std::uint64_t applied_seq) const;
 
-  // The reservation record (from its kind byte), inside files_ or buffers_. The address is read from the
-  // record when needed: 8 bytes per reservation instead of 48, so that loading 10,000 of them
-  // touches (and page-faults) a sixth of the memory, which is what an ADD's cost grew with.
+  // The reservation record (from its kind byte), inside files_ or buffers_. The address is read
+  // from the record when needed: 8 bytes per reservation instead of 48, so that loading 10,000 of
+  // them touches (and page-faults) a sixth of the memory, which is what an ADD's cost grew with.
   struct Entry {
     const char* record;
   };

@@ -102,8 +102,8 @@ Status check_store_dir_trust(int dir_fd, const std::string& path);
 // flat. Every operation replays the whole journal, and a journal byte costs ~2.5 times a
 // snapshot byte to load (a checksum per frame, a sort of the changes), so the journal is kept
 // short: at 10,000 reservations (an 850 KB snapshot) the 64 KiB floor decides, one compaction
-// (the 850 KB snapshot rewritten) per ~1,000 ADD+DEL, where a quarter of the snapshot let the journal add up
-// to 30% to every load.
+// (the 850 KB snapshot rewritten) per ~1,000 ADD+DEL, where a quarter of the snapshot let the
+// journal add up to 30% to every load.
 struct StoreTuning {
   std::size_t compact_min_bytes = std::size_t{64} << 10;
   std::size_t snapshot_divisor = 16;

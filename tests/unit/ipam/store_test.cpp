@@ -3,15 +3,15 @@
 #include "ipoib/ipam/store.h"
 
 #include <dirent.h>
-#include <signal.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <catch2/catch.hpp>
+#include <chrono>
 
 #include "ipoib/base/file.h"
 #include "ipoib/ipam/pool_text.h"
@@ -543,7 +543,8 @@ TEST_CASE("a waiting writer gets the lock when the holder releases it; SIGALRM i
     // Holds the exclusive lock for 300 ms, then exits (which releases it).
     ::close(ready[0]);
     auto s2 = Store::open(dir, CreateMode::kMustExist);
-    auto held = s2.ok() && *s2 ? (*s2)->lock(1000) : Result<StoreLock>(Error(ErrorCode::kInternal, ""));
+    auto held =
+        s2.ok() && *s2 ? (*s2)->lock(1000) : Result<StoreLock>(Error(ErrorCode::kInternal, ""));
     const char c = held.ok() ? 'y' : 'n';
     (void)!::write(ready[1], &c, 1);
     ::usleep(300 * 1000);
