@@ -72,19 +72,16 @@ Status IntentDirectory::record(std::string_view temporary_name, const ChildOwner
     if (!fd.valid()) {
       return errno_error(ErrorCode::kIoFailure, "create " + tmp_path);
     }
+    // No fsync, of the file or the directory: an intent has to outlive the plugin process (a
+    // kill between create and tag), which the page cache guarantees, not the machine. The links
+    // it speaks for do not survive a reboot, and /run is a tmpfs emptied at boot; an intent lost
+    // to a machine crash would only leave a link unproven, i.e. kept.
     IPOIB_TRY(write_all(fd.get(), doc.dump() + "\n", tmp_path));
-    if (::fsync(fd.get()) != 0) {
-      return errno_error(ErrorCode::kIoFailure, "fsync " + tmp_path);
-    }
   }
   if (::rename(tmp_path.c_str(), final_path.c_str()) != 0) {
     const Error e = errno_error(ErrorCode::kIoFailure, "rename " + tmp_path);
     ::unlink(tmp_path.c_str());
     return e;
-  }
-  Fd dir(::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dir.valid() || ::fsync(dir.get()) != 0) {
-    return errno_error(ErrorCode::kIoFailure, "fsync " + path_);
   }
   return ok_status();
 }

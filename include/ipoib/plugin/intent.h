@@ -1,8 +1,9 @@
-// ipoib/plugin/intent.h — the durable record an ADD makes before it creates a child, so that an
+// ipoib/plugin/intent.h — the record an ADD makes before it creates a child, so that an
 // untagged child (an ADD killed between RTM_NEWLINK and the tag) can be proved ours later.
 //
 //   IntentDirectory intents(IntentDirectory::kDefaultPath);           // /run/ipoib-cni
-//   IPOIB_TRY(intents.record(tmp, {"ibnet", {"4f2a", "net1"}}));       // written + fsynced
+//   IPOIB_TRY(intents.record(tmp, {"ibnet", {"4f2a", "net1"}}));       // written, renamed into
+//   place
 //   ... RTM_NEWLINK tmp ..., tag it ...
 //   intents.remove(tmp);                                              // the tag proves it now
 //   // DEL, GC, a retried ADD: an untagged child named tmp is ours only when this says so
@@ -32,8 +33,9 @@ class IntentDirectory {
   [[nodiscard]] const std::string& path() const { return path_; }
 
   // Records that `temporary_name` is about to be created for `owner` (whose network is set):
-  // creates the directory (0700) when missing, writes the file through a temporary, fsyncs it,
-  // renames it into place and fsyncs the directory. kIoFailure naming the path, including when
+  // creates the directory (0700) when missing, writes the file through a temporary and renames
+  // it into place (atomic for every other process; not fsynced: it must outlive this process,
+  // not the machine, like the links it speaks for). kIoFailure naming the path, including when
   // the directory is not trustworthy (saying how to fix it).
   [[nodiscard]] Status record(std::string_view temporary_name, const ChildOwner& owner) const;
 
