@@ -255,7 +255,8 @@ Status write_all(int fd, std::string_view bytes, const std::string& path_for_err
 }
 
 Status publish_file(int dir_fd, const std::string& dir_path, const std::string& name,
-                    std::string_view bytes, mode_t mode) {
+                    std::string_view bytes, mode_t mode, Durability durability) {
+  const bool durable = durability == Durability::kDurable;
   const std::string path = dir_path + "/" + name;
   const std::string tmp = std::string(kPublishTempPrefix) + name + "." + random_hex16();
   IPOIB_TRY_ASSIGN(Fd fd, open_checked(dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL, FileType::kRegular,
@@ -271,7 +272,7 @@ Status publish_file(int dir_fd, const std::string& dir_path, const std::string& 
   if (auto s = write_all(fd.get(), bytes, path); !s) {
     return fail(std::move(s).error());
   }
-  if (::fsync(fd.get()) != 0) {
+  if (durable && ::fsync(fd.get()) != 0) {
     return fail(errno_error(ErrorCode::kIoFailure, "fsync " + path));
   }
   if (::close(fd.release()) != 0) {
@@ -280,7 +281,7 @@ Status publish_file(int dir_fd, const std::string& dir_path, const std::string& 
   if (::renameat(dir_fd, tmp.c_str(), dir_fd, name.c_str()) != 0) {
     return fail(errno_error(ErrorCode::kIoFailure, "rename into " + path));
   }
-  if (::fsync(dir_fd) != 0) {
+  if (durable && ::fsync(dir_fd) != 0) {
     return errno_error(ErrorCode::kIoFailure, "fsync directory " + dir_path + " (" + name +
                                                   " was replaced, durability in doubt)");
   }

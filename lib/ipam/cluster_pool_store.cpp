@@ -1008,12 +1008,8 @@ class ClusterIpamStore final : public IpamStore {
     }
     IPOIB_TRY_ASSIGN(lease_, client_->lease_grant(kLeaseTtl));
     lease_expires_ = now + kLeaseTtl;
-    auto dir = Store::open(loc_.store_dir, CreateMode::kCreate);
-    auto fd = open_checked(AT_FDCWD, loc_.store_dir, O_RDONLY, FileType::kDirectory);
-    if (dir && fd) {
-      (void)publish_file(fd->get(), loc_.store_dir, std::string(kLeaseFile),
-                         cni::dump_json({{"id", lease_}, {"expires", lease_expires_}}), 0600);
-    }
+    publish_hint(std::string(kLeaseFile),
+                 cni::dump_json({{"id", lease_}, {"expires", lease_expires_}}));
     return lease_;
   }
 
@@ -1030,53 +1026,41 @@ class ClusterIpamStore final : public IpamStore {
   }
   [[nodiscard]] const StoreLocation& location() const { return loc_; }
 
-  // Where this node's last ADDs left net's cursors (kCursorFile), by range key; empty when
-  // unknown. A hint: a missing or damaged file only costs a round trip.
-  std::map<std::string, IpAddress> cursor_hints(const std::string& net) const {
-    std::map<std::string, IpAddress> out;
-    const json all = read_cursor_file();
+  // Where this node's last ADDs left its networks' cursors (kCursorFile): the file's document,
+  // read once per operation, and net's hints in it by range key (empty when unknown). A hint: a
+  // missing or damaged file only costs a round trip.
+  struct CursorHints {
+    json doc = json::object();
+    std::map<std::string, IpAddress> by_range;
+  };
+  [[nodiscard]] CursorHints cursor_hints(const std::string& net) const {
+    CursorHints out;
+    out.doc = read_cursor_file();
     const std::string prefix = net + "\n";
-    for (const auto& [key, value] : all.items()) {
+    for (const auto& [key, value] : out.doc.items()) {
       if (key.compare(0, prefix.size(), prefix) == 0 && value.is_string()) {
         if (auto ip = IpAddress::parse(value.get<std::string>())) {
-          out.emplace(key.substr(prefix.size()), *ip);
+          out.by_range.emplace(key.substr(prefix.size()), *ip);
         }
       }
     }
     return out;
   }
 
-  // Records where a committed ADD left its ranges' cursors. Renamed into place without fsync
-  // (a hint lost in a crash costs a round trip); a failure is ignored for the same reason.
-  void record_cursors(const std::string& net, const std::map<std::string, IpAddress>& cursors) {
-    json all = read_cursor_file();
-    if (all.size() >= kMaxCursorHints) {
-      all = json::object();  // stale networks' hints go; this one's are written again below
+  // Records where a committed ADD left net's cursors, into the document cursor_hints read. Two
+  // ADDs of this node may race on the file: the later rename wins, and the hints the other wrote
+  // are lost, which costs a later ADD one read.
+  void record_cursors(json doc, const std::string& net,
+                      const std::map<std::string, IpAddress>& cursors) {
+    if (doc.size() >= kMaxCursorHints) {
+      doc = json::object();  // stale networks' hints go; this one's are written again below
     }
     for (const auto& [range_key, ip] : cursors) {
       std::string key = net;
       key.append("\n").append(range_key);
-      all[key] = ip.to_string();
+      doc[key] = ip.to_string();
     }
-    const std::string text = cni::dump_json(all);
-    // Store::open creates a missing store_dir 0700 and refuses an untrusted one.
-    auto store = Store::open(loc_.store_dir, CreateMode::kCreate);
-    auto dir = open_checked(AT_FDCWD, loc_.store_dir, O_RDONLY, FileType::kDirectory);
-    if (!store || !dir) {
-      return;
-    }
-    const std::string name = std::string(kCursorFile);
-    const std::string tmp =
-        std::string(kPublishTempPrefix) + name + "." + std::to_string(::getpid());
-    const Fd fd(::openat(dir->get(), tmp.c_str(),
-                         O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
-    if (fd.get() < 0) {
-      return;
-    }
-    if (!write_all(fd.get(), text, tmp) ||
-        ::renameat(dir->get(), tmp.c_str(), dir->get(), name.c_str()) != 0) {
-      (void)::unlinkat(dir->get(), tmp.c_str(), 0);
-    }
+    publish_hint(std::string(kCursorFile), cni::dump_json(doc));
   }
 
   // Applies this network's deferred releases; an error when one cannot be applied (then the
@@ -1152,6 +1136,16 @@ class ClusterIpamStore final : public IpamStore {
 
   Status apply_deferred(const Deferred& d);
 
+  // Replaces store_dir/name, a hint whose loss only costs time (the lease, the cursors):
+  // atomically, without fsync, and a failure (a read-only store_dir) is ignored. Store::open
+  // creates a missing store_dir 0700 and refuses an untrusted one.
+  void publish_hint(const std::string& name, std::string_view text) const {
+    if (auto dir = Store::open(loc_.store_dir, CreateMode::kCreate); dir && *dir) {
+      (void)publish_file((*dir)->dir_fd(), loc_.store_dir, name, text, 0600,
+                         Durability::kAtomicOnly);
+    }
+  }
+
   [[nodiscard]] json read_cursor_file() const {
     const std::string path = loc_.store_dir + "/" + std::string(kCursorFile);
     auto text = read_file_if_exists(AT_FDCWD, path, kMaxDeferredBytes * 4);
@@ -1182,10 +1176,12 @@ Result<TxnInfo> ClusterPool::run(Access access, const Body& body) {
   // it commits nothing (nothing would check the guess), or it needs batches (they carry only
   // their changes' compares).
   auto speculate = ClusterPoolTxn::Speculate::kEmpty;
-  const std::map<std::string, IpAddress> cursor_hints =
-      access == Access::kWrite ? store_.cursor_hints(net_) : std::map<std::string, IpAddress>();
+  ClusterIpamStore::CursorHints hints;
+  if (access == Access::kWrite) {
+    hints = store_.cursor_hints(net_);
+  }
   for (int attempt = 1;; ++attempt) {
-    ClusterPoolTxn txn(client, net_, access, attempt, speculate, cursor_hints);
+    ClusterPoolTxn txn(client, net_, access, attempt, speculate, hints.by_range);
     speculate = ClusterPoolTxn::Speculate::kNo;
     if (Status st = body(txn); !st.ok()) {
       if (txn.speculated()) {
@@ -1234,7 +1230,7 @@ Result<TxnInfo> ClusterPool::run(Access access, const Body& body) {
     if (!conflict) {
       info.changes = txn.changes();
       if (!txn.cursors().empty()) {
-        store_.record_cursors(net_, txn.cursors());
+        store_.record_cursors(std::move(hints.doc), net_, txn.cursors());
       }
       return info;
     }

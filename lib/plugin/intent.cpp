@@ -11,6 +11,7 @@
 #include "ipoib/base/errno_error.h"
 #include "ipoib/base/fd.h"
 #include "ipoib/base/file.h"
+#include "ipoib/cni/config.h"
 #include "ipoib/cni/env.h"
 
 namespace ipoib::plugin {
@@ -76,7 +77,7 @@ Status IntentDirectory::record(std::string_view temporary_name, const ChildOwner
     // kill between create and tag), which the page cache guarantees, not the machine. The links
     // it speaks for do not survive a reboot, and /run is a tmpfs emptied at boot; an intent lost
     // to a machine crash would only leave a link unproven, i.e. kept.
-    IPOIB_TRY(write_all(fd.get(), doc.dump() + "\n", tmp_path));
+    IPOIB_TRY(write_all(fd.get(), cni::dump_json(doc) + "\n", tmp_path));
   }
   if (::rename(tmp_path.c_str(), final_path.c_str()) != 0) {
     const Error e = errno_error(ErrorCode::kIoFailure, "rename " + tmp_path);

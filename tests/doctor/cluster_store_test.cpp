@@ -175,14 +175,7 @@ TEST_CASE("TLS: the Secret `ipoib install` copies to the node is what the doctor
   etcd_test::TempDir dir("doctor-tls");
   etcd_test::Pki pki(dir.path());
   REQUIRE(pki.make());
-  etcd_test::Options o;
-  o.cert_file = pki.server_cert();
-  o.key_file = pki.server_key();
-  o.trusted_ca_file = pki.ca();
-  o.client_cert_auth = true;
-  o.etcdctl_cert = pki.client_cert();
-  o.etcdctl_key = pki.client_key();
-  etcd_test::Cluster c(1, o);
+  etcd_test::Cluster c(1, etcd_test::mutual_tls_options(pki));
   REQUIRE(c.start());
 
   // The Secret as the DaemonSet mounts it: ca.crt, tls.crt, tls.key at defaultMode 0600.

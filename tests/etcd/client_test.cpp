@@ -362,14 +362,7 @@ TEST_CASE("TLS: the right CA and client certificate work, a wrong CA is a clear 
   etcd_test::Pki other(dir.path(), "other");
   REQUIRE(pki.make());
   REQUIRE(other.make());
-  etcd_test::Options o;
-  o.cert_file = pki.server_cert();
-  o.key_file = pki.server_key();
-  o.trusted_ca_file = pki.ca();
-  o.client_cert_auth = true;
-  o.etcdctl_cert = pki.client_cert();
-  o.etcdctl_key = pki.client_key();
-  etcd_test::Cluster c(1, o);
+  etcd_test::Cluster c(1, etcd_test::mutual_tls_options(pki));
   REQUIRE(c.start());
   REQUIRE(c.endpoints_csv().rfind("https://", 0) == 0);
 

@@ -193,6 +193,19 @@ struct Options {
   std::chrono::seconds start_timeout{30};
 };
 
+// A member serving TLS with pki's server certificate and requiring client certificates from
+// pki's CA; etcdctl uses pki's client certificate.
+inline Options mutual_tls_options(const Pki& pki) {
+  Options o;
+  o.cert_file = pki.server_cert();
+  o.key_file = pki.server_key();
+  o.trusted_ca_file = pki.ca();
+  o.client_cert_auth = true;
+  o.etcdctl_cert = pki.client_cert();
+  o.etcdctl_key = pki.client_key();
+  return o;
+}
+
 class Cluster {
  public:
   explicit Cluster(int members, Options opts = {}) : n_(members), opts_(std::move(opts)) {}

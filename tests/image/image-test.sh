@@ -24,10 +24,7 @@ tag=localhost/ipoib-cni-test:$$
 cleanup() { set +e; pm_teardown; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-failures=0
-pass() { echo "ok   - $*"; }
-bad() { echo "FAIL - $*"; failures=$((failures + 1)); }
-expect() { local what=$1; shift; if "$@"; then pass "$what"; else bad "$what"; fi; }
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../support/checks.sh"  # expect, pass, bad, checks_done
 
 if ldd "$ipoib" >/dev/null 2>&1; then
   echo "FAIL - $ipoib is a dynamic executable: the FROM scratch image cannot run it"; exit 1
@@ -152,5 +149,4 @@ fi
 
 "${pm[@]}" rmi "$tag" >/dev/null
 expect "image removed" bash -c '! "$@" image exists "'"$tag"'"' _ "${pm[@]}"
-echo "image-test: $failures failure(s)"
-((failures == 0))
+checks_done image-test

@@ -16,13 +16,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 tmp=$(mktemp -d /tmp/scripts-harness.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
-failures=0
-pass() { echo "ok   - $*"; }
-bad() { echo "FAIL - $*"; failures=$((failures + 1)); }
-expect() {  # expect DESCRIPTION COMMAND...
-  local what=$1; shift
-  if "$@"; then pass "$what"; else bad "$what"; fi
-}
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../support/checks.sh"  # expect, pass, bad, checks_done
 
 mkdir -p "$tmp/bin" "$tmp/rec" "$tmp/cache" "$tmp/net.d"
 cp "$here/record-plugin" "$tmp/bin/recorder"
@@ -158,5 +152,4 @@ NETCONFPATH=$tmp/net.d CNI_PATH=$tmp/bin CNI_IFNAME=net7 CNI_CACHE_DIR=$tmp/cach
   "$tmp/cnitool" del harness-net /run/netns/tool
 expect "cnitool del: DEL sent" test "$(env_of "$(last DEL).env" CNI_IFNAME)" = "set net7"
 
-echo "driver-harness: $failures failure(s)"
-((failures == 0))
+checks_done driver-harness

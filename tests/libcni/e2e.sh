@@ -54,10 +54,7 @@ ip link add "$host_if" type veth peer name "$peer_if"
 ip link set "$host_if" up
 ip link set "$peer_if" up
 
-failures=0
-pass() { echo "ok   - $*"; }
-bad() { echo "FAIL - $*"; failures=$((failures + 1)); }
-expect() { local what=$1; shift; if "$@"; then pass "$what"; else bad "$what"; fi; }
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../support/checks.sh"  # expect, pass, bad, checks_done
 json_get() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(json.dumps(eval(sys.argv[2])))' "$1" "$2"; }
 
 # --- the plugin directory and the network under test ------------------------------------------
@@ -240,5 +237,4 @@ if [[ $mode != debian ]]; then
   fi
 fi
 
-echo "e2e $mode: $failures failure(s)"
-((failures == 0))
+checks_done "e2e $mode"

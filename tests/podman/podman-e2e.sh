@@ -39,10 +39,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-failures=0
-pass() { echo "ok   - $*"; }
-bad() { echo "FAIL - $*"; failures=$((failures + 1)); }
-expect() { local what=$1; shift; if "$@"; then pass "$what"; else bad "$what"; fi; }
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../support/checks.sh"  # expect, pass, bad, checks_done
 
 pm_setup "$tmp"
 netns_before=$(ls /run/netns 2>/dev/null | sort)
@@ -145,5 +142,4 @@ expect "no libcni cache entry left by podman" \
 expect "no network namespace left by podman" \
   test -z "$(comm -13 <(echo "$netns_before") <(ls /run/netns 2>/dev/null | sort) | grep '^cni-' || true)"
 
-echo "podman-e2e: $failures failure(s)"
-((failures == 0))
+checks_done podman-e2e

@@ -21,10 +21,7 @@ url=$IPOIB_ETCD_ENDPOINTS
 tmp=$(mktemp -d /tmp/scripts-install-etcd.$$.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
-failures=0
-pass() { echo "ok   - $*"; }
-bad() { echo "FAIL - $*"; failures=$((failures + 1)); }
-expect() { local what=$1; shift; if "$@"; then pass "$what"; else bad "$what"; fi; }
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../support/checks.sh"  # expect, pass, bad, checks_done
 
 cp "$ipoib" "$tmp/whereabouts"
 # The seed's IPAM section, verbatim (conf/nad/jarvice-ipoib.yaml), in a config for `whereabouts`.
@@ -64,5 +61,4 @@ ip_d=$(add node-d "$tmp/d" pod-d | ip_of)
 expect "without the flat file two nodes hand out the same address ($ip_c, $ip_d)" \
   test "$ip_c" = "$ip_d"
 
-echo "install-etcd-test: $failures failure(s)"
-((failures == 0))
+checks_done install-etcd-test

@@ -17,12 +17,7 @@ loop_pid=
 cleanup() { [[ -n $loop_pid ]] && kill "$loop_pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-failures=0
-pass() { echo "ok   - $*"; }
-bad() { echo "FAIL - $*"; failures=$((failures + 1)); }
-expect() { local what=$1; shift; if "$@"; then pass "$what"; else bad "$what"; fi; }
-expect_fail() { local what=$1; shift; if "$@" >/dev/null 2>&1; then bad "$what"; else pass "$what"; fi; }
-expect_status() { local what=$1 want=$2; shift 2; local rc=0; "$@" >/dev/null 2>&1 || rc=$?; expect "$what (exit $rc)" test "$rc" = "$want"; }
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../support/checks.sh"  # expect, pass, bad, checks_done
 # tree DIR: every path with type, mode, link count and checksum — equal trees print equal text.
 tree() { (cd "$1" && find . -printf '%p %y %m %n\n' | sort && find . -type f -exec md5sum {} + | sort); }
 
@@ -289,5 +284,4 @@ expect "sleep: still running" kill -0 "$sleep_pid"
 kill -TERM "$sleep_pid"; rc=0; wait "$sleep_pid" || rc=$?
 expect "sleep: SIGTERM ends it with status 0 (got $rc)" test "$rc" = 0
 
-echo "install-test: $failures failure(s)"
-((failures == 0))
+checks_done install-test

@@ -106,14 +106,21 @@ Status write_all(int fd, std::string_view bytes, const std::string& path_for_err
 // The temporary-file prefix publish_file uses: ".tmp.<name>.<16 hex digits>".
 inline constexpr std::string_view kPublishTempPrefix = ".tmp.";
 
+// How far publish_file makes the new bytes survive. kDurable: a crash or power loss after it
+// returns keeps them (the file and the directory are fsync()ed). kAtomicOnly: readers see the old
+// bytes or the new ones, never a mix, but a crash may bring the old ones back; for caches and
+// hints, whose loss only costs time.
+enum class Durability { kDurable, kAtomicOnly };
+
 // Atomically makes dir/name hold `bytes`: a temporary file ".tmp.<name>.<random>" created O_EXCL
 // with exactly `mode` (fchmod, so the umask does not change it) in the directory, written,
-// fsync()ed, renameat() over name, directory fsync()ed. Errors are kIoFailure and name
-// dir_path/name. On failure the temporary file is unlinked and `name` is unchanged — except when
-// only the final directory fsync fails: the new bytes are then in place, their durability in
-// doubt, and the error says so.
+// fsync()ed (kDurable), renameat() over name, directory fsync()ed (kDurable). Errors are
+// kIoFailure and name dir_path/name. On failure the temporary file is unlinked and `name` is
+// unchanged — except when only the final directory fsync fails: the new bytes are then in place,
+// their durability in doubt, and the error says so.
 Status publish_file(int dir_fd, const std::string& dir_path, const std::string& name,
-                    std::string_view bytes, mode_t mode);
+                    std::string_view bytes, mode_t mode,
+                    Durability durability = Durability::kDurable);
 
 // The names in a directory (not "." or ".."), sorted; RAII over DIR*; dir_fd is not consumed
 // (a duplicate is read from its start).

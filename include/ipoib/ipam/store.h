@@ -143,6 +143,8 @@ class Store {
   static Result<std::optional<Store>> open(const std::string& dir, CreateMode mode);
 
   [[nodiscard]] const std::string& dir() const { return dir_; }
+  // The open store directory (for files kept beside the pools: publish_file, read_file).
+  [[nodiscard]] int dir_fd() const { return dir_fd_.get(); }
 
   // Takes the exclusive store lock, polling with backoff for up to `timeout_ms`; then removes
   // stale temporary files. kTryAgainLater when the wait times out; kIoFailure when the lock file
