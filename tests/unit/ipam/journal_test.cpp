@@ -410,6 +410,73 @@ TEST_CASE("PoolIndex refuses every unprintable byte in any field, as decode_snap
   }
 }
 
+TEST_CASE("PoolIndex refuses an unprintable byte anywhere in a record with records after it") {
+  // The first record of a large snapshot is checked with room after it (one pass over all its
+  // fields): every field, first, middle and last byte, and the length limits.
+  const auto record = [](std::uint32_t host, const std::string* f, std::size_t netns_len) {
+    std::string r;
+    r += '\x05';  // kReserveV3
+    r += '\x04';
+    r += std::string(reinterpret_cast<const char*>(&host), 4);
+    r += std::string(8, '\0');
+    for (int k = 0; k < 6; ++k) {
+      r += static_cast<char>(f[k].size());
+      r += f[k];
+    }
+    r += static_cast<char>(netns_len & 0xff);
+    r += static_cast<char>(netns_len >> 8);
+    r += f[6];
+    return r;
+  };
+  const std::string good[7] = {
+      "10.0.0.0/16",           "net",    "abcdefghijklmnopqrstuvwxyz0123456789", "net1",
+      "ns/pod-with-long-name", "node-1", "/run/netns/" + std::string(50, 'n')};
+  std::string tail;
+  for (std::uint32_t k = 0; k < 100; ++k) {
+    tail += record(0x0a000100 + k, good, good[6].size());
+  }
+  const auto check = [&](const std::string* fields, std::size_t netns_len, bool want) {
+    std::string payload("\x04\0", 2);  // default network, empty name
+    payload += record(0x0a000002, fields, netns_len);
+    payload += tail;
+    const std::string snap = std::string(kSnapshotMagic) + encode_frame(0, payload);
+    auto slow = decode_snapshot(snap, "s");
+    auto fast = PoolIndex::load("", snap, "s", {}, "j");
+    CHECK(slow.ok() == want);
+    CHECK(fast.ok() == want);
+    if (fast.ok()) {
+      CHECK(fast->index.size() == 101);
+    }
+  };
+  check(good, good[6].size(), true);
+  for (int field = 0; field < 7; ++field) {
+    for (int c : {0x00, 0x09, 0x20, 0x7f, 0x80, 0xff, 0x21, 0x7e}) {
+      for (int where = 0; where < 3; ++where) {
+        std::string fields[7] = {good[0], good[1], good[2], good[3], good[4], good[5], good[6]};
+        std::string& f = fields[field];
+        f[where == 0 ? 0 : where == 1 ? f.size() / 2 : f.size() - 1] = static_cast<char>(c);
+        INFO("field " << field << " byte " << c << " at " << where);
+        check(fields, fields[6].size(), c == 0x21 || c == 0x7e);
+      }
+    }
+  }
+  // Required fields empty; optional ones empty; a netns path longer than allowed.
+  for (int field = 0; field < 7; ++field) {
+    std::string fields[7] = {good[0], good[1], good[2], good[3], good[4], good[5], good[6]};
+    fields[field].clear();
+    INFO("field " << field << " empty");
+    check(fields, fields[6].size(), field >= 4);
+  }
+  std::string fields[7] = {good[0],
+                           good[1],
+                           good[2],
+                           good[3],
+                           good[4],
+                           good[5],
+                           std::string(kMaxStoredPathBytes + 1, 'p')};
+  check(fields, fields[6].size(), false);
+}
+
 namespace {
 
 // A reservation record as files written before record version 3 hold it (kind 1: no node, no
