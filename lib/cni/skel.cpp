@@ -74,25 +74,37 @@ void configure_logger(const json& raw, const Environment& env, Logger& log) {
 Result<Output> dispatch(Plugin& plugin, const ProcessIo& io, Logger& log,
                         ConfigLogging config_logging, std::optional<CniVersion>& error_version) {
   // Stdin first: even an environment error is reported in the config's version when it has one.
+  // The version is sniffed (a second parse of the whole config) only when it is needed: for
+  // VERSION, or for an error raised before parse_netconf has read it.
   auto stdin_text = io.read_stdin();
-  if (stdin_text.ok()) {
-    error_version = sniff_version(*stdin_text);
+  auto sniff = [&]() {
+    if (stdin_text.ok()) {
+      error_version = sniff_version(*stdin_text);
+    }
+  };
+  auto env = read_environment(io.getenv);
+  if (!env.ok()) {
+    sniff();
+    return std::move(env).error();
   }
-  IPOIB_TRY_ASSIGN(Environment env, read_environment(io.getenv));
-
-  if (env.command == Command::kVersion) {
+  if (env->command == Command::kVersion) {
     // Nothing but the version matters; unreadable or oversized stdin means "no preference".
+    sniff();
     return Output(version_json(error_version.value_or(kLatestVersion)));
   }
   if (!stdin_text.ok()) {
     return std::move(stdin_text).error();
   }
   Request req;
-  req.env = std::move(env);
+  req.env = std::move(env).value();
   req.stdin_text = std::move(stdin_text).value();
-  IPOIB_TRY_ASSIGN(req.conf, parse_netconf(req.stdin_text, req.env.command == Command::kDel
-                                                               ? PrevResult::kTolerate
-                                                               : PrevResult::kStrict));
+  auto conf = parse_netconf(req.stdin_text, req.env.command == Command::kDel ? PrevResult::kTolerate
+                                                                             : PrevResult::kStrict);
+  if (!conf.ok()) {
+    error_version = sniff_version(req.stdin_text);
+    return std::move(conf).error();
+  }
+  req.conf = std::move(conf).value();
   error_version = req.conf.version;
   if (config_logging == ConfigLogging::kHonour) {
     configure_logger(req.conf.raw, req.env, log);
