@@ -28,6 +28,7 @@
 // new ports. Directories are /tmp/ipoib-etcd-<pid>-XXXXXX.
 #pragma once
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
@@ -43,6 +44,7 @@
 #include <cstdio>
 #include <fstream>
 #include <initializer_list>
+#include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -239,10 +241,44 @@ class Cluster {
   }
   [[nodiscard]] pid_t pid(int i) const { return pids_[i]; }
 
+  // Sends sig to member i. For SIGSTOP it returns once every thread of the member is stopped
+  // (or after 2 s): kill() returns before a thread running on another CPU has taken the stop, and
+  // such a thread could still answer a request the caller sends next.
   void signal(int i, int sig) {
-    if (pids_[i] > 0) {
-      ::kill(pids_[i], sig);
+    if (pids_[i] <= 0) {
+      return;
     }
+    ::kill(pids_[i], sig);
+    if (sig != SIGSTOP) {
+      return;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (!all_threads_stopped(pids_[i]) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  // Whether every thread of pid is in state T (stopped) in /proc/<pid>/task/<tid>/stat.
+  static bool all_threads_stopped(pid_t pid) {
+    const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+    DIR* d = ::opendir(tasks.c_str());
+    if (d == nullptr) {
+      return false;
+    }
+    bool stopped = true;
+    while (const dirent* e = ::readdir(d)) {
+      if (e->d_name[0] == '.') {
+        continue;
+      }
+      std::ifstream f(tasks + "/" + e->d_name + "/stat");
+      std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+      const std::size_t close = stat.rfind(')');  // the state follows the command's ") "
+      if (close == std::string::npos || close + 2 >= stat.size() || stat[close + 2] != 'T') {
+        stopped = false;
+        break;
+      }
+    }
+    ::closedir(d);
+    return stopped;
   }
   // kill -9 and reap.
   void kill(int i) {
