@@ -1,6 +1,8 @@
-#include <iostream>
+#include <unistd.h>
+
 #include <sstream>
 
+#include "ipoib/base/fd_stream.h"
 #include "ipoib/base/strings.h"
 #include "ipoib/doctor/doctor.h"
 #include "lib/doctor/internal.h"
@@ -267,7 +269,9 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     args.emplace_back(argv[i]);
   }
-  return run_cli(args, std::cout, std::cerr);
+  FdOstream out(STDOUT_FILENO);
+  FdOstream err(STDERR_FILENO, Flush::kEveryWrite);
+  return run_cli(args, out, err);
 }
 
 }  // namespace ipoib::doctor

@@ -20,6 +20,28 @@
 #include <boost/beast/ssl.hpp>
 #include <exception>
 
+#if defined(IPOIB_DEFER_OPENSSL_CPUID)
+// OpenSSL's x86_64cpuid.o calls OPENSSL_cpuid_setup from the ELF .init section, so a process that
+// links libcrypto statically runs OpenSSL's CPUID probe at start-up. Under a hypervisor each CPUID
+// instruction is a VM exit (~5 µs measured on this project's CI machines; ~50 µs for the probe),
+// paid by every CNI call — DEL, CHECK, a node-local ADD — although only a TLS connection to etcd
+// uses the result. The static link wraps the symbol (lib/etcd/CMakeLists.txt: -Wl,--wrap), so
+// both of OpenSSL's calls arrive here: the one from .init, which runs before any constructor, is
+// skipped; the one from OPENSSL_init_crypto (ossl_init_base), which creating a TLS context makes
+// first, probes for real. Until then OPENSSL_ia32cap_P is zero: OpenSSL's documented "no
+// extensions" setting (OPENSSL_ia32cap(3)), correct everywhere, and unused by this program.
+namespace {
+bool g_constructors_ran = false;
+__attribute__((constructor)) void note_constructors_ran() { g_constructors_ran = true; }
+}  // namespace
+extern "C" void __real_OPENSSL_cpuid_setup();   // NOLINT(bugprone-reserved-identifier)
+extern "C" void __wrap_OPENSSL_cpuid_setup() {  // NOLINT(bugprone-reserved-identifier)
+  if (g_constructors_ran) {
+    __real_OPENSSL_cpuid_setup();
+  }
+}
+#endif
+
 namespace ipoib::etcd::detail {
 namespace {
 

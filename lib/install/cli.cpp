@@ -1,8 +1,10 @@
 // `ipoib install` and `ipoib sleep`: argument parsing and the pure texts (flat file, drop-in).
+#include <unistd.h>
+
 #include <csignal>
-#include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "ipoib/base/fd_stream.h"
 #include "ipoib/base/strings.h"
 #include "ipoib/install/install.h"
 
@@ -324,19 +326,21 @@ Result<Options> parse_install_args(const std::vector<std::string_view>& args) {
 
 int install_main(int argc, char** argv) {
   std::vector<std::string_view> args(argv + 1, argv + argc);
+  FdOstream out(STDOUT_FILENO);
+  FdOstream err(STDERR_FILENO, Flush::kEveryWrite);
   auto opts = parse_install_args(args);
   if (!opts.ok()) {
-    std::cerr << "install: " << opts.error().msg() << "\n" << kUsage;
+    err << "install: " << opts.error().msg() << "\n" << kUsage;
     return 2;
   }
   if (opts->help) {
-    std::cout << kUsage;
+    out << kUsage;
     return 0;
   }
-  const Status done = run_install(*opts, std::cout);
-  std::cout.flush();
+  const Status done = run_install(*opts, out);
+  out.flush();
   if (!done.ok()) {
-    std::cerr << "install: error: " << done.error().msg() << "\n";
+    err << "install: error: " << done.error().msg() << "\n";
     return 1;
   }
   return 0;
@@ -346,11 +350,12 @@ int sleep_main(int argc, char** argv) {
   if (argc > 1) {
     const std::string_view a = argv[1];
     if (a == "--help" || a == "-h") {
-      std::cout << "usage: ipoib sleep\nWaits until SIGTERM or SIGINT, then exits 0 (the "
-                   "DaemonSet's main container;\nthe image has no shell).\n";
+      FdOstream(STDOUT_FILENO)
+          << "usage: ipoib sleep\nWaits until SIGTERM or SIGINT, then exits 0 (the "
+             "DaemonSet's main container;\nthe image has no shell).\n";
       return 0;
     }
-    std::cerr << "ipoib sleep: takes no arguments\n";
+    FdOstream(STDERR_FILENO) << "ipoib sleep: takes no arguments\n";
     return 2;
   }
   // Blocked and taken with sigwait: works as PID 1 too, where the default action of an

@@ -1,13 +1,14 @@
 #include "ipoib/ipam/admin.h"
 
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <ctime>
 #include <iomanip>
-#include <iostream>
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "ipoib/base/fd_stream.h"
 #include "ipoib/base/file.h"
 #include "ipoib/cni/config.h"
 #include "ipoib/cni/network_attachment.h"
@@ -431,7 +432,9 @@ int admin_main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     args.emplace_back(argv[i]);
   }
-  return admin_run(args, std::cout, std::cerr);
+  FdOstream out(STDOUT_FILENO);
+  FdOstream err(STDERR_FILENO, Flush::kEveryWrite);
+  return admin_run(args, out, err);
 }
 
 }  // namespace ipoib::ipam

@@ -1,14 +1,14 @@
 // `ipoib validate-config FILE`: the configuration checks of ADD, without a kernel, and for each
 // network its ranges and its store (network_file.h describe_network).
+#include <fcntl.h>
 #include <sys/vfs.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
-#include <fstream>
-#include <iostream>
-#include <sstream>
 #include <string>
 
+#include "ipoib/base/file.h"
 #include "ipoib/cluster/keys.h"
 #include "ipoib/etcd/client.h"
 #include "ipoib/ipam/config.h"
@@ -239,6 +239,9 @@ std::vector<std::string> describe_network(const NetworkEntry& entry, const Files
 
 namespace {
 
+// A NetworkAttachmentDefinition list or a network directory's file, with room to spare.
+constexpr std::size_t kMaxConfigFileBytes = std::size_t{16} << 20;
+
 // The summary line of one plugin configuration.
 std::string summarize(const NetworkEntry& entry) {
   const std::string name =
@@ -265,18 +268,18 @@ int validate_config_main(int argc, char** argv) {
     return 2;
   }
   const std::string path = argv[1];
-  std::stringstream buffer;
-  if (path == "-") {
-    buffer << std::cin.rdbuf();
-  } else {
-    std::ifstream in(path);
-    if (!in) {
-      (void)std::fprintf(stderr, "validate-config: cannot read %s\n", path.c_str());
-      return 2;
-    }
-    buffer << in.rdbuf();
+  // Through base/file.h, not std::ifstream: a FIFO or a device named by mistake is refused at
+  // once instead of blocking in open(2) or reading forever.
+  const Result<std::string> text = path == "-"
+                                       ? read_all(STDIN_FILENO, "stdin", kMaxConfigFileBytes)
+                                       : read_file(AT_FDCWD, path, kMaxConfigFileBytes,
+                                                   ErrorCode::kIoFailure, FollowSymlinks::kYes);
+  if (!text.ok()) {
+    (void)std::fprintf(stderr, "validate-config: cannot read %s: %s\n", path.c_str(),
+                       text.error().msg().c_str());
+    return 2;
   }
-  auto entries = read_network_file(buffer.str(), ipam::ConfigSources{});
+  auto entries = read_network_file(*text, ipam::ConfigSources{});
   if (!entries.ok()) {
     std::printf("invalid: %s (code %d)\n", entries.error().msg().c_str(),
                 static_cast<int>(entries.error().code()));

@@ -111,5 +111,22 @@ for f in mapping unterminated no-kind; do validate "$tmp/$f.yaml" invalid; done
 grep -qE '^  store (local|shared): /shared/cni/ipoib-ipam \(pool-_default; ' "$tmp/out" ||
   fail "shared-store example: $(cat "$tmp/out")"
 
+# A file that is not a regular file (a FIFO with no writer) is refused at once, exit 2 and named:
+# never a read that waits for a writer.
+mkfifo "$tmp/fifo"
+rc=0
+timeout 10 "$ipoib" validate-config "$tmp/fifo" >"$tmp/out" 2>&1 || rc=$?
+if [[ $rc == 2 ]] && grep -q "cannot read $tmp/fifo: .*FIFO" "$tmp/out"; then
+  echo "ok   - a FIFO is refused: $(cat "$tmp/out")"
+else
+  fail "validate-config on a FIFO: exit $rc (124: it blocked): $(cat "$tmp/out")"
+fi
+checked=$((checked + 1))
+# stdin ("-") is read whole.
+rc=0
+"$ipoib" validate-config - <"$extracted/nad_jarvice-ipoib.yaml.0.json" >"$tmp/out" 2>&1 || rc=$?
+[[ $rc == 0 ]] && grep -q '^ok: ' "$tmp/out" || fail "validate-config - (stdin): exit $rc: $(cat "$tmp/out")"
+checked=$((checked + 1))
+
 echo "conf_validate: $checked checked, $failures failure(s)"
 ((failures == 0))
