@@ -30,7 +30,8 @@ class LocalTxn final : public PoolTxn {
     if (at == PoolIndex::npos) {
       return std::optional<Reservation>();
     }
-    return std::optional<Reservation>(pool_.at(at).to_reservation());
+    IPOIB_TRY_ASSIGN(const ReservationView v, pool_.at(at));
+    return std::optional<Reservation>(v.to_reservation());
   }
 
   Result<std::vector<Reservation>> find_pod(std::string_view range_key, std::string_view pod_ref,
@@ -42,9 +43,10 @@ class LocalTxn final : public PoolTxn {
       return out;  // the common case: one scan in place, nothing built
     }
     for (std::size_t i = first; i < pool_.size(); ++i) {
-      const ReservationView v = pool_.at(i);
+      const ReservationView v = pool_.peek(i);
       if (v.range_key == range_key && v.pod_ref == pod_ref && v.ifname == ifname) {
-        out.push_back(v.to_reservation());
+        IPOIB_TRY_ASSIGN(const ReservationView checked, pool_.at(i));
+        out.push_back(checked.to_reservation());
       }
     }
     return out;
@@ -53,9 +55,11 @@ class LocalTxn final : public PoolTxn {
   Result<std::vector<Reservation>> reservations(const ReservationFilter& filter) override {
     IPOIB_TRY(flush());
     std::vector<Reservation> out;
+    // Compared in place; only the matches are checked and copied (a DEL's filter names one
+    // attachment of thousands).
     for (std::size_t i = 0; i < pool_.size(); ++i) {
-      const ReservationView v = pool_.at(i);
-      if (filter.matches_record(v)) {
+      if (filter.matches_record(pool_.peek(i))) {
+        IPOIB_TRY_ASSIGN(const ReservationView v, pool_.at(i));
         out.push_back(v.to_reservation());
       }
     }
@@ -164,7 +168,7 @@ class LocalTxn final : public PoolTxn {
     if (const auto dup = std::adjacent_find(gone.begin(), gone.end()); dup != gone.end()) {
       return not_reserved(*dup);  // released twice
     }
-    PoolData data = pool_.to_pool_data();
+    IPOIB_TRY_ASSIGN(PoolData data, pool_.to_pool_data());
     std::vector<Reservation> kept;
     kept.reserve(data.reservations.size() - std::min(data.reservations.size(), gone.size()));
     std::size_t j = 0;

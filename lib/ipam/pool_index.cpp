@@ -21,8 +21,12 @@ std::optional<IpAddress> parse_release(Reader& rd) {
   return ip;
 }
 
+static_assert(static_cast<std::uint8_t>(IpFamily::kV4) == kFamilyV4 &&
+              static_cast<std::uint8_t>(IpFamily::kV6) == kFamilyV6);
+
 IpAddress ip_of(const PoolIndex::Entry& e) { return record_ip(e.record); }
-bool entry_less(const PoolIndex::Entry& a, const IpAddress& b) { return ip_of(a) < b; }
+RecordKey key_of(const PoolIndex::Entry& e) { return record_key(e.record); }
+bool entry_less(const PoolIndex::Entry& a, const RecordKey& b) { return key_of(a) < b; }
 
 }  // namespace
 
@@ -52,7 +56,7 @@ struct IndexBuilder {
     const std::string_view payload = frame.records;
     std::size_t pos = 0;
     ix.entries_.reserve(payload.size() / 24 + 16);  // a reservation record is >= 24 bytes
-    IpAddress previous;
+    RecordKey previous{};
     while (pos < payload.size()) {
       const auto kind = static_cast<std::uint8_t>(payload[pos]);
       if (kind == kRangeOp) {
@@ -77,16 +81,17 @@ struct IndexBuilder {
         }
         return corrupt(file, "unknown record type " + std::to_string(kind));
       }
+      // The fields' contents are checked when read out (at()); the structure now.
       const char* rec = payload.data() + pos;
-      const std::size_t n = parse_reservation(rec, payload.size() - pos, nullptr, true);
+      const std::size_t n = reservation_extent(rec, payload.size() - pos);
       if (n == 0) {
         return corrupt(file, "bad reservation record");
       }
-      const IpAddress ip = record_ip(rec);
-      if (!ix.entries_.empty() && !(previous < ip)) {
+      const RecordKey key = record_key(rec);
+      if (!ix.entries_.empty() && !(previous < key)) {
         return corrupt(file, "reservations out of order or duplicated");
       }
-      previous = ip;
+      previous = key;
       ix.entries_.push_back({rec});
       pos += n;
     }
@@ -173,10 +178,13 @@ struct IndexBuilder {
     auto e = ix.entries_.begin();
     for (std::size_t i = 0; i < changes.size();) {
       const IpAddress& ip = changes[i].ip;
-      while (e != ix.entries_.end() && ip_of(*e) < ip) {
-        out.push_back(*e++);
-      }
-      bool reserved = e != ix.entries_.end() && ip_of(*e) == ip;
+      // The snapshot's entries before this address, copied at once: a journal changes a few
+      // hundred of 10,000 addresses.
+      const RecordKey key = key_of(ip);
+      const auto next = std::lower_bound(e, ix.entries_.end(), key, entry_less);
+      out.insert(out.end(), e, next);
+      e = next;
+      bool reserved = e != ix.entries_.end() && key_of(*e) == key;
       if (reserved) {
         ++e;  // replaced or released below
       }
@@ -219,6 +227,7 @@ Result<PoolIndex::Loaded> PoolIndex::load(const std::string& network_name, FileB
     ix.files_.push_back(std::move(snapshot));
     const std::string_view bytes = ix.files_.back().view();
     IPOIB_TRY(IndexBuilder::add_snapshot(ix, bytes, snapshot_file, applied));
+    ix.snapshot_file_ = snapshot_file;
     out.snapshot_present = true;
   }
   out.last_seq = applied;
@@ -250,7 +259,17 @@ PoolIndex PoolIndex::from_pool_data(const PoolData& p) {
   return ix;
 }
 
-ReservationView PoolIndex::at(std::size_t i) const { return view_record(entries_[i].record); }
+ReservationView PoolIndex::peek(std::size_t i) const { return view_record(entries_[i].record); }
+
+Result<ReservationView> PoolIndex::at(std::size_t i) const {
+  const char* rec = entries_[i].record;
+  const std::size_t n = parse_reservation(rec, 0, nullptr, false);
+  ReservationView v;
+  if (parse_reservation(rec, n, &v, true) != n) {
+    return corrupt(snapshot_file_, "bad reservation record for " + record_ip(rec).to_string());
+  }
+  return v;
+}
 
 namespace {
 
@@ -295,10 +314,11 @@ std::size_t PoolIndex::find_pod(std::string_view range_key, std::string_view pod
 std::vector<u128> PoolIndex::taken(IpFamily family) const {
   std::vector<u128> out;
   out.reserve(entries_.size());
+  const std::uint8_t fam = static_cast<std::uint8_t>(family);
   for (const Entry& e : entries_) {
-    const IpAddress ip = ip_of(e);
-    if (ip.family() == family) {
-      out.push_back(ip.value());
+    const RecordKey k = record_key(e.record);
+    if (k.family == fam) {
+      out.push_back(k.value);
     }
   }
   return out;
@@ -315,7 +335,7 @@ PoolRange& PoolIndex::upsert_range(const std::string& key, const Range& r) {
 Status PoolIndex::apply(const std::vector<PoolOp>& ops, std::string_view file) {
   for (const PoolOp& op : ops) {
     const IpAddress& ip = op.reservation.ip;
-    const auto it = std::lower_bound(entries_.begin(), entries_.end(), ip, entry_less);
+    const auto it = std::lower_bound(entries_.begin(), entries_.end(), key_of(ip), entry_less);
     switch (op.kind) {
       case PoolOp::Kind::kRange:
         upsert_range_record(ranges, op.range);
@@ -345,13 +365,14 @@ Status PoolIndex::apply(const std::vector<PoolOp>& ops, std::string_view file) {
   return ok_status();
 }
 
-PoolData PoolIndex::to_pool_data() const {
+Result<PoolData> PoolIndex::to_pool_data() const {
   PoolData p;
   p.network_name = network_name_;
   p.ranges = ranges;
   p.reservations.reserve(entries_.size());
   for (std::size_t i = 0; i < entries_.size(); ++i) {
-    p.reservations.push_back(at(i).to_reservation());
+    IPOIB_TRY_ASSIGN(const ReservationView v, at(i));
+    p.reservations.push_back(v.to_reservation());
   }
   return p;
 }

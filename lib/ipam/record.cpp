@@ -1,5 +1,6 @@
 #include "ipoib/ipam/record.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
@@ -154,9 +155,6 @@ template <bool kWide, bool kRoomy>
   return true;
 }
 
-// The longest record: kind, family, IPv6 address, since, six short fields and the netns path.
-constexpr std::size_t kMaxRecordBytes = 2 + 16 + 8 + 6 * (1 + 253) + 2 + kMaxStoredPathBytes;
-
 // The fields after a record's fixed header at `pos`; the record's end, or 0.
 template <bool kRoomy>
 [[gnu::always_inline]] inline std::size_t check_fields_at(const unsigned char* p, std::size_t avail,
@@ -227,6 +225,32 @@ std::size_t parse_reservation(const char* rec, std::size_t avail, ReservationVie
     out->netns = fields[6];
   }
   return pos;
+}
+
+std::size_t reservation_extent_checked(const char* rec, std::size_t avail) {
+  const auto* p = reinterpret_cast<const unsigned char*>(rec);
+  if (avail < 2 || (p[0] != kReserveV2 && p[0] != kReserveV3)) {
+    return 0;
+  }
+  const std::size_t ip_len = p[1] == kFamilyV4 ? 4 : p[1] == kFamilyV6 ? 16 : 0;
+  std::size_t pos = 2 + ip_len + 8;
+  if (ip_len == 0 || avail < pos) {
+    return 0;
+  }
+  const int n_short = p[0] == kReserveV3 ? 6 : 5;
+  for (int k = 0; k < n_short; ++k) {
+    if (pos >= avail) {
+      return 0;
+    }
+    pos += 1 + static_cast<std::size_t>(p[pos]);
+  }
+  if (p[0] == kReserveV3) {
+    if (avail - std::min(pos, avail) < 2) {
+      return 0;
+    }
+    pos += 2 + (static_cast<std::size_t>(p[pos]) | static_cast<std::size_t>(p[pos + 1]) << 8);
+  }
+  return pos <= avail ? pos : 0;
 }
 
 ReservationView view_record(const char* rec) {

@@ -47,6 +47,38 @@ void encode_reservation(Writer& w, const Reservation& r);
 // (kReserveV2 or kReserveV3). Returns the bytes it spans, 0 when malformed. Without `check` the
 // record must have been validated before (it is read without bounds checks).
 std::size_t parse_reservation(const char* rec, std::size_t avail, ReservationView* out, bool check);
+// The longest reservation record: kind, family, IPv6 address, since, six short fields and the
+// netns path.
+inline constexpr std::size_t kMaxRecordBytes = 2 + 16 + 8 + 6 * (1 + 253) + 2 + kMaxStoredPathBytes;
+
+// reservation_extent for a record near the end of its buffer (every length checked).
+std::size_t reservation_extent_checked(const char* rec, std::size_t avail);
+
+// The bytes a reservation record spans (kind, address family and every length prefix within
+// `avail`), 0 when they do not fit: what reading it without bounds checks needs. Its fields'
+// contents are not checked (parse_reservation with `check` does that). Inline: it runs once per
+// record of a snapshot on every operation.
+inline std::size_t reservation_extent(const char* rec, std::size_t avail) {
+  const auto* p = reinterpret_cast<const unsigned char*>(rec);
+  if (avail < kMaxRecordBytes) {
+    return reservation_extent_checked(rec, avail);
+  }
+  // Every length prefix lies within the first kMaxRecordBytes bytes whatever they hold, so only
+  // the end needs checking.
+  const bool v3 = p[0] == kReserveV3;
+  if ((!v3 && p[0] != kReserveV2) || (p[1] != kFamilyV4 && p[1] != kFamilyV6)) {
+    return 0;
+  }
+  std::size_t pos = p[1] == kFamilyV4 ? 2 + 4 + 8 : 2 + 16 + 8;
+  for (int k = 0; k < 5; ++k) {
+    pos += 1 + static_cast<std::size_t>(p[pos]);
+  }
+  if (v3) {
+    pos += 1 + static_cast<std::size_t>(p[pos]);
+    pos += 2 + (static_cast<std::size_t>(p[pos]) | static_cast<std::size_t>(p[pos + 1]) << 8);
+  }
+  return pos <= avail ? pos : 0;
+}
 ReservationView view_record(const char* rec);  // a validated record
 
 // The address of a validated reservation record (cheaper than a whole view).
@@ -60,6 +92,31 @@ inline IpAddress record_ip(const char* rec) {
   u128 v = 0;
   std::memcpy(&v, p + 2, 16);
   return IpAddress(IpFamily::kV6, v);
+}
+
+// A record's address as a sort key, read in place (IpAddress order: family, then value) — the
+// loops over every record of a pool compare these instead of building IpAddress values.
+struct RecordKey {
+  std::uint8_t family;
+  u128 value;
+  friend bool operator<(const RecordKey& a, const RecordKey& b) {
+    return a.family != b.family ? a.family < b.family : a.value < b.value;
+  }
+  friend bool operator==(const RecordKey& a, const RecordKey& b) = default;
+};
+inline RecordKey record_key(const char* rec) {
+  const auto* p = reinterpret_cast<const unsigned char*>(rec);
+  if (p[1] == kFamilyV4) {
+    std::uint32_t v4 = 0;
+    std::memcpy(&v4, p + 2, 4);
+    return {kFamilyV4, v4};
+  }
+  u128 v = 0;
+  std::memcpy(&v, p + 2, 16);
+  return {p[1], v};
+}
+inline RecordKey key_of(const IpAddress& ip) {
+  return {static_cast<std::uint8_t>(ip.family()), ip.value()};
 }
 
 // A record validated when it was loaded or encoded (it starts at its kind byte): read without

@@ -527,7 +527,8 @@ Result<std::optional<PoolData>> Store::read_pool(const StoreLock& lock,
   if (!ix) {
     return std::optional<PoolData>();
   }
-  return std::optional<PoolData>(ix->to_pool_data());
+  IPOIB_TRY_ASSIGN(PoolData p, ix->to_pool_data());
+  return std::optional<PoolData>(std::move(p));
 }
 
 Status Store::write_snapshot(const std::string& network_name, const std::string& bytes) {

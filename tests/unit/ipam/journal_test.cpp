@@ -14,6 +14,21 @@ namespace {
 
 IpAddress ip(const char* s) { return *IpAddress::parse(s); }
 
+// Every reservation of `ix`, read out (which checks a snapshot's fields).
+PoolData data_of(const PoolIndex& ix) {
+  auto p = ix.to_pool_data();
+  REQUIRE(p.ok());
+  return std::move(p).value();
+}
+
+// What the index accepts: the files load and every reservation reads out (a snapshot's field
+// contents are checked then, not at load). kStoreCorrupt otherwise.
+Result<PoolData> fast_load(const std::string& net, const std::string& snap,
+                           const std::string& journal) {
+  IPOIB_TRY_ASSIGN(PoolIndex::Loaded l, PoolIndex::load(net, snap, "s", journal, "j"));
+  return l.index.to_pool_data();
+}
+
 Reservation res(const char* a, const std::string& cid, std::int64_t since = 1700000000) {
   return {ip(a), "10.0.0.0/16", "net", cid, "net1", "ns/" + cid, since};
 }
@@ -312,10 +327,10 @@ Result<PoolData> slow_load(const std::string& snap, const std::string& journal) 
 
 void check_same(const std::string& snap, const std::string& journal) {
   auto slow = slow_load(snap, journal);
-  auto fast = PoolIndex::load("blue", snap, "s", journal, "j");
+  auto fast = fast_load("blue", snap, journal);
   REQUIRE(slow.ok() == fast.ok());
   if (slow.ok()) {
-    CHECK(fast->index.to_pool_data() == *slow);
+    CHECK(*fast == *slow);
   } else {
     CHECK(fast.error().code() == ErrorCode::kStoreCorrupt);
   }
@@ -356,8 +371,8 @@ TEST_CASE("PoolIndex: apply, views, taken and snapshot encoding") {
                                    PoolOp::reserve(res("10.0.0.3", "replaced"))};
   REQUIRE(ix.apply(ops, "f").ok());
   REQUIRE(apply_ops(expected, ops, "f").ok());
-  CHECK(ix.to_pool_data() == expected);
-  CHECK(ix.at(0).container_id == "replaced");
+  CHECK(data_of(ix) == expected);
+  CHECK(ix.at(0)->container_id == "replaced");
   CHECK(ix.find_attachment("10.0.0.0/16", "replaced", "net1") == 0);
   CHECK(ix.find_attachment("10.0.0.0/16", "x", "net1") == 1);
   CHECK(ix.find_attachment("10.0.0.0/16", "x", "net2") == PoolIndex::npos);
@@ -375,14 +390,15 @@ TEST_CASE("PoolIndex: apply, views, taken and snapshot encoding") {
   CHECK(back->applied_seq == 9);
   CHECK(back->pool == expected);
   CHECK_FALSE(ix.apply({PoolOp::release(ip("10.0.0.99"))}, "f").ok());
-  CHECK(PoolIndex::from_pool_data(expected).to_pool_data() == expected);
+  CHECK(data_of(PoolIndex::from_pool_data(expected)) == expected);
   // A snapshot of another network is refused.
   auto other = PoolIndex::load("red", *encode_snapshot(sample_pool(), 0), "/s/pool-red", {}, "j");
   REQUIRE_FALSE(other.ok());
   CHECK_THAT(other.error().msg(), Catch::Contains("belongs to network"));
 }
 
-TEST_CASE("PoolIndex refuses every unprintable byte in any field, as decode_snapshot does") {
+TEST_CASE(
+    "PoolIndex refuses every unprintable byte in any field (read out), as decode_snapshot does") {
   // Build records by hand with a valid checksum: only the field check can refuse them.
   for (int field = 0; field < 5; ++field) {
     for (int c : {0x00, 0x09, 0x20, 0x7f, 0x80, 0xff, 0x21, 0x7e}) {
@@ -402,17 +418,21 @@ TEST_CASE("PoolIndex refuses every unprintable byte in any field, as decode_snap
       }
       const std::string snap = std::string(kSnapshotMagic) + encode_frame(0, payload);
       auto slow = decode_snapshot(snap, "s");
-      auto fast = PoolIndex::load("", snap, "s", {}, "j");
+      auto fast = fast_load("", snap, "");
       INFO("field " << field << " byte " << c);
       CHECK(slow.ok() == (c == 0x21 || c == 0x7e));
       CHECK(fast.ok() == slow.ok());
+      if (!fast.ok()) {
+        CHECK(fast.error().code() == ErrorCode::kStoreCorrupt);
+      }
     }
   }
 }
 
 TEST_CASE("PoolIndex refuses an unprintable byte anywhere in a record with records after it") {
-  // The first record of a large snapshot is checked with room after it (one pass over all its
-  // fields): every field, first, middle and last byte, and the length limits.
+  // The first record of a large snapshot: decode_snapshot checks it with room after it (one pass
+  // over all its fields), the index when it is read out. Every field, first, middle and last
+  // byte, and the length limits.
   const auto record = [](std::uint32_t host, const std::string* f, std::size_t netns_len) {
     std::string r;
     r += '\x05';  // kReserveV3
@@ -441,11 +461,11 @@ TEST_CASE("PoolIndex refuses an unprintable byte anywhere in a record with recor
     payload += tail;
     const std::string snap = std::string(kSnapshotMagic) + encode_frame(0, payload);
     auto slow = decode_snapshot(snap, "s");
-    auto fast = PoolIndex::load("", snap, "s", {}, "j");
+    auto fast = fast_load("", snap, "");
     CHECK(slow.ok() == want);
     CHECK(fast.ok() == want);
     if (fast.ok()) {
-      CHECK(fast->index.size() == 101);
+      CHECK(fast->reservations.size() == 101);
     }
   };
   check(good, good[6].size(), true);
@@ -475,6 +495,64 @@ TEST_CASE("PoolIndex refuses an unprintable byte anywhere in a record with recor
                            good[5],
                            std::string(kMaxStoredPathBytes + 1, 'p')};
   check(fields, fields[6].size(), false);
+}
+
+TEST_CASE(
+    "PoolIndex: a snapshot's field contents are checked when read out, its structure at load") {
+  const std::string file = "/s/pool-blue";
+  const std::string good = *encode_snapshot(sample_pool(), 4);
+  const std::string payload =
+      good.substr(kSnapshotMagic.size() + 12, good.size() - kSnapshotMagic.size() - kFrameOverhead);
+  // The payload with one byte changed, in a frame with a valid checksum (a hand-made file).
+  const auto changed = [&](std::size_t at, char to) {
+    std::string p = payload;
+    p[at] = to;
+    return std::string(kSnapshotMagic) + encode_frame(4, p);
+  };
+  REQUIRE(changed(0, payload[0]) == good);
+  // "c7" is the container ID of the last reservation (fd00::8000:0:0:2).
+  const std::size_t c7 = payload.find("c7");
+  const std::string bad = changed(c7, '\x01');
+  REQUIRE_FALSE(decode_snapshot(bad, file).ok());
+  auto loaded = PoolIndex::load("blue", bad, file, {}, "j");
+  REQUIRE(loaded.ok());
+  const PoolIndex& ix = loaded->index;
+  REQUIRE(ix.size() == 4);
+  // What an ADD reads: the finders, the taken addresses, the reservation it finds.
+  CHECK(ix.find_attachment("10.0.0.0/16", "c1", "net1") == 1);
+  CHECK(ix.find_attachment("fd00::/64", "c7", "net1") == PoolIndex::npos);
+  CHECK(ix.find_pod("fd00::/64", "ns/c7", "net1") == 3);
+  CHECK(ix.taken(IpFamily::kV6).size() == 2);
+  REQUIRE(ix.at(1).ok());
+  CHECK(ix.at(1)->container_id == "c1");
+  // The damaged reservation, and so the whole pool, is refused when read out, naming the file.
+  const auto at3 = ix.at(3);
+  REQUIRE_FALSE(at3.ok());
+  CHECK(at3.error().code() == ErrorCode::kStoreCorrupt);
+  CHECK_THAT(at3.error().msg(), Catch::Contains(file) && Catch::Contains("fd00::8000:0:0:2"));
+  const auto all = ix.to_pool_data();
+  REQUIRE_FALSE(all.ok());
+  CHECK(all.error().code() == ErrorCode::kStoreCorrupt);
+  // A compaction copies the record as it is: still refused when read out.
+  const auto compacted = ix.encode_snapshot(5);
+  REQUIRE(compacted.ok());
+  auto again = PoolIndex::load("blue", *compacted, file, {}, "j");
+  REQUIRE(again.ok());
+  CHECK_FALSE(again->index.at(3).ok());
+  CHECK_FALSE(decode_snapshot(*compacted, file).ok());
+
+  // The structure is checked at load: lengths within the payload, the address family.
+  const std::size_t netns_len = payload.size() - 2 - std::string("/var/run/netns/cni-1234").size();
+  const std::size_t family = payload.rfind('\x05', c7) + 1;
+  REQUIRE(payload[family] == '\x06');
+  for (const std::string& broken : {changed(netns_len, '\x7f'), changed(netns_len + 1, '\x01'),
+                                    changed(family, '\x09'), changed(c7 - 1, '\xff')}) {
+    auto r = PoolIndex::load("blue", broken, file, {}, "j");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code() == ErrorCode::kStoreCorrupt);
+    CHECK_THAT(r.error().msg(), Catch::Contains("bad reservation record"));
+    CHECK_FALSE(decode_snapshot(broken, file).ok());
+  }
 }
 
 namespace {
@@ -561,11 +639,11 @@ TEST_CASE("record v3: node and netns round-trip through snapshot, journal and Po
   REQUIRE(loaded.ok());
   PoolData expected = p;
   expected.insert(c);
-  CHECK(loaded->index.to_pool_data() == expected);
+  CHECK(data_of(loaded->index) == expected);
   const PoolIndex& ix = loaded->index;
   bool seen = false;
   for (std::size_t i = 0; i < ix.size(); ++i) {
-    const ReservationView v = ix.at(i);
+    const ReservationView v = *ix.at(i);
     if (v.container_id == "cb") {
       CHECK(v.node.empty());
       CHECK(v.netns == long_netns);
@@ -622,7 +700,7 @@ TEST_CASE("records written before version 3 (v2 binary, v1 text) load with node 
 
   auto loaded = PoolIndex::load("blue", snap, "s", journal, "j");
   REQUIRE(loaded.ok());
-  PoolData p = loaded->index.to_pool_data();
+  PoolData p = data_of(loaded->index);
   REQUIRE(p.reservations.size() == 3);
   CHECK(p.reservations[0].container_id == "old-snap");
   CHECK(p.reservations[1].container_id == "old-jrnl");
@@ -635,7 +713,7 @@ TEST_CASE("records written before version 3 (v2 binary, v1 text) load with node 
   // Compaction keeps the old records as they were and they still load.
   auto compacted = PoolIndex::load("blue", *loaded->index.encode_snapshot(2), "s", {}, "j");
   REQUIRE(compacted.ok());
-  CHECK(compacted->index.to_pool_data() == p);
+  CHECK(data_of(compacted->index) == p);
 
   // v1 text: no node, no netns.
   PoolData v1 = sample_pool();

@@ -176,7 +176,7 @@ TEST_CASE("a corrupt journal or snapshot is reported naming the file and never w
     const std::vector<PoolOp> ops = {PoolOp::reserve(res("10.0.9.9", "x"))};
     REQUIRE(p.apply(ops, "").ok());
     CHECK_FALSE(s.commit(*lock, p, ops).ok());
-    CHECK_FALSE(s.write_pool(*lock, p.to_pool_data()).ok());
+    CHECK_FALSE(s.write_pool(*lock, *p.to_pool_data()).ok());
     CHECK_FALSE(s.compact(*lock, "blue").ok());
   }
   CHECK(read_file(journal) == j);
