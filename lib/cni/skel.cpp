@@ -1,6 +1,8 @@
 #include "ipoib/cni/skel.h"
 
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -175,8 +177,32 @@ Result<std::vector<Attachment>> parse_attachment_list(const json& list, const ch
 
 }  // namespace
 
+namespace {
+
+// A descriptor of our own, non-blocking, for the pipe or FIFO behind `fd`; invalid for anything
+// else or when it cannot be opened. poll() saying "readable" does not make the next read(2)
+// return at once: another reader of the same pipe (a runtime that hands one FIFO to two plugin
+// processes) can take the bytes in between, and a blocking read would then wait past the
+// deadline. Setting O_NONBLOCK on `fd` itself would change the runtime's open file description
+// too; reopening through /proc gives this process its own (pipe(7): a FIFO opened O_RDONLY |
+// O_NONBLOCK succeeds at once).
+Fd nonblocking_pipe_reader(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode)) {
+    return Fd();
+  }
+  const std::string self = "/proc/self/fd/" + std::to_string(fd);
+  return Fd(::open(self.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+}
+
+}  // namespace
+
 Result<std::string> read_stdin_fd(int fd, std::size_t max_bytes, int deadline_ms) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(deadline_ms);
+  const Fd own = nonblocking_pipe_reader(fd);
+  if (own.valid()) {
+    fd = own.get();
+  }
   std::string out;
   char buf[65536];
   while (true) {
