@@ -175,10 +175,6 @@ Result<std::vector<Attachment>> parse_attachment_list(const json& list, const ch
   return out;
 }
 
-}  // namespace
-
-namespace {
-
 // A descriptor of our own, non-blocking, for the pipe or FIFO behind `fd`; invalid for anything
 // else or when it cannot be opened. poll() saying "readable" does not make the next read(2)
 // return at once: another reader of the same pipe (a runtime that hands one FIFO to two plugin

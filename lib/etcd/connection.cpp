@@ -23,7 +23,7 @@
 #if defined(IPOIB_DEFER_OPENSSL_CPUID)
 // OpenSSL's x86_64cpuid.o calls OPENSSL_cpuid_setup from the ELF .init section, so a process that
 // links libcrypto statically runs OpenSSL's CPUID probe at start-up. Under a hypervisor each CPUID
-// instruction is a VM exit (~5 µs measured on this project's CI machines; ~50 µs for the probe),
+// instruction is a VM exit (4–9 µs each measured on this project's machines; ~50 µs for the probe),
 // paid by every CNI call — DEL, CHECK, a node-local ADD — although only a TLS connection to etcd
 // uses the result. The static link wraps the symbol (lib/etcd/CMakeLists.txt: -Wl,--wrap), so
 // both of OpenSSL's calls arrive here: the one from .init, which runs before any constructor, is
